@@ -1,0 +1,183 @@
+"""The ``b12screen`` command line (contract §1).
+
+User and data errors print one line on stderr and exit with a fixed code (pipeline/errors.py);
+only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import B12ScreenError
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _fail(exc: B12ScreenError) -> None:
+    click.echo(f"b12screen: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Run 'b12screen COMMAND --help' for the options of each command.",
+)
+@click.version_option(__version__, prog_name="b12screen")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log stage counts and timings (no patient data)."
+)
+def cli(verbose: bool) -> None:
+    """Screen a patient population for vitamin B12 deficiency and cytopenias.
+
+    \b
+    Every night an EHR drops lab, patient, medication and diagnosis extracts in a folder;
+    'b12screen run' loads them into DuckDB, validates them (bad rows are quarantined, never
+    dropped), applies the criteria of the rules file and writes a worklist for clinicians,
+    flags, a quarantine file, an audit report and a provenance record.
+
+    \b
+    Try it on a synthetic population:   b12screen demo
+    Screen a real extract:              b12screen run --extracts DIR --out DIR --as-of 2026-11-24
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.option(
+    "--extracts",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder with labs*, patients* (required), medications*, diagnoses* files (.csv, .csv.gz, .parquet).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for worklist.csv/.xlsx, flags.parquet, quarantine.csv, audit.html, run.json. "
+    "Previous outputs are replaced only when the whole run succeeds.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    default=None,
+    help="Evaluation date (YYYY-MM-DD); every look-back counts back from it. Default: today.",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("b12screen.duckdb"),
+    show_default=True,
+    help="DuckDB file keeping ingested data, run history and flag history.",
+)
+@click.option(
+    "--rules",
+    default=None,
+    help="Rules file (.toml) or a shipped profile name: guidance (default) or primary-sources.",
+)
+def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None) -> None:
+    """Run one screening (what the nightly schedule runs).
+
+    \b
+    Exit status: 0 when the run completed (also when rows were quarantined);
+    2-6 with a one-line cause on stderr when it could not (see docs/errors in the README).
+    """
+    from pipeline.runner import RunConfig, run_screening
+
+    config = RunConfig(
+        extracts=extracts,
+        out=out,
+        as_of=(as_of.date() if as_of else date.today()),
+        db=db,
+        rules=rules,
+        progress=None,
+    )
+    try:
+        result = run_screening(config)
+    except B12ScreenError as exc:
+        _fail(exc)
+    _summary(result.record, out)
+
+
+def _summary(record: dict, out: Path) -> None:
+    counts = record["counts"]
+    wl = counts["worklist"]
+    quarantined = sum(counts["rows_quarantined"].values())
+    click.echo(
+        f"run {record['run_id']} as of {record['as_of']}: {counts['patients']} patients screened, "
+        f"{wl['total']} on the worklist ({wl['urgent']} urgent, {wl['high']} high, {wl['routine']} routine), "
+        f"{quarantined} rows quarantined"
+    )
+    click.echo(f"worklist: {out / 'worklist.csv'}")
+    click.echo(f"audit:    {out / 'audit.html'}")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("b12screen-demo"),
+    show_default=True,
+    help="Folder for the synthetic extracts (extracts/), the run's outputs (run/) and the database.",
+)
+@click.option(
+    "--patients",
+    "n_patients",
+    type=click.IntRange(min=10),
+    default=3000,
+    show_default=True,
+    help="Size of the synthetic population (planted cases come on top).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    default="2026-11-24",
+    show_default=True,
+    help="As-of date of the synthetic population and the run.",
+)
+@click.option(
+    "--seed", type=int, default=12, show_default=True, help="Random seed (same seed, same files)."
+)
+def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
+    """Make a synthetic population with planted cases, screen it, and say where the results are."""
+    from pipeline.demo import generate_population
+    from pipeline.runner import RunConfig, run_screening
+
+    extracts = out / "extracts"
+    try:
+        generate_population(
+            extracts, n_patients=n_patients, as_of=as_of.date(), seed=seed, truth_dir=out / "truth"
+        )
+        result = run_screening(
+            RunConfig(
+                extracts=extracts,
+                out=out / "run",
+                as_of=as_of.date(),
+                db=out / "b12screen.duckdb",
+                progress=None,
+            )
+        )
+    except B12ScreenError as exc:
+        _fail(exc)
+    click.echo(
+        f"synthetic extracts: {extracts}  (expected flags of planted patients: {out / 'truth'})"
+    )
+    _summary(result.record, out / "run")
+
+
+def main() -> None:
+    cli(prog_name="b12screen")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Find the extract files in a folder and fingerprint them (contract §2).
+
+Files are matched by name prefix (labs*, patients*, medications*, diagnoses*), each .csv,
+.csv.gz or .parquet. Anything else in the folder is listed as ignored, never read silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ExtractsError
+
+KINDS = ("patients", "labs", "medications", "diagnoses")
+REQUIRED_KINDS = ("patients", "labs")
+FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
+
+# Columns each kind must have (after lower-casing and trimming the header), and the optional
+# ones the rules read. Other columns are kept in the raw tables and ignored by the rules.
+REQUIRED_COLUMNS = {
+    "patients": ("patient_id", "birth_date"),
+    "labs": ("patient_id", "collected_at", "value"),
+    "medications": ("patient_id", "start_date"),
+    "diagnoses": ("patient_id", "code", "recorded_at"),
+}
+OPTIONAL_COLUMNS = {
+    "patients": ("sex", "site"),
+    "labs": ("loinc", "test_name", "unit", "result_id", "reference_low", "reference_high"),
+    "medications": ("medication", "rxnorm", "atc", "end_date", "route"),
+    "diagnoses": ("description",),
+}
+# At least one of these must be present for a file to be usable.
+ONE_OF_COLUMNS = {
+    "labs": ("loinc", "test_name"),
+    "medications": ("medication", "rxnorm", "atc"),
+}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    kind: str
+    path: Path
+    fmt: str
+    size: int
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class Extracts:
+    folder: Path
+    files: tuple[InputFile, ...]
+    ignored: tuple[str, ...]
+
+    def of_kind(self, kind: str) -> list[InputFile]:
+        return [f for f in self.files if f.kind == kind]
+
+
+def _format_of(name: str) -> str | None:
+    lower = name.lower()
+    for suffix, fmt in sorted(FORMATS.items(), key=lambda kv: -len(kv[0])):
+        if lower.endswith(suffix):
+            return fmt
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def discover(folder: Path) -> Extracts:
+    """List the extract files in ``folder``; fail with one line if it cannot be used."""
+    if not folder.exists():
+        raise ExtractsError(f"extracts folder not found: {folder}")
+    if not folder.is_dir():
+        raise ExtractsError(f"extracts path is not a folder: {folder}")
+    files: list[InputFile] = []
+    ignored: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        kind = next((k for k in KINDS if path.name.lower().startswith(k)), None)
+        fmt = _format_of(path.name)
+        if kind is None:
+            ignored.append(path.name)
+            continue
+        if fmt is None:
+            ignored.append(path.name)
+            continue
+        try:
+            files.append(InputFile(kind, path, fmt, path.stat().st_size, sha256_of(path)))
+        except OSError as exc:
+            raise ExtractsError(f"cannot read {path.name}: {exc.strerror}") from None
+    found = {f.kind for f in files}
+    for kind in REQUIRED_KINDS:
+        if kind not in found:
+            raise ExtractsError(
+                f"no {kind} file in {folder} (expected {kind}*.csv, {kind}*.csv.gz or {kind}*.parquet)"
+            )
+    return Extracts(folder=folder, files=tuple(files), ignored=tuple(ignored))

@@ -1,0 +1,179 @@
+"""Read the extract files into DuckDB with DuckDB's own readers (stage 1 of a run).
+
+Each kind lands in one raw table (``raw_labs`` …) holding every column of every file as read,
+plus ``_rid`` (a row id unique in the run), ``source_file`` and ``row_number`` (the data row
+in its file, counting from 1, header excluded). CSV lines DuckDB cannot split into the header's
+columns are not dropped: they go to the quarantine table with their text. A file that cannot
+be read at all, or lacks a required column, stops the run with one line naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.errors import ExtractsError
+from pipeline.extracts import (
+    KINDS,
+    ONE_OF_COLUMNS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    Extracts,
+    InputFile,
+)
+
+QUARANTINE_DDL = """
+CREATE OR REPLACE TABLE quarantine (
+    kind VARCHAR, source_file VARCHAR, row_number BIGINT, reason VARCHAR, raw_row VARCHAR
+)
+"""
+_FILE_ID_STRIDE = 1_000_000_000_000  # rows per file before _rid ranges would overlap
+
+
+@dataclass
+class LoadedFile:
+    file: InputFile
+    rows_read: int
+    malformed_lines: int
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _safe_message(exc: Exception) -> str:
+    """The first line of a reader error with any quoted text removed (it may hold row values)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)
+    return first[:160]
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, f: InputFile, tmp: str) -> int:
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {tmp} AS
+        SELECT row_number() OVER () AS _k, * FROM read_csv({_quote(str(f.path))},
+            header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
+            ignore_errors = true, store_rejects = true,
+            rejects_table = '{tmp}_rej', rejects_scan = '{tmp}_scan')
+        """
+    )
+    malformed = con.execute(f"SELECT count(DISTINCT line) FROM {tmp}_rej").fetchone()[0]
+    return int(malformed)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {relation_sql}").fetchall()]
+
+
+def _normalised_select(f: InputFile, columns: list[str]) -> tuple[str, list[str]]:
+    """SELECT list that renames the file's columns to lower case; checks required columns."""
+    names: dict[str, str] = {}
+    for col in columns:
+        key = col.strip().lower()
+        if key in ("_k", "_rid", "source_file", "row_number", "file_row_number"):
+            continue
+        if key in names:
+            raise ExtractsError(
+                f"{f.name}: column {key!r} appears twice (names are case-insensitive)"
+            )
+        names[key] = col
+    for req in REQUIRED_COLUMNS[f.kind]:
+        if req not in names:
+            raise ExtractsError(
+                f"{f.name}: no column {req!r} (a {f.kind} file needs {', '.join(REQUIRED_COLUMNS[f.kind])})"
+            )
+    one_of = ONE_OF_COLUMNS.get(f.kind)
+    if one_of and not any(c in names for c in one_of):
+        raise ExtractsError(f"{f.name}: needs at least one of the columns {', '.join(one_of)}")
+    select = ", ".join(f"{_ident(orig)} AS {_ident(key)}" for key, orig in names.items())
+    return select, list(names)
+
+
+def load_kind(
+    con: duckdb.DuckDBPyConnection, kind: str, files: list[InputFile], first_file_id: int
+) -> list[LoadedFile]:
+    """Create ``raw_<kind>`` from ``files`` (possibly none) and quarantine malformed CSV lines."""
+    parts: list[str] = []
+    loaded: list[LoadedFile] = []
+    for offset, f in enumerate(files):
+        file_id = first_file_id + offset
+        tmp = f"_load_{file_id}"
+        try:
+            if f.fmt == "csv":
+                malformed = _load_csv(con, f, tmp)
+                source = tmp
+                # _k numbers the rows DuckDB kept, in file order (a streaming row_number over
+                # the scan). Rejected lines carry their file line (header = line 1), so the
+                # k-th kept row is data row k plus the rejected rows before it.
+                row_number = (
+                    f"(_k + (SELECT count(*) FROM (SELECT line::BIGINT - row_number() OVER (ORDER BY line) AS shifted "
+                    f"FROM (SELECT DISTINCT line FROM {tmp}_rej)) r WHERE r.shifted <= {tmp}._k))"
+                    if malformed
+                    else "_k"
+                )
+            else:
+                malformed = 0
+                con.execute(f"SELECT 1 FROM read_parquet({_quote(str(f.path))}) LIMIT 0")
+                source = f"read_parquet({_quote(str(f.path))}, file_row_number = true)"
+                row_number = "(file_row_number + 1)"
+            select, _ = _normalised_select(f, _columns(con, source))
+        except duckdb.Error as exc:
+            raise ExtractsError(
+                f"cannot read {f.name} as {f.fmt.upper()}: {_safe_message(exc)}"
+            ) from None
+        parts.append(
+            f"SELECT {file_id}::BIGINT * {_FILE_ID_STRIDE} + {row_number} AS _rid, "
+            f"{_quote(f.name)} AS source_file, {row_number}::BIGINT AS row_number, {select} FROM {source}"
+        )
+        if malformed:
+            con.execute(
+                f"""
+                INSERT INTO quarantine
+                SELECT {_quote(kind)}, {_quote(f.name)}, line - 1,
+                       'malformed CSV line: ' || lower(string_agg(DISTINCT error_type::VARCHAR, ', ')),
+                       any_value(csv_line)
+                FROM {tmp}_rej GROUP BY line ORDER BY line
+                """
+            )
+        loaded.append(LoadedFile(f, 0, malformed))
+    table = f"raw_{kind}"
+    if parts:
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
+        except duckdb.Error as exc:
+            raise ExtractsError(f"cannot read the {kind} files: {_safe_message(exc)}") from None
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {table} (_rid BIGINT, source_file VARCHAR, row_number BIGINT)"
+        )
+    present = set(_columns(con, table))
+    for col in REQUIRED_COLUMNS[kind] + OPTIONAL_COLUMNS[kind]:
+        if col not in present:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {_ident(col)} VARCHAR")
+    counts = dict(
+        con.execute(f"SELECT source_file, count(*) FROM {table} GROUP BY source_file").fetchall()
+    )
+    for item in loaded:
+        item.rows_read = int(counts.get(item.file.name, 0)) + item.malformed_lines
+    for offset in range(len(files)):
+        con.execute(f"DROP TABLE IF EXISTS _load_{first_file_id + offset}")
+    return loaded
+
+
+def load_extracts(con: duckdb.DuckDBPyConnection, extracts: Extracts) -> list[LoadedFile]:
+    """Load every kind; kinds without files get empty raw tables with the contract's columns."""
+    con.execute(QUARANTINE_DDL)
+    loaded: list[LoadedFile] = []
+    next_id = 1
+    for kind in KINDS:
+        files = extracts.of_kind(kind)
+        loaded += load_kind(con, kind, files, next_id)
+        next_id += len(files)
+    return loaded

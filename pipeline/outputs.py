@@ -1,0 +1,208 @@
+"""Outputs of a run (contract §3): written into a hidden folder, then moved into place.
+
+worklist.csv / worklist.xlsx, flags.parquet, quarantine.csv, audit.html and run.json are all
+built in ``OUT/.b12screen-building-<run id>/``; only when every one is written and the
+database has committed are they moved over the previous ones (one rename each, same folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from pipeline import __version__
+from pipeline.extracts import sha256_of
+from pipeline.resources import data_dir, read_sql
+from pipeline.rules import describe_criterion
+
+if TYPE_CHECKING:
+    from pipeline.runner import ScreeningRun
+
+OUTPUT_FILES = (
+    "worklist.csv",
+    "worklist.xlsx",
+    "flags.parquet",
+    "quarantine.csv",
+    "audit.html",
+    "run.json",
+)
+FLAG_COLUMNS = "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number"
+
+
+def worklist_sql() -> str:
+    return read_sql("marts/worklist.sql")
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + path.as_posix().replace("'", "''") + "'"
+
+
+def _rows(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def build_record(run: ScreeningRun) -> dict:
+    """The provenance record (run.json and the runs table)."""
+    con = run.con
+    quarantined_by_file = dict(
+        con.execute("SELECT source_file, count(*) FROM quarantine GROUP BY source_file").fetchall()
+    )
+    inputs = [
+        {
+            "kind": item.file.kind,
+            "file": item.file.name,
+            "format": item.file.fmt,
+            "size_bytes": item.file.size,
+            "sha256": item.file.sha256,
+            "rows_read": item.rows_read,
+            "rows_quarantined": int(quarantined_by_file.get(item.file.name, 0)),
+        }
+        for item in run.loaded
+    ]
+    worklist = dict(
+        con.execute("SELECT priority, count(*) FROM run_worklist GROUP BY 1").fetchall()
+    )
+    rules = run.rules
+    return {
+        "run_id": run.run_id,
+        "as_of": run.config.as_of.isoformat(),
+        "status": "succeeded",
+        "started_at": run.started_at.isoformat(),
+        "code_version": __version__,
+        "rules": {
+            "name": rules.spec.ruleset.name,
+            "version": rules.spec.ruleset.version,
+            "sha256": rules.sha256,
+            "file": rules.path.name,
+        },
+        "reference_data": [
+            {"file": name, "sha256": sha256_of(data_dir() / name)}
+            for name in ("lab_units.csv", "lab_test_names.csv")
+        ],
+        "extracts_folder": str(run.config.extracts),
+        "inputs": inputs,
+        "ignored_files": list(run.extracts.ignored),
+        "counts": {
+            "rows_read": {
+                k: sum(i["rows_read"] for i in inputs if i["kind"] == k) for k in run.validation
+            },
+            "rows_quarantined": dict(
+                con.execute(
+                    "SELECT kind, count(*) FROM quarantine GROUP BY kind ORDER BY kind"
+                ).fetchall()
+            ),
+            "patients": con.execute("SELECT count(*) FROM patients").fetchone()[0],
+            "patients_by_criterion": run.criterion_counts,
+            "worklist": {p: int(worklist.get(p, 0)) for p in ("urgent", "high", "routine")}
+            | {"total": int(sum(worklist.values()))},
+        },
+        "outputs": list(OUTPUT_FILES),
+    }
+
+
+def _audit_context(run: ScreeningRun) -> dict:
+    con, rules = run.con, run.rules
+    catalogue = [
+        {
+            "id": cid,
+            "role": c.role,
+            "priority": c.priority or "",
+            "rule": describe_criterion(rules, cid),
+            "patients": run.criterion_counts.get(cid, 0),
+            "sources": "; ".join(f"{k}: {p.source}" for k, p in c.params.items()),
+        }
+        for cid, c in rules.spec.criteria.items()
+    ]
+    return {
+        "record": run.record,
+        "catalogue": catalogue,
+        "quarantine_reasons": _rows(
+            con,
+            "SELECT kind, source_file, reason, count(*) AS rows FROM quarantine "
+            "GROUP BY ALL ORDER BY kind, source_file, rows DESC, reason",
+        ),
+        "analytes": _rows(
+            con,
+            """SELECT a.analyte, a.label, a.canonical_unit, a.lookback_days,
+                      count(l._rid) AS results, count(DISTINCT l.patient_id) AS patients,
+                      count(*) FILTER (WHERE l.coded_by = 'loinc') AS by_loinc,
+                      count(*) FILTER (WHERE l.coded_by = 'test_name') AS by_name,
+                      count(*) FILTER (WHERE l.censor IS NOT NULL) AS censored
+               FROM rule_analytes a LEFT JOIN lab_results l ON l.analyte = a.analyte
+               GROUP BY ALL ORDER BY results DESC, a.analyte""",
+        ),
+        "conversions": _rows(
+            con,
+            """SELECT analyte, coalesce(unit_key, '(none)') AS unit, factor_to_canonical AS factor,
+                      count(*) AS results
+               FROM lab_results WHERE analyte IS NOT NULL GROUP BY ALL ORDER BY analyte, results DESC""",
+        ),
+        "unmapped_tests": _rows(
+            con,
+            """SELECT coalesce(loinc, '') AS loinc, coalesce(test_name, '') AS test_name, count(*) AS results
+               FROM lab_results WHERE analyte IS NULL GROUP BY ALL ORDER BY results DESC LIMIT 25""",
+        ),
+        "unmapped_total": con.execute(
+            "SELECT count(*) FROM lab_results WHERE analyte IS NULL"
+        ).fetchone()[0],
+    }
+
+
+def write_audit(run: ScreeningRun, folder: Path) -> None:
+    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape())
+    html = env.get_template("audit.html.j2").render(**_audit_context(run))
+    (folder / "audit.html").write_text(html, encoding="utf-8")
+
+
+def write_all(run: ScreeningRun, folder: Path) -> None:
+    con = run.con
+    con.execute(
+        f"""COPY (SELECT {FLAG_COLUMNS}, ? AS rules_version, ? AS run_id, getvariable('run.as_of')::DATE AS as_of
+                  FROM run_flags ORDER BY patient_id, criterion)
+            TO {_sql_path(folder / "flags.parquet")} (FORMAT parquet)""",
+        [run.rules.version, run.run_id],
+    )
+    con.execute(
+        f"""COPY (SELECT source_file, row_number, kind, reason, raw_row FROM quarantine
+                  ORDER BY kind, source_file, row_number)
+            TO {_sql_path(folder / "quarantine.csv")} (FORMAT csv, HEADER true)"""
+    )
+    worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
+    worklist.write_csv(folder / "worklist.csv")
+    _write_xlsx(worklist, folder / "worklist.xlsx")
+    write_audit(run, folder)
+
+
+def _write_xlsx(worklist: pl.DataFrame, path: Path) -> None:
+    worklist.write_excel(
+        path,
+        worksheet="worklist",
+        autofit=True,
+        freeze_panes=(1, 0),
+        autofilter=True,
+        column_widths={"recommended_action": 60, "evidence": 60},
+    )
+
+
+def write_run_json(record: dict, folder: Path) -> None:
+    (folder / "run.json").write_text(
+        json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move every built file over the previous one, then remove the building folder."""
+    missing = [name for name in OUTPUT_FILES if not (staging / name).is_file()]
+    if missing:
+        raise RuntimeError(f"outputs not built: {missing}")
+    for name in OUTPUT_FILES:
+        os.replace(staging / name, out / name)
+    shutil.rmtree(staging, ignore_errors=True)

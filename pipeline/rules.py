@@ -1,0 +1,242 @@
+"""The versioned rules file: load, check, describe and hand to DuckDB.
+
+A rules file is TOML (see data/rules/guidance.toml). It is checked before any data is read:
+an unknown key, a missing value or a wrong type stops the run with a message naming the key.
+The SQL reads each parameter as ``getvariable('criterion.param')``; a parameter the SQL asks
+for that the file lacks, or one the file has that no SQL uses, is an error too, so a typo can
+never turn a criterion silently off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from pipeline import resources
+from pipeline.errors import RulesError
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Sourced(BaseModel):
+    """A number with its unit and where it comes from."""
+
+    model_config = _STRICT
+    value: float | int
+    unit: str
+    source: str
+
+
+class RuleSet(BaseModel):
+    model_config = _STRICT
+    name: str
+    version: str
+    description: str
+
+
+class Settings(BaseModel):
+    model_config = _STRICT
+    canonical_decimals: Sourced
+
+
+class Analyte(BaseModel):
+    model_config = _STRICT
+    label: str
+    canonical_unit: str
+    loinc: list[str]
+    lookback_days: int
+    source: str
+
+    @field_validator("lookback_days")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be a positive number of days")
+        return v
+
+
+class Criterion(BaseModel):
+    model_config = _STRICT
+    role: Literal["action", "context"]
+    priority: Literal["urgent", "high", "routine"] | None = None
+    summary: str
+    action: str | None = None
+    params: dict[str, Sourced] = {}
+
+    @model_validator(mode="after")
+    def _action_fields(self) -> Criterion:
+        if self.role == "action" and (self.priority is None or not self.action):
+            raise ValueError("an action criterion needs a priority and an action text")
+        if self.role == "context" and (self.priority is not None or self.action):
+            raise ValueError("a context criterion has no priority and no action text")
+        return self
+
+
+class RulesFile(BaseModel):
+    model_config = _STRICT
+    ruleset: RuleSet
+    settings: Settings
+    analytes: dict[str, Analyte]
+    criteria: dict[str, Criterion]
+
+
+PRIORITY_RANK = {"urgent": 0, "high": 1, "routine": 2}
+_GETVARIABLE = re.compile(r"getvariable\('([^']+)'\)")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A checked rules file with its provenance."""
+
+    path: Path
+    sha256: str
+    spec: RulesFile
+
+    @property
+    def version(self) -> str:
+        return f"{self.spec.ruleset.name}@{self.spec.ruleset.version}"
+
+    @property
+    def criteria_order(self) -> list[str]:
+        return list(self.spec.criteria)
+
+    def variables(self) -> dict[str, float | int]:
+        """Every scalar the SQL may read with getvariable(), by name."""
+        out: dict[str, float | int] = {
+            f"settings.{k}": v.value for k, v in self.spec.settings if isinstance(v, Sourced)
+        }
+        for cid, crit in self.spec.criteria.items():
+            for pname, p in crit.params.items():
+                out[f"{cid}.{pname}"] = p.value
+        return out
+
+
+def resolve_rules_path(choice: str | Path | None) -> Path:
+    """A path, or a profile name shipped in data/rules (``guidance``, ``primary-sources``)."""
+    if choice is None:
+        return resources.default_rules_path()
+    p = Path(choice)
+    if p.suffix != ".toml" and not p.exists():
+        shipped = resources.rules_dir() / f"{choice}.toml"
+        if shipped.exists():
+            return shipped
+        names = ", ".join(sorted(x.stem for x in resources.rules_dir().glob("*.toml")))
+        raise RulesError(f"no rules file or profile named {choice!r} (profiles: {names})")
+    if not p.is_file():
+        raise RulesError(f"rules file not found: {p}")
+    return p
+
+
+def load_rules(choice: str | Path | None = None) -> Rules:
+    path = resolve_rules_path(choice)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RulesError(f"rules file {path.name} is not valid TOML: {exc}") from None
+    try:
+        spec = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(x) for x in first["loc"])
+        msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise RulesError(f"rules file {path.name}: {key}: {msg}{more}") from None
+    rules = Rules(path=path, sha256=hashlib.sha256(raw).hexdigest(), spec=spec)
+    check_against_sql(rules)
+    return rules
+
+
+def sql_variables(sql_root: Path | None = None) -> dict[str, list[str]]:
+    """Every getvariable() name in the project's SQL, with the files that use it."""
+    root = sql_root or resources.sql_dir()
+    used: dict[str, list[str]] = {}
+    for f in sorted(root.rglob("*.sql")):
+        for name in _GETVARIABLE.findall(f.read_text(encoding="utf-8")):
+            used.setdefault(name, []).append(str(f.relative_to(root)))
+    return used
+
+
+def check_against_sql(rules: Rules) -> None:
+    """The rules file and the SQL must agree on every parameter and every criterion."""
+    name = rules.path.name
+    have = rules.variables()
+    # run.* (as-of date, run id) are set by the runner, not by the rules file.
+    used = {k: v for k, v in sql_variables().items() if not k.startswith("run.")}
+    missing = sorted(set(used) - set(have))
+    if missing:
+        where = used[missing[0]][0]
+        raise RulesError(f"rules file {name}: missing value {missing[0]} (used by sql/{where})")
+    unused = sorted(set(have) - set(used))
+    if unused:
+        raise RulesError(f"rules file {name}: unknown key {unused[0]} (no criterion uses it)")
+    criteria_sql = {p.stem for p in (resources.sql_dir() / "criteria").glob("*.sql")}
+    for cid in rules.criteria_order:
+        if cid not in criteria_sql:
+            raise RulesError(
+                f"rules file {name}: unknown criterion criteria.{cid} (no sql/criteria/{cid}.sql)"
+            )
+    not_in_rules = sorted(criteria_sql - set(rules.criteria_order))
+    if not_in_rules:
+        raise RulesError(f"rules file {name}: missing criterion criteria.{not_in_rules[0]}")
+
+
+def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
+    """Set every parameter as a DuckDB variable and write the rule tables the SQL joins."""
+    for key, value in rules.variables().items():
+        con.execute(f'SET VARIABLE "{key}" = {float(value)!r}')
+    spec = rules.spec
+    analytes = pl.DataFrame(
+        {
+            "analyte": list(spec.analytes),
+            "label": [a.label for a in spec.analytes.values()],
+            "canonical_unit": [a.canonical_unit for a in spec.analytes.values()],
+            "lookback_days": [a.lookback_days for a in spec.analytes.values()],
+        }
+    )
+    codes = pl.DataFrame(
+        [(code, aid) for aid, a in spec.analytes.items() for code in a.loinc],
+        schema={"loinc": pl.String, "analyte": pl.String},
+        orient="row",
+    )
+    criteria = pl.DataFrame(
+        {
+            "criterion": list(spec.criteria),
+            "ordinal": list(range(1, len(spec.criteria) + 1)),
+            "role": [c.role for c in spec.criteria.values()],
+            "priority": [c.priority for c in spec.criteria.values()],
+            "priority_rank": [PRIORITY_RANK.get(c.priority or "") for c in spec.criteria.values()],
+            "action": [c.action for c in spec.criteria.values()],
+        },
+        schema_overrides={"priority_rank": pl.Int32},
+    )
+    for table, frame in (
+        ("rule_analytes", analytes),
+        ("rule_lab_codes", codes),
+        ("rule_criteria", criteria),
+    ):
+        con.register("_frame", frame)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM _frame")
+        con.unregister("_frame")
+
+
+def describe_criterion(rules: Rules, cid: str) -> str:
+    """The criterion's summary with its parameter values filled in (for docs and the audit)."""
+    crit = rules.spec.criteria[cid]
+    values = rules.variables()
+
+    def fill(m: re.Match[str]) -> str:
+        key = m.group(1)
+        full = key if "." in key else f"{cid}.{key}"
+        v = values.get(full)
+        return m.group(0) if v is None else f"{v:g}"
+
+    return re.sub(r"\{([a-z0-9_.]+)\}", fill, crit.summary)

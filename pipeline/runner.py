@@ -1,0 +1,254 @@
+"""One screening run, stage by stage; the CLI and the Prefect flow both drive this.
+
+    run = ScreeningRun(RunConfig(...))
+    run.prepare()      # rules checked, extracts found and fingerprinted, database opened
+    run.ingest()       # files -> raw_* tables (DuckDB readers)
+    run.validate()     # staging SQL + pandera -> valid tables and quarantine
+    run.screen()       # criteria SQL -> run_flags
+    run.build_outputs()  # every output written into a hidden folder beside the old ones
+    run.publish()      # database committed, outputs moved into place
+
+All database work of a run is one transaction: a run that fails anywhere rolls back, leaves
+the previous outputs untouched, and is recorded as failed in the ``runs`` table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipeline import __version__, outputs
+from pipeline.errors import B12ScreenError, DatabaseBusyError, OutputError
+from pipeline.extracts import KINDS, Extracts, discover
+from pipeline.ingest import LoadedFile, load_extracts
+from pipeline.progress import Progress
+from pipeline.resources import data_dir
+from pipeline.rules import Rules, apply_rules, load_rules
+from pipeline.screen import load_macros, screen
+from pipeline.validate import ValidationResult, stage_and_validate
+
+log = logging.getLogger("b12screen")
+
+STAGES = 6
+REGISTRY_DDL = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, as_of DATE, started_at TIMESTAMP, finished_at TIMESTAMP,
+        status VARCHAR, error VARCHAR, code_version VARCHAR, rules_version VARCHAR,
+        rules_sha256 VARCHAR, record JSON)""",
+    """CREATE TABLE IF NOT EXISTS flags_history (
+        run_id VARCHAR, as_of DATE, patient_id VARCHAR, criterion VARCHAR, value DOUBLE,
+        unit VARCHAR, observed_at TIMESTAMP, detail VARCHAR, source_file VARCHAR,
+        row_number BIGINT, rules_version VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS worklist_history (
+        run_id VARCHAR, as_of DATE, patient_id VARCHAR, priority VARCHAR, criteria VARCHAR,
+        status VARCHAR)""",
+]
+
+
+@dataclass
+class RunConfig:
+    extracts: Path
+    out: Path
+    as_of: date = field(default_factory=date.today)
+    db: Path = Path("b12screen.duckdb")
+    rules: str | Path | None = None
+    progress: bool | None = False
+
+    def __post_init__(self) -> None:
+        self.extracts = Path(self.extracts)
+        self.out = Path(self.out)
+        self.db = Path(self.db)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    out: Path
+    record: dict
+
+
+class ScreeningRun:
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+        self.started_at = datetime.now(UTC).replace(tzinfo=None)
+        self.progress = Progress(config.progress, total=STAGES)
+        self.rules: Rules | None = None
+        self.extracts: Extracts | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.loaded: list[LoadedFile] = []
+        self.validation: dict[str, ValidationResult] = {}
+        self.criterion_counts: dict[str, int] = {}
+        self.staging_dir: Path | None = None
+        self.record: dict = {}
+
+    # -- stages ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        with self.progress.stage("prepare", "checking rules and extracts"):
+            self.rules = load_rules(self.config.rules)  # fails before any data is read
+            self.extracts = discover(self.config.extracts)
+            self._open_database()
+            con = self.con
+            con.execute("SET TimeZone = 'UTC'")
+            for ddl in REGISTRY_DDL:
+                con.execute(ddl)
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"SET VARIABLE \"run.as_of\" = DATE '{self.config.as_of.isoformat()}'")
+            con.execute(f"SET VARIABLE \"run.id\" = '{self.run_id}'")
+            load_macros(con)
+            apply_rules(con, self.rules)
+            self._load_reference_tables()
+            log.info(
+                "run %s: %d input files, rules %s",
+                self.run_id,
+                len(self.extracts.files),
+                self.rules.version,
+            )
+
+    def ingest(self) -> None:
+        with self.progress.stage("ingest", "reading extracts into DuckDB"):
+            self.loaded = load_extracts(self.con, self.extracts)
+            for item in self.loaded:
+                self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
+
+    def validate(self) -> None:
+        with self.progress.stage("validate", "validating (pandera) and quarantining bad rows"):
+            for kind in KINDS:  # patients first: the others check their patient_id against it
+                result = stage_and_validate(self.con, kind, self.config.as_of)
+                self.validation[kind] = result
+                self.progress.note(
+                    f"{kind}: {result.rows_quarantined:,} of {result.rows_checked:,} quarantined"
+                )
+
+    def screen(self) -> None:
+        with self.progress.stage("screen", "applying the criteria"):
+            self.criterion_counts = screen(self.con, self.rules)
+
+    def build_outputs(self) -> None:
+        with self.progress.stage("outputs", "writing outputs aside"):
+            self._prepare_output_folder()
+            self._record_history()
+            self.record = outputs.build_record(self)
+            outputs.write_all(self, self.staging_dir)
+
+    def publish(self) -> RunResult:
+        with self.progress.stage("publish", "committing and publishing"):
+            self.record["finished_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat()
+            self.record["timings_s"] = dict(self.progress.timings)
+            outputs.write_run_json(self.record, self.staging_dir)
+            self._register("succeeded", None)
+            self.con.execute("COMMIT")
+            outputs.publish(self.staging_dir, self.config.out)
+            self.staging_dir = None
+        self.close()
+        return RunResult(self.run_id, self.config.out, self.record)
+
+    def fail(self, exc: BaseException) -> None:
+        """Roll back, keep the previous outputs, and record the failed run (best effort)."""
+        if self.staging_dir is not None:
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+        if self.con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            try:
+                reason = str(exc) if isinstance(exc, B12ScreenError) else type(exc).__name__
+                self._register("failed", reason)
+            except duckdb.Error:
+                log.warning("run %s: could not record the failure in the registry", self.run_id)
+        self.close()
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _open_database(self) -> None:
+        db = self.config.db
+        if db.parent and not db.parent.exists():
+            db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(db))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseBusyError(
+                    f"database {db} is in use by another run; try again when it has finished"
+                ) from None
+            raise B12ScreenError(f"cannot open database {db}: {str(exc).splitlines()[0]}") from None
+
+    def _load_reference_tables(self) -> None:
+        con = self.con
+        for table, name in (
+            ("ref_lab_units", "lab_units.csv"),
+            ("ref_lab_test_names", "lab_test_names.csv"),
+        ):
+            path = (data_dir() / name).as_posix().replace("'", "''")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)"
+            )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ref_lab_units AS SELECT analyte, unit_key, factor_to_canonical::DOUBLE AS factor_to_canonical, source FROM ref_lab_units"
+        )
+
+    def _prepare_output_folder(self) -> None:
+        out = self.config.out
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            self.staging_dir = out / f".b12screen-building-{self.run_id}"
+            self.staging_dir.mkdir()
+        except OSError as exc:
+            raise OutputError(f"cannot write to output folder {out}: {exc.strerror}") from None
+
+    def _record_history(self) -> None:
+        con = self.con
+        as_of = self.config.as_of.isoformat()
+        con.execute(
+            f"""INSERT INTO flags_history SELECT '{self.run_id}', DATE '{as_of}', patient_id, criterion,
+                value, unit, observed_at, detail, source_file, row_number, ? FROM run_flags""",
+            [self.rules.version],
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE run_worklist AS " + outputs.worklist_sql())
+        con.execute(
+            f"""INSERT INTO worklist_history SELECT '{self.run_id}', DATE '{as_of}', patient_id,
+                priority, criteria, status FROM run_worklist"""
+        )
+
+    def _register(self, status: str, error: str | None) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.run_id,
+                self.config.as_of,
+                self.started_at,
+                datetime.now(UTC).replace(tzinfo=None),
+                status,
+                error,
+                __version__,
+                self.rules.version if self.rules else None,
+                self.rules.sha256 if self.rules else None,
+                json.dumps(self.record or {"run_id": self.run_id, "status": status}, default=str),
+            ],
+        )
+
+
+def run_screening(config: RunConfig) -> RunResult:
+    """Run every stage; on any failure roll back, keep old outputs, and re-raise."""
+    run = ScreeningRun(config)
+    try:
+        run.prepare()
+        run.ingest()
+        run.validate()
+        run.screen()
+        run.build_outputs()
+        return run.publish()
+    except BaseException as exc:
+        run.fail(exc)
+        raise

@@ -1,0 +1,51 @@
+"""Apply the criteria (stage 3 of a run).
+
+Builds int_latest_labs, then runs each criterion's SQL (sql/criteria/<id>.sql) in the order
+of the rules file, appending its rows to ``run_flags``; a criterion may read the flags of the
+ones before it (pancytopenia reads anemia, leukopenia and thrombocytopenia).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipeline.resources import read_sql, sql_dir
+from pipeline.rules import Rules
+
+RUN_FLAGS_DDL = """
+CREATE OR REPLACE TEMP TABLE run_flags (
+    patient_id VARCHAR, criterion VARCHAR, value DOUBLE, unit VARCHAR, observed_at TIMESTAMP,
+    detail VARCHAR, evidence VARCHAR, source_file VARCHAR, row_number BIGINT
+)
+"""
+
+
+def load_macros(con: duckdb.DuckDBPyConnection) -> None:
+    for path in sorted((sql_dir() / "macros").glob("*.sql")):
+        con.execute(path.read_text(encoding="utf-8"))
+
+
+def screen(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, int]:
+    """Fill run_flags; returns the number of patients meeting each criterion."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE int_latest_labs AS "
+        + read_sql("intermediate/int_latest_labs.sql")
+    )
+    con.execute(read_sql("intermediate/latest_lab.sql"))  # table macro bound to the table above
+    con.execute(RUN_FLAGS_DDL)
+    counts: dict[str, int] = {}
+    for cid in rules.criteria_order:
+        con.execute(
+            f"INSERT INTO run_flags BY NAME SELECT * FROM ({read_sql(f'criteria/{cid}.sql')})"
+        )
+        counts[cid] = con.execute(
+            "SELECT count(DISTINCT patient_id) FROM run_flags WHERE criterion = ?", [cid]
+        ).fetchone()[0]
+    stray = con.execute(
+        "SELECT DISTINCT criterion FROM run_flags WHERE criterion NOT IN (SELECT criterion FROM rule_criteria)"
+    ).fetchall()
+    if stray:
+        raise RuntimeError(
+            f"criteria SQL wrote unknown criterion ids: {sorted(r[0] for r in stray)}"
+        )
+    return counts

@@ -1,0 +1,1 @@
+"""Pandera schemas for the extracts (see schemas/extracts.py)."""

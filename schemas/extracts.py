@@ -1,0 +1,163 @@
+"""Pandera schemas: what a valid row of each extract is (contract §2).
+
+Each schema checks the *staged* frame of its kind: the columns after sql/staging has typed
+them (a value that could not be read is NULL there), so a check failing here means the row
+breaks the contract. Validation is lazy (every failure of every row is collected); failing
+rows go to quarantine with one reason per failed check, never dropped.
+
+Checks that need the run's as-of date are added by :func:`schema_for`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandera.polars as pa
+import polars as pl
+from pandera.typing.polars import Series
+
+
+class _Base(pa.DataFrameModel):
+    rid: Series[pl.Int64] = pa.Field(nullable=False, unique=True, alias="_rid")
+    patient_id: Series[pl.String] = pa.Field(nullable=False)
+
+    class Config:
+        strict = False  # the staged frames carry more columns than the rules check
+        coerce = False  # the types come from sql/staging; a mismatch there is a bug
+
+
+class _KnownPatient(_Base):
+    is_known_patient: Series[pl.Boolean] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="patient_known", error="patient_id not in the patients extract")
+    @classmethod
+    def _patient_known(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("patient_id").is_null() | pl.col("is_known_patient").fill_null(False)
+        )
+
+
+class PatientRow(_Base):
+    """One patient. patient_id is unique: later copies are quarantined, the first kept.
+
+    Validated in one piece (never in batches) so that "first" is first in the whole extract.
+    """
+
+    birth_date: Series[pl.Date] = pa.Field(nullable=False)
+    sex: Series[pl.String] = pa.Field(isin=["M", "F", "U"])
+
+    @pa.dataframe_check(
+        name="patient_id_unique", error="duplicate patient_id (its first row is kept)"
+    )
+    @classmethod
+    def _first_of_each_id(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        # The frame comes ordered by _rid (file order); polars' unique check would report
+        # every copy, and the contract keeps one.
+        return data.lazyframe.select(
+            pl.col("patient_id").is_null() | pl.col("patient_id").is_first_distinct()
+        )
+
+
+class LabRow(_KnownPatient):
+    """One lab result. Rows of tests the rules do not use (no analyte) are kept unscreened."""
+
+    collected_at: Series[pl.Datetime] = pa.Field(nullable=False)
+    analyte: Series[pl.String] = pa.Field(nullable=True)
+    value_number: Series[pl.Float64] = pa.Field(nullable=True)
+    value_canonical: Series[pl.Float64] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="value_readable", error="value is not a number")
+    @classmethod
+    def _value_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("analyte").is_null() | pl.col("value_number").is_not_null()
+        )
+
+    @pa.dataframe_check(name="value_not_negative", error="negative value")
+    @classmethod
+    def _value_not_negative(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("analyte").is_null() | (pl.col("value_number") >= 0).fill_null(True)
+        )
+
+    @pa.dataframe_check(name="unit_fits_analyte", error="unit does not fit the analyte")
+    @classmethod
+    def _unit_fits(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("analyte").is_null()
+            | pl.col("value_number").is_null()
+            | pl.col("value_canonical").is_not_null()
+        )
+
+
+class MedicationRow(_KnownPatient):
+    start_date: Series[pl.Date] = pa.Field(nullable=False)
+    end_date: Series[pl.Date] = pa.Field(nullable=True)
+    has_end_date_text: Series[pl.Boolean] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="end_date_readable", error="end_date is not a date")
+    @classmethod
+    def _end_date_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            ~pl.col("has_end_date_text").fill_null(False) | pl.col("end_date").is_not_null()
+        )
+
+    @pa.dataframe_check(name="end_after_start", error="end_date before start_date")
+    @classmethod
+    def _end_after_start(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("end_date") >= pl.col("start_date")).fill_null(True))
+
+    @pa.dataframe_check(name="drug_named", error="no medication name, RxNorm or ATC code")
+    @classmethod
+    def _drug_named(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.any_horizontal(pl.col(c).is_not_null() for c in ("medication", "rxnorm", "atc"))
+        )
+
+
+class DiagnosisRow(_KnownPatient):
+    code: Series[pl.String] = pa.Field(nullable=False)
+    recorded_at: Series[pl.Date] = pa.Field(nullable=False)
+
+
+MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "patients": PatientRow,
+    "labs": LabRow,
+    "medications": MedicationRow,
+    "diagnoses": DiagnosisRow,
+}
+
+# The date column of each kind that may not lie after the as-of date.
+AS_OF_BOUNDED = {
+    "patients": "birth_date",
+    "labs": "collected_at",
+    "medications": "start_date",
+    "diagnoses": "recorded_at",
+}
+
+
+def schema_for(kind: str, as_of: date) -> pa.DataFrameSchema:
+    """The schema of ``kind`` with the as-of bound added to its date column."""
+    schema = MODELS[kind].to_schema()
+    column = AS_OF_BOUNDED[kind]
+    bound = (
+        as_of
+        if kind != "labs"
+        else pl.datetime(as_of.year, as_of.month, as_of.day) + pl.duration(days=1)
+    )
+
+    def not_after_as_of(data: pa.PolarsData) -> pl.LazyFrame:
+        col = pl.col(data.key)
+        ok = (col < bound) if kind == "labs" else (col <= bound)
+        return data.lazyframe.select(ok.fill_null(True))
+
+    check = pa.Check(not_after_as_of, name="not_after_as_of", error="date after the as-of date")
+    existing = list(schema.columns[column].checks)
+    return schema.update_column(column, checks=[*existing, check])
+
+
+def validation_columns(kind: str) -> list[str]:
+    """The staged columns a kind's schema reads (only these are sent to pandera)."""
+    schema = MODELS[kind].to_schema()
+    extra = {"medications": ["medication", "rxnorm", "atc"]}.get(kind, [])
+    return [*schema.columns, *extra]

@@ -1,0 +1,22 @@
+-- Criterion critical_anemia: latest hemoglobin below the critical limit.
+-- Grain: one row per patient meeting it.
+with latest as (
+    select * from latest_lab('hgb')
+),
+
+final as (
+    select
+        patient_id,
+        'critical_anemia' as criterion,
+        value,
+        unit,
+        observed_at,
+        evidence as detail,
+        evidence,
+        source_file,
+        row_number
+    from latest
+    where is_below(value, censor, getvariable('critical_anemia.below_g_dl'))
+)
+
+select * from final

@@ -1,0 +1,32 @@
+-- Criterion cytopenia_b12_untested: anemia, leukopenia, neutropenia, thrombocytopenia or
+-- macrocytosis, and no B12 and no MMA result within their look-back windows.
+-- Grain: one row per patient meeting it.
+with cytopenia as (
+    select patient_id, string_agg(criterion, ', ' order by criterion) as met, max(observed_at) as observed_at
+    from run_flags
+    where criterion in ('anemia', 'leukopenia', 'neutropenia', 'thrombocytopenia', 'macrocytosis')
+    group by patient_id
+),
+
+b12_tested as (
+    select distinct patient_id
+    from int_latest_labs
+    where analyte in ('b12', 'mma')
+),
+
+final as (
+    select
+        cytopenia.patient_id,
+        'cytopenia_b12_untested' as criterion,
+        null::double as value,
+        null::varchar as unit,
+        cytopenia.observed_at,
+        cytopenia.met || '; no B12 or MMA in the look-back' as detail,
+        null::varchar as evidence,
+        null::varchar as source_file,
+        null::bigint as row_number
+    from cytopenia
+    anti join b12_tested on b12_tested.patient_id = cytopenia.patient_id
+)
+
+select * from final

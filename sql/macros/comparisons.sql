@@ -1,0 +1,33 @@
+-- Threshold comparisons that respect censored results. A result reported as '<150' only says
+-- the true value is below 150; a rule is met only when that is certain:
+--   '<X' is below T when X <= T, and is never certainly above anything;
+--   '>X' is above T when X >= T, and is never certainly below anything.
+CREATE OR REPLACE TEMP MACRO is_below(v, censor, lim) AS CASE
+    WHEN censor = '>' THEN false
+    WHEN censor = '<' THEN v <= lim
+    ELSE v < lim
+END;
+
+CREATE OR REPLACE TEMP MACRO is_above(v, censor, lim) AS CASE
+    WHEN censor = '<' THEN false
+    WHEN censor = '>' THEN v >= lim
+    ELSE v > lim
+END;
+
+-- Certainly at or below T (for closed ranges such as the indeterminate B12 band).
+CREATE OR REPLACE TEMP MACRO is_at_most(v, censor, lim) AS CASE
+    WHEN censor = '>' THEN false
+    ELSE v <= lim
+END;
+
+-- The human-readable evidence for one lab result: value and unit in canonical form, the date,
+-- and what the lab reported when it differs.
+CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, reported_value, reported_unit) AS
+    label || ' ' || coalesce(censor, '') || printf('%g', v) || ' ' || unit
+    || ' on ' || strftime(taken_at, '%Y-%m-%d')
+    || CASE
+        WHEN trim(reported_value::VARCHAR) || ' ' || coalesce(trim(reported_unit), '')
+            <> coalesce(censor, '') || printf('%g', v) || ' ' || unit
+        THEN ' (reported ' || trim(reported_value::VARCHAR) || ' ' || coalesce(trim(reported_unit), '') || ')'
+        ELSE ''
+    END;

@@ -1,0 +1,53 @@
+-- Parsing helpers shared by the staging models. Each macro is pure: text in, typed value out,
+-- NULL when the text cannot be read (the row is then quarantined by the pandera schemas).
+
+-- A unit spelling reduced to one key, so 'x10^9/L', '10*9/L', '10E9/L' and '10⁹/L' all read
+-- '10^9/l', and 'µmol/L', 'μmol/L' and 'umol/L' all read 'umol/l'. data/lab_units.csv is keyed
+-- on this form.
+CREATE OR REPLACE TEMP MACRO _unit_plain(u) AS
+    replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(
+        lower(trim(u::VARCHAR)),
+        'µ', 'u'), 'μ', 'u'), 'mcg', 'ug'), ' ', ''), '⁹', '^9'), '⁶', '^6'), 'mm³', 'mm3'),
+        '³', '^3'), '²', '2'), '{', ''), '}', '');
+
+CREATE OR REPLACE TEMP MACRO unit_key(u) AS nullif(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        _unit_plain(u),
+        '^(x|×)', ''),           -- 'x10^9/L' -> '10^9/l'
+        '\*', '^', 'g'),        -- '10*9/L'  -> '10^9/l'
+        '10e', '10^', 'g'),      -- '10E9/L'  -> '10^9/l'
+        '_', '', 'g'),           -- '{1.73_m2}' -> '1.73m2'
+    '');
+
+-- The censoring mark of a reported value: '<' for '<150', '>' for '>2000', else NULL.
+CREATE OR REPLACE TEMP MACRO value_censor(v) AS CASE
+    WHEN trim(v::VARCHAR) LIKE '<%' THEN '<'
+    WHEN trim(v::VARCHAR) LIKE '>%' THEN '>'
+END;
+
+-- The number in a reported value: '154', '154.0', '<150', '>2000', '1,200' (a comma only as a
+-- thousands separator: '4,5' is not read as 45 but as unparseable).
+CREATE OR REPLACE TEMP MACRO _value_text(v) AS regexp_replace(trim(v::VARCHAR), '^[<>]=?\s*', '');
+
+CREATE OR REPLACE TEMP MACRO value_number(v) AS CASE
+    WHEN regexp_full_match(_value_text(v), '-?\d{1,3}(,\d{3})+(\.\d+)?')
+        THEN replace(_value_text(v), ',', '')::DOUBLE
+    WHEN regexp_full_match(_value_text(v), '-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
+        THEN _value_text(v)::DOUBLE
+END;
+
+-- A date or date-time in ISO 8601 ('2026-11-01', '2026-11-01 08:30', '2026-11-01T08:30:00Z').
+CREATE OR REPLACE TEMP MACRO iso_timestamp(v) AS coalesce(
+    TRY_CAST(v AS TIMESTAMP),
+    TRY_CAST(TRY_CAST(v AS TIMESTAMPTZ) AS TIMESTAMP)
+);
+
+-- Sex as M, F or U: 'M'/'male' and 'F'/'female' in any case; anything else is unknown.
+CREATE OR REPLACE TEMP MACRO sex_code(v) AS CASE lower(trim(v::VARCHAR))
+    WHEN 'm' THEN 'M' WHEN 'male' THEN 'M'
+    WHEN 'f' THEN 'F' WHEN 'female' THEN 'F'
+    ELSE 'U'
+END;
+
+-- A free-text key: lower case, single spaces, trimmed (test names, drug names).
+CREATE OR REPLACE TEMP MACRO text_key(v) AS nullif(lower(trim(regexp_replace(v::VARCHAR, '\s+', ' ', 'g'))), '');

@@ -1,0 +1,101 @@
+-- Mart: the worklist. Grain: one row per patient with at least one action criterion met,
+-- most urgent first (priority, then number of criteria met, then patient_id).
+-- criteria lists every criterion met (action and context) in catalogue order; the
+-- recommended action gives the action texts of the most urgent criteria met and names the rest;
+-- evidence lists the lab results behind them. status says whether the patient was already on
+-- the worklist of the previous successful run in this database.
+with flags as (
+    select * from run_flags
+),
+
+catalogue as (
+    select criterion, ordinal, role, priority, priority_rank, action from rule_criteria
+),
+
+flagged as (
+    select flags.*, catalogue.ordinal, catalogue.role, catalogue.priority_rank, catalogue.action
+    from flags
+    inner join catalogue on catalogue.criterion = flags.criterion
+),
+
+patients as (
+    select patient_id, sex, birth_date, site from patients
+),
+
+previous_run as (
+    select run_id from runs
+    where status = 'succeeded' and run_id <> getvariable('run.id')
+    order by finished_at desc
+    limit 1
+),
+
+previous_worklist as (
+    select patient_id from worklist_history
+    where run_id in (select run_id from previous_run)
+),
+
+per_patient as (
+    select
+        patient_id,
+        min(priority_rank) filter (where role = 'action') as priority_rank,
+        count(*) as criteria_count,
+        string_agg(criterion, ';' order by ordinal) as criteria,
+        min(priority_rank) filter (where role = 'action') as top_rank,
+        list(struct_pack(rank := priority_rank, criterion := criterion, action := action) order by ordinal)
+            filter (where role = 'action') as actions,
+        max(observed_at) as latest_evidence_at
+    from flagged
+    group by patient_id
+    having count(*) filter (where role = 'action') > 0
+),
+
+evidence as (
+    select patient_id, string_agg(evidence, '; ' order by first_ordinal) as evidence
+    from (
+        select patient_id, evidence, min(ordinal) as first_ordinal
+        from flagged
+        where evidence is not null
+        group by patient_id, evidence
+    )
+    group by patient_id
+),
+
+-- The actions of the most urgent criteria met, in full; the other action criteria by name.
+actions as (
+    select
+        patient_id,
+        array_to_string(list_distinct(
+            [a.action for a in actions if a.rank = top_rank]
+        ), ' ')
+        || coalesce(' Also: ' || nullif(array_to_string(
+            [a.criterion for a in actions if a.rank > top_rank], ', '), '') || '.', '')
+            as recommended_action
+    from per_patient
+),
+
+final as (
+    select
+        per_patient.patient_id,
+        case per_patient.priority_rank when 0 then 'urgent' when 1 then 'high' else 'routine' end
+            as priority,
+        per_patient.criteria,
+        actions.recommended_action,
+        coalesce(evidence.evidence, '') as evidence,
+        case when previous_worklist.patient_id is null then 'new' else 'persisting' end as status,
+        patients.sex,
+        date_diff('year', patients.birth_date, getvariable('run.as_of')::date)
+            - (strftime(getvariable('run.as_of')::date, '%m%d') < strftime(patients.birth_date, '%m%d'))::integer
+            as age,
+        patients.site,
+        per_patient.priority_rank,
+        per_patient.criteria_count
+    from per_patient
+    left join actions on actions.patient_id = per_patient.patient_id
+    left join evidence on evidence.patient_id = per_patient.patient_id
+    left join patients on patients.patient_id = per_patient.patient_id
+    left join previous_worklist on previous_worklist.patient_id = per_patient.patient_id
+)
+
+select * exclude (priority_rank, criteria_count)
+from final
+order by priority_rank, criteria_count desc, patient_id

@@ -1,0 +1,32 @@
+-- Staging: diagnoses, typed. Grain: one row per row read from the diagnoses extracts.
+-- code_key is the ICD-10 code upper-cased without its dot ('K90.0' and 'k900' both read 'K900').
+with source as (
+    select * from raw_diagnoses
+),
+
+known_patients as (
+    select patient_id from patients
+),
+
+typed as (
+    select
+        _rid,
+        source_file,
+        row_number,
+        nullif(trim(patient_id::varchar), '') as patient_id,
+        nullif(trim(code::varchar), '') as code,
+        nullif(upper(replace(trim(code::varchar), '.', '')), '') as code_key,
+        iso_timestamp(recorded_at)::date as recorded_at,
+        nullif(trim(description::varchar), '') as description
+    from source
+),
+
+final as (
+    select
+        typed.*,
+        known_patients.patient_id is not null as is_known_patient
+    from typed
+    left join known_patients on known_patients.patient_id = typed.patient_id
+)
+
+select * from final

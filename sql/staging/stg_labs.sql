@@ -1,0 +1,81 @@
+-- Staging: lab results, typed, coded and in canonical units.
+-- Grain: one row per row read from the labs extracts.
+-- The analyte comes from the LOINC code (rules file) and, when the code is missing or unknown,
+-- from the test name (data/lab_test_names.csv). Units convert with data/lab_units.csv; a unit
+-- with no conversion for its analyte leaves value_canonical NULL and the schema quarantines the
+-- row. What the lab reported (value, unit) is kept beside the canonical value.
+with source as (
+    select * from raw_labs
+),
+
+lab_codes as (
+    select loinc, analyte from rule_lab_codes
+),
+
+test_names as (
+    select test_name_key, analyte from ref_lab_test_names
+),
+
+units as (
+    select analyte, unit_key, factor_to_canonical from ref_lab_units
+),
+
+analytes as (
+    select analyte, canonical_unit from rule_analytes
+),
+
+known_patients as (
+    select patient_id from patients
+),
+
+typed as (
+    select
+        _rid,
+        source_file,
+        row_number,
+        nullif(trim(patient_id::varchar), '') as patient_id,
+        iso_timestamp(collected_at) as collected_at,
+        nullif(trim(loinc::varchar), '') as loinc,
+        nullif(trim(test_name::varchar), '') as test_name,
+        value::varchar as value_reported,
+        unit::varchar as unit_reported,
+        value_censor(value) as censor,
+        value_number(value) as value_number,
+        unit_key(unit) as unit_key,
+        nullif(trim(result_id::varchar), '') as result_id,
+        try_cast(reference_low as double) as reference_low,
+        try_cast(reference_high as double) as reference_high
+    from source
+),
+
+coded as (
+    select
+        typed.*,
+        coalesce(lab_codes.analyte, test_names.analyte) as analyte,
+        case
+            when lab_codes.analyte is not null then 'loinc'
+            when test_names.analyte is not null then 'test_name'
+        end as coded_by
+    from typed
+    left join lab_codes on lab_codes.loinc = typed.loinc
+    left join test_names on test_names.test_name_key = text_key(typed.test_name)
+),
+
+final as (
+    select
+        coded.*,
+        units.factor_to_canonical,
+        round(
+            coded.value_number * units.factor_to_canonical,
+            getvariable('settings.canonical_decimals')::integer
+        ) as value_canonical,
+        analytes.canonical_unit,
+        known_patients.patient_id is not null as is_known_patient
+    from coded
+    left join units
+        on units.analyte = coded.analyte and units.unit_key = coded.unit_key
+    left join analytes on analytes.analyte = coded.analyte
+    left join known_patients on known_patients.patient_id = coded.patient_id
+)
+
+select * from final

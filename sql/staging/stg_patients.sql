@@ -1,0 +1,20 @@
+-- Staging: patients, typed. Grain: one row per row read from the patients extracts.
+-- Duplicate patient_ids are quarantined by schemas/extracts.py (the first occurrence stays).
+with source as (
+    select * from raw_patients
+),
+
+final as (
+    select
+        _rid,
+        source_file,
+        row_number,
+        nullif(trim(patient_id::varchar), '') as patient_id,
+        sex::varchar as sex_reported,
+        sex_code(sex) as sex,
+        iso_timestamp(birth_date)::date as birth_date,
+        nullif(trim(site::varchar), '') as site
+    from source
+)
+
+select * from final
