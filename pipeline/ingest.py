@@ -69,7 +69,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, f: InputFile, tmp: str) -> int:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE {relation_sql}").fetchall()]
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()]
 
 
 def _normalised_select(f: InputFile, columns: list[str]) -> tuple[str, list[str]]:

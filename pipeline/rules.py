@@ -87,6 +87,16 @@ class RulesFile(BaseModel):
     analytes: dict[str, Analyte]
     criteria: dict[str, Criterion]
 
+    @model_validator(mode="after")
+    def _one_analyte_per_code(self) -> RulesFile:
+        seen: dict[str, str] = {}
+        for aid, analyte in self.analytes.items():
+            for code in analyte.loinc:
+                if code in seen:
+                    raise ValueError(f"LOINC {code} is listed under both {seen[code]} and {aid}")
+                seen[code] = aid
+        return self
+
 
 PRIORITY_RANK = {"urgent": 0, "high": 1, "routine": 2}
 _GETVARIABLE = re.compile(r"getvariable\('([^']+)'\)")

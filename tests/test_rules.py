@@ -1,0 +1,148 @@
+"""The rules file is checked before any data is read; bad keys, values and types are named."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import resources
+from pipeline.cli import cli
+from pipeline.errors import RulesError
+from pipeline.rules import describe_criterion, load_rules
+
+GUIDANCE = resources.default_rules_path().read_text(encoding="utf-8")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("profile", ["guidance", "primary-sources"])
+def test_shipped_profiles_load_and_name_themselves(profile: str) -> None:
+    rules = load_rules(profile)
+    assert rules.spec.ruleset.name == profile
+    assert rules.version.startswith(f"{profile}@")
+    assert len(rules.sha256) == 64
+
+
+def test_profiles_differ_where_primary_sources_differ() -> None:
+    g = load_rules("guidance").variables()
+    p = load_rules("primary-sources").variables()
+    assert g["mma_elevated.above_nmol_l"] == 271 and p["mma_elevated.above_nmol_l"] == 400
+    assert (
+        g["homocysteine_elevated.above_umol_l"] == 10
+        and p["homocysteine_elevated.above_umol_l"] == 15
+    )
+    assert g["b12_deficient.below_pg_ml"] == 180 and p[
+        "b12_deficient.below_pg_ml"
+    ] == pytest.approx(200.6)
+
+
+def test_every_value_names_its_source() -> None:
+    spec = tomllib.loads(GUIDANCE)
+    for cid, crit in spec["criteria"].items():
+        for name, param in crit.get("params", {}).items():
+            assert param["source"].strip(), f"{cid}.{name} has no source"
+    for aid, analyte in spec["analytes"].items():
+        assert analyte["source"].strip(), f"analyte {aid} has no source"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        # an unknown key inside a criterion
+        (
+            'role = "action"\npriority = "high"\nsummary = "latest serum B12 below',
+            'role = "action"\npriorty = "high"\npriority = "high"\nsummary = "latest serum B12 below',
+            "criteria.b12_deficient.priorty",
+        ),
+        # a wrong type
+        ("value = 180\n", 'value = "180"\n', "criteria.b12_deficient.params.below_pg_ml.value"),
+        # a missing value that the SQL reads
+        (
+            "[criteria.mma_elevated.params.above_nmol_l]",
+            "[criteria.mma_elevated.params.above_nmol]",
+            "mma_elevated.above_nmol_l",
+        ),
+        # a missing field of a parameter
+        (
+            'value = 271\nunit = "nmol/L"\n',
+            "value = 271\n",
+            "criteria.mma_elevated.params.above_nmol_l.unit",
+        ),
+        # an unknown top-level key
+        ("[ruleset]", "[rulesett]\nname='x'\n[ruleset]", "rulesett"),
+        # a negative window
+        (
+            'lookback_days = 365\nsource = "LOINC [§3, L1-L4]',
+            'lookback_days = -1\nsource = "LOINC [§3, L1-L4]',
+            "analytes.b12.lookback_days",
+        ),
+    ],
+)
+def test_bad_rules_fail_naming_the_key(tmp_path: Path, old: str, new: str, named: str) -> None:
+    assert old in GUIDANCE, "the test's anchor text is no longer in guidance.toml"
+    path = _write(tmp_path, GUIDANCE.replace(old, new, 1))
+    with pytest.raises(RulesError) as info:
+        load_rules(path)
+    assert named in str(info.value)
+
+
+def test_a_parameter_no_sql_uses_is_an_unknown_key(tmp_path: Path) -> None:
+    extra = (
+        '\n[criteria.folate_low.params.below_nmol_l]\nvalue = 9\nunit = "nmol/L"\nsource = "x"\n'
+    )
+    path = _write(tmp_path, GUIDANCE.replace("[criteria.anemia]", extra + "\n[criteria.anemia]", 1))
+    with pytest.raises(RulesError, match=r"unknown key folate_low\.below_nmol_l"):
+        load_rules(path)
+
+
+def test_a_loinc_code_under_two_analytes_is_refused(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, GUIDANCE.replace('loinc = ["13964-2"]', 'loinc = ["13964-2", "2132-9"]', 1)
+    )
+    with pytest.raises(RulesError, match="2132-9"):
+        load_rules(path)
+
+
+def test_cli_reports_bad_rules_in_one_line_before_reading_data(tmp_path: Path) -> None:
+    path = _write(tmp_path, GUIDANCE.replace("value = 180\n", 'value = "high"\n', 1))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--extracts",
+            str(tmp_path / "does-not-exist"),
+            "--out",
+            str(tmp_path / "out"),
+            "--rules",
+            str(path),
+            "--db",
+            str(tmp_path / "x.duckdb"),
+        ],
+    )
+    assert result.exit_code == RulesError.exit_code
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "below_pg_ml" in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.duckdb").exists(), (
+        "the database was opened before the rules were checked"
+    )
+
+
+def test_unknown_profile_lists_the_shipped_ones() -> None:
+    with pytest.raises(RulesError, match="guidance, primary-sources"):
+        load_rules("nonsense")
+
+
+def test_catalogue_descriptions_are_filled_from_the_rules() -> None:
+    rules = load_rules("guidance")
+    assert describe_criterion(rules, "b12_deficient") == "latest serum B12 below 180 pg/mL"
+    assert "180 to 350 pg/mL" in describe_criterion(rules, "b12_indeterminate")
+    for cid in rules.criteria_order:
+        assert "{" not in describe_criterion(rules, cid), cid
