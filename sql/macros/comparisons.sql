@@ -21,13 +21,12 @@ CREATE OR REPLACE TEMP MACRO is_at_most(v, censor, lim) AS CASE
 END;
 
 -- The human-readable evidence for one lab result: value and unit in canonical form, the date,
--- and what the lab reported when it differs.
+-- and what the lab reported when it was in another unit.
 CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, reported_value, reported_unit) AS
     label || ' ' || coalesce(censor, '') || printf('%g', v) || ' ' || unit
     || ' on ' || strftime(taken_at, '%Y-%m-%d')
     || CASE
-        WHEN trim(reported_value::VARCHAR) || ' ' || coalesce(trim(reported_unit), '')
-            <> coalesce(censor, '') || printf('%g', v) || ' ' || unit
+        WHEN unit_key(reported_unit) IS DISTINCT FROM unit_key(unit)
         THEN ' (reported ' || trim(reported_value::VARCHAR) || ' ' || coalesce(trim(reported_unit), '') || ')'
         ELSE ''
     END;
