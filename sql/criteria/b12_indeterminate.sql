@@ -1,6 +1,6 @@
 -- Criterion b12_indeterminate: latest serum B12 in the indeterminate band (from the deficiency
--- limit up to the upper limit, both inclusive) and no MMA result on or after it, at any date up
--- to the as-of date. A censored '<X' result counts when X is within the band, since its true
+-- limit up to the upper limit, both inclusive) and no MMA result on or after its date (an MMA
+-- drawn the same day counts, whatever the time), up to the as-of date. A censored '<X' result counts when X is within the band, since its true
 -- value is certainly not above the upper limit.
 -- Grain: one row per patient meeting it.
 with latest_b12 as (
@@ -31,7 +31,7 @@ final as (
         and not exists (
             select 1 from mma_results
             where mma_results.patient_id = latest_b12.patient_id
-                and mma_results.collected_at >= latest_b12.observed_at
+                and mma_results.collected_at::date >= latest_b12.observed_at::date
         )
 )
 

@@ -1,8 +1,9 @@
 -- Intermediate: the latest valid result of each analyte for each patient, within that
 -- analyte's look-back window (rules file) counted back from the as-of date.
 -- Grain: one row per patient and analyte.
--- "Latest" is deterministic: the latest collected_at; on a tie, the highest result_id (rows
--- without one last); then the lower canonical value; then source file and row number.
+-- "Latest" is deterministic: the latest collected_at; on a tie, the highest result_id (ids
+-- that are numbers compare as numbers, so '10' is after '9'; rows without an id last); then
+-- the lower canonical value; then source file and row number.
 with results as (
     select * from lab_results
     where analyte is not null
@@ -25,7 +26,8 @@ final as (
     select * from in_window
     qualify row_number() over (
         partition by patient_id, analyte
-        order by collected_at desc, result_id desc nulls last, value_canonical asc,
+        order by collected_at desc, try_cast(result_id as double) desc nulls last,
+            result_id desc nulls last, value_canonical asc,
             source_file, row_number
     ) = 1
 )

@@ -1,22 +1,22 @@
 -- Threshold comparisons that respect censored results. A result reported as '<150' only says
 -- the true value is below 150; a rule is met only when that is certain:
---   '<X' is below T when X <= T, and is never certainly above anything;
---   '>X' is above T when X >= T, and is never certainly below anything.
+--   '<X' is below T when X <= T; '<=X' when X < T; neither is ever certainly above anything;
+--   '>X' is above T when X >= T; '>=X' when X > T; neither is ever certainly below anything.
 CREATE OR REPLACE TEMP MACRO is_below(v, censor, lim) AS CASE
-    WHEN censor = '>' THEN false
+    WHEN censor IN ('>', '>=') THEN false
     WHEN censor = '<' THEN v <= lim
     ELSE v < lim
 END;
 
 CREATE OR REPLACE TEMP MACRO is_above(v, censor, lim) AS CASE
-    WHEN censor = '<' THEN false
+    WHEN censor IN ('<', '<=') THEN false
     WHEN censor = '>' THEN v >= lim
     ELSE v > lim
 END;
 
 -- Certainly at or below T (for closed ranges such as the indeterminate B12 band).
 CREATE OR REPLACE TEMP MACRO is_at_most(v, censor, lim) AS CASE
-    WHEN censor = '>' THEN false
+    WHEN censor IN ('>', '>=') THEN false
     ELSE v <= lim
 END;
 

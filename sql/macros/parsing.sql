@@ -7,7 +7,7 @@
 CREATE OR REPLACE TEMP MACRO _unit_plain(u) AS
     replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(
         lower(trim(u::VARCHAR)),
-        'µ', 'u'), 'μ', 'u'), 'mcg', 'ug'), ' ', ''), '⁹', '^9'), '⁶', '^6'), 'mm³', 'mm3'),
+        'µ', 'u'), 'μ', 'u'), 'mcg', 'ug'), ' ', ''), '⁹', '^9'), '⁶', '^6'), 'm³', 'm3'),
         '³', '^3'), '²', '2'), '{', ''), '}', '');
 
 CREATE OR REPLACE TEMP MACRO unit_key(u) AS nullif(
@@ -19,9 +19,12 @@ CREATE OR REPLACE TEMP MACRO unit_key(u) AS nullif(
         '_', '', 'g'),           -- '{1.73_m2}' -> '1.73m2'
     '');
 
--- The censoring mark of a reported value: '<' for '<150', '>' for '>2000', else NULL.
+-- The censoring mark of a reported value: '<' for '<150', '<=' for '<=150', '>' for '>2000',
+-- '>=' for '>=2000', else NULL.
 CREATE OR REPLACE TEMP MACRO value_censor(v) AS CASE
+    WHEN trim(v::VARCHAR) LIKE '<=%' THEN '<='
     WHEN trim(v::VARCHAR) LIKE '<%' THEN '<'
+    WHEN trim(v::VARCHAR) LIKE '>=%' THEN '>='
     WHEN trim(v::VARCHAR) LIKE '>%' THEN '>'
 END;
 
@@ -37,10 +40,13 @@ CREATE OR REPLACE TEMP MACRO value_number(v) AS CASE
 END;
 
 -- A date or date-time in ISO 8601 ('2026-11-01', '2026-11-01 08:30', '2026-11-01T08:30:00Z').
-CREATE OR REPLACE TEMP MACRO iso_timestamp(v) AS coalesce(
-    TRY_CAST(v AS TIMESTAMP),
-    TRY_CAST(TRY_CAST(v AS TIMESTAMPTZ) AS TIMESTAMP)
-);
+-- A time with a UTC offset ('Z', '+02:00') is converted to UTC (runs set TimeZone = 'UTC');
+-- one without is taken as written.
+CREATE OR REPLACE TEMP MACRO iso_timestamp(v) AS CASE
+    WHEN regexp_matches(trim(v::VARCHAR), '\d[T ]\d.*(Z|[+-]\d\d(:?\d\d)?)$')
+        THEN TRY_CAST(TRY_CAST(trim(v::VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP)
+    ELSE TRY_CAST(v AS TIMESTAMP)
+END;
 
 -- Sex as M, F or U: 'M'/'male' and 'F'/'female' in any case; anything else is unknown.
 CREATE OR REPLACE TEMP MACRO sex_code(v) AS CASE lower(trim(v::VARCHAR))

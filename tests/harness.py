@@ -1,0 +1,394 @@
+"""Spec-style test harness: a few patients and lab rows in, the screening's flags out.
+
+In the manner of ehrQL's spec tests, a test states its input as plain rows (lists of dicts, or
+a small ASCII table) and its expectation by hand; the harness writes the extracts, runs the
+real pipeline once (``run_screening``) and hands back what it produced::
+
+    result = screen(
+        patients=parse_table('''
+            patient_id | sex
+            p1         | F
+        '''),
+        labs=parse_table('''
+            patient_id | analyte | value | unit
+            p1         | b12     | 150   | pg/mL
+        '''),
+        workdir=tmp_path,
+    )
+    assert ("p1", "b12_deficient") in result.flag_set
+
+Each run costs a few tenths of a second, so a test module puts many cases (one patient each)
+into one table and runs it once (see the module-scoped fixtures of test_criteria.py).
+
+Conveniences (all optional):
+- a lab row may name an ``analyte`` (a key of [analytes] in the rules file) instead of a
+  ``loinc``: the analyte's first LOINC code is used, and its canonical unit when ``unit`` is
+  missing;
+- ``collected_at`` defaults to :data:`DEFAULT_COLLECTED_AT` (inside every look-back window);
+- every patient_id a lab row names gets a patients row (adult, sex ``M``) unless the test
+  gives one or passes ``add_missing_patients=False``.
+
+Besides the pipeline run, :class:`StagingDB` sets up an in-memory DuckDB the way the runner
+does (macros, rules, reference tables) and runs the real staging SQL over rows without
+writing files: fast enough for property-based tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES_PATH = ROOT / "data" / "rules" / "guidance.toml"
+UNITS_PATH = ROOT / "data" / "lab_units.csv"
+TEST_NAMES_PATH = ROOT / "data" / "lab_test_names.csv"
+
+AS_OF = date(2026, 11, 24)
+DEFAULT_COLLECTED_AT = "2026-11-01"  # 23 days before AS_OF: inside the 90- and 365-day windows
+DEFAULT_BIRTH_DATE = "1960-01-01"  # 66 years old at AS_OF: an adult, younger than 75
+DEFAULT_SEX = "M"
+
+PATIENT_COLUMNS = ("patient_id", "sex", "birth_date", "site")
+LAB_COLUMNS = (
+    "patient_id",
+    "collected_at",
+    "loinc",
+    "test_name",
+    "value",
+    "unit",
+    "result_id",
+    "reference_low",
+    "reference_high",
+)
+
+# The criteria of the catalogue (contract §4) that read lab results only.
+LAB_CRITERIA = frozenset(
+    {
+        "b12_deficient",
+        "b12_indeterminate",
+        "mma_elevated",
+        "homocysteine_elevated",
+        "folate_low",
+        "anemia",
+        "critical_anemia",
+        "leukopenia",
+        "neutropenia",
+        "thrombocytopenia",
+        "macrocytosis",
+        "pancytopenia",
+        "deficiency_with_cytopenia",
+        "cytopenia_b12_untested",
+        "pseudo_tma_suspect",
+    }
+)
+
+
+# -- the rules file and reference data, read directly (never through project code) -----------
+def rules() -> dict[str, Any]:
+    with RULES_PATH.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+RULES = rules()
+
+
+def param(name: str) -> float:
+    """A criterion parameter of the rules file: ``param('b12_deficient.below_pg_ml')``."""
+    criterion, key = name.split(".")
+    return RULES["criteria"][criterion]["params"][key]["value"]
+
+
+def lookback_days(analyte: str) -> int:
+    return RULES["analytes"][analyte]["lookback_days"]
+
+
+def loinc_of(analyte: str) -> str:
+    """The analyte's first LOINC code in the rules file."""
+    return RULES["analytes"][analyte]["loinc"][0]
+
+
+def canonical_unit(analyte: str) -> str:
+    return RULES["analytes"][analyte]["canonical_unit"]
+
+
+def unit_rows() -> list[dict[str, str]]:
+    """data/lab_units.csv as rows: analyte, unit_key, factor_to_canonical, source."""
+    with UNITS_PATH.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def units_of(analyte: str) -> list[tuple[str, str]]:
+    """(unit_key, factor as written) for every unit data/lab_units.csv lists for ``analyte``."""
+    return [
+        (r["unit_key"], r["factor_to_canonical"]) for r in unit_rows() if r["analyte"] == analyte
+    ]
+
+
+# -- tables --------------------------------------------------------------------------------
+def parse_table(text: str) -> list[dict[str, str | None]]:
+    """Rows of a small ASCII table: a header line, then one line per row, cells split by ``|``.
+
+    Outer ``|`` borders are optional (if the header has them, every row has them); lines of only ``-``, ``=``, ``+``, ``|`` and spaces
+    are separators; blank lines and lines starting with ``#`` are skipped. Cells are stripped
+    and an empty cell is ``None``.
+    """
+    lines = [
+        line.strip()
+        for line in text.strip("\n").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    lines = [line for line in lines if set(line) - set("-=+| ")]
+    if not lines:
+        return []
+
+    # Outer borders count only when the header has them, so a row may end in an empty cell.
+    left, right = lines[0].startswith("|"), lines[0].endswith("|")
+
+    def cells(line: str) -> list[str]:
+        parts = line.split("|")
+        return [c.strip() for c in parts[int(left) : len(parts) - int(right)]]
+
+    header = cells(lines[0])
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        values = cells(line)
+        if len(values) != len(header):
+            raise ValueError(f"table line {number} has {len(values)} cells, header {len(header)}")
+        rows.append({k: (v if v != "" else None) for k, v in zip(header, values, strict=True)})
+    return rows
+
+
+def from_wide(
+    rows: Iterable[Mapping[str, str | None]],
+    analytes: Sequence[str],
+    keep: Sequence[str] = ("expect",),
+) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """Split a wide table (one row per patient, one column per analyte) into extracts.
+
+    A cell of an analyte column is ``VALUE [UNIT] [@COLLECTED_AT]`` (``400``, ``132.8 pmol/L``,
+    ``<150 @2026-01-05``); the unit defaults to the analyte's canonical unit and the date to
+    :data:`DEFAULT_COLLECTED_AT`. The columns named in ``keep`` go to the third return value
+    (by patient_id), every other column to the patients row. Returns (patients, labs, kept).
+    """
+    patients, labs, kept = [], [], {}
+    for row in rows:
+        pid = row["patient_id"]
+        patient = {"patient_id": pid}
+        kept[pid] = {k: row.get(k) for k in keep}
+        for column, cell in row.items():
+            if column in analytes:
+                if cell is None:
+                    continue
+                tokens = cell.split()
+                when = [t[1:] for t in tokens if t.startswith("@")]
+                rest = [t for t in tokens if not t.startswith("@")]
+                lab = {"patient_id": pid, "analyte": column, "value": rest[0]}
+                if len(rest) > 1:
+                    lab["unit"] = " ".join(rest[1:])
+                if when:
+                    lab["collected_at"] = when[0]
+                labs.append(lab)
+            elif column not in keep and column != "patient_id":
+                patient[column] = cell
+        patients.append(patient)
+    return patients, labs, kept
+
+
+def criteria_set(text: str | None) -> frozenset[str]:
+    """An ``expect`` cell: criterion ids separated by spaces or commas; ``-``/empty = none."""
+    if text is None or text.strip() in ("", "-"):
+        return frozenset()
+    return frozenset(t for t in text.replace(",", " ").split() if t)
+
+
+# -- one pipeline run ------------------------------------------------------------------------
+def _lab_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    analyte = row.pop("analyte", None)
+    if analyte is not None:
+        if row.get("loinc") is None and row.get("test_name") is None:
+            row["loinc"] = loinc_of(analyte)
+        if "unit" not in row or row["unit"] is None:
+            row["unit"] = canonical_unit(analyte)
+    row.setdefault("collected_at", DEFAULT_COLLECTED_AT)
+    if row["collected_at"] is None:
+        row["collected_at"] = DEFAULT_COLLECTED_AT
+    unknown = set(row) - set(LAB_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown lab columns {sorted(unknown)}")
+    return row
+
+
+def _patient_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    if "sex" not in row:
+        row["sex"] = DEFAULT_SEX
+    if row.get("birth_date") is None:
+        row["birth_date"] = DEFAULT_BIRTH_DATE
+    unknown = set(row) - set(PATIENT_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown patient columns {sorted(unknown)}")
+    return row
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A CSV extract: header row, ``None`` as an empty field, quoting only where needed."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else str(row[c]) for c in columns])
+
+
+@dataclass
+class ScreeningResult:
+    """What one run produced: flags.parquet as a frame, quarantine.csv as rows."""
+
+    flags: pl.DataFrame
+    quarantine: list[dict[str, Any]]
+    out: Path
+    labs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def flag_set(self) -> set[tuple[str, str]]:
+        return set(zip(self.flags["patient_id"], self.flags["criterion"], strict=True))
+
+    def criteria(self, patient_id: str) -> set[str]:
+        return {c for p, c in self.flag_set if p == patient_id}
+
+    def flag(self, patient_id: str, criterion: str) -> dict[str, Any] | None:
+        rows = self.flags.filter(
+            (pl.col("patient_id") == patient_id) & (pl.col("criterion") == criterion)
+        ).to_dicts()
+        assert len(rows) <= 1, f"{len(rows)} rows for {patient_id} {criterion}"
+        return rows[0] if rows else None
+
+    def quarantined(self, patient_id: str | None = None) -> list[dict[str, Any]]:
+        """Quarantine rows (with the raw row parsed into ``raw``), of one patient if given."""
+        if patient_id is None:
+            return self.quarantine
+        return [q for q in self.quarantine if (q["raw"] or {}).get("patient_id") == patient_id]
+
+    def reasons(self, patient_id: str) -> list[str]:
+        return sorted(q["reason"] for q in self.quarantined(patient_id))
+
+    def explain(self, patient_id: str) -> str:
+        """Everything about one patient, for assertion messages."""
+        labs = [r for r in self.labs if r.get("patient_id") == patient_id]
+        flags = self.flags.filter(pl.col("patient_id") == patient_id).select(
+            "criterion", "value", "unit", "observed_at", "detail"
+        )
+        return (
+            f"\npatient {patient_id}\n  labs: {labs}\n  flags: {flags.to_dicts()}"
+            f"\n  quarantine: {[(q['reason'], q['raw']) for q in self.quarantined(patient_id)]}"
+        )
+
+
+def screen(
+    patients: Iterable[Mapping[str, Any]] = (),
+    labs: Iterable[Mapping[str, Any]] = (),
+    *,
+    workdir: Path,
+    as_of: date = AS_OF,
+    add_missing_patients: bool = True,
+) -> ScreeningResult:
+    """Write patients.csv and labs.csv into ``workdir/extracts``, run the screening once."""
+    from pipeline.runner import RunConfig, run_screening
+
+    lab_rows = [_lab_row(r) for r in labs]
+    patient_rows = [_patient_row(r) for r in patients]
+    if add_missing_patients:
+        known = {p["patient_id"] for p in patient_rows}
+        for row in lab_rows:
+            pid = row.get("patient_id")
+            if pid is not None and pid not in known:
+                patient_rows.append(_patient_row({"patient_id": pid}))
+                known.add(pid)
+    extracts, out = workdir / "extracts", workdir / "out"
+    extracts.mkdir(parents=True, exist_ok=True)
+    write_csv(extracts / "patients.csv", PATIENT_COLUMNS, patient_rows)
+    write_csv(extracts / "labs.csv", LAB_COLUMNS, lab_rows)
+    run_screening(
+        RunConfig(extracts=extracts, out=out, as_of=as_of, db=workdir / "b12screen.duckdb")
+    )
+    flags = pl.read_parquet(out / "flags.parquet")
+    with (out / "quarantine.csv").open(encoding="utf-8", newline="") as fh:
+        quarantine = list(csv.DictReader(fh))
+    for q in quarantine:
+        try:
+            q["raw"] = json.loads(q["raw_row"])
+        except (json.JSONDecodeError, TypeError):
+            q["raw"] = None  # a malformed CSV line is kept as text
+    return ScreeningResult(flags=flags, quarantine=quarantine, out=out, labs=lab_rows)
+
+
+# -- the staging SQL alone, in memory --------------------------------------------------------
+class StagingDB:
+    """An in-memory DuckDB prepared by the runner itself (macros, rules, reference tables).
+
+    ``stage(rows)`` loads lab rows as ``raw_labs`` (all text, as the CSV reader gives them)
+    and returns the rows of the real sql/staging/stg_labs.sql; ``sql(...)`` runs any query
+    (the comparison macros and getvariable('criterion.param') are there).
+    """
+
+    def __init__(self, workdir: Path, as_of: date = AS_OF) -> None:
+        from pipeline.runner import RunConfig, ScreeningRun
+
+        extracts = workdir / "extracts"
+        extracts.mkdir(parents=True, exist_ok=True)
+        write_csv(extracts / "patients.csv", PATIENT_COLUMNS, [])
+        write_csv(extracts / "labs.csv", LAB_COLUMNS, [])
+        self._run = ScreeningRun(
+            RunConfig(extracts=extracts, out=workdir / "out", as_of=as_of, db=Path(":memory:"))
+        )
+        self._run.prepare()
+        self.con = self._run.con
+        self.con.execute("CREATE OR REPLACE TEMP TABLE patients (patient_id VARCHAR)")
+
+    def stage(self, rows: Sequence[Mapping[str, Any]], extra: str = "") -> list[dict[str, Any]]:
+        """The staged rows, in input order; ``extra`` adds select expressions over them."""
+        from pipeline.resources import read_sql
+
+        labs = [_lab_row(r) for r in rows]
+        frame = pl.DataFrame(
+            {
+                "_rid": list(range(1, len(labs) + 1)),
+                "source_file": ["labs.csv"] * len(labs),
+                "row_number": list(range(1, len(labs) + 1)),
+                **{c: [None if r.get(c) is None else str(r[c]) for r in labs] for c in LAB_COLUMNS},
+            },
+            schema={
+                "_rid": pl.Int64,
+                "source_file": pl.String,
+                "row_number": pl.Int64,
+                **{c: pl.String for c in LAB_COLUMNS},
+            },
+        )
+        self.con.register("_harness_rows", frame)
+        try:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE raw_labs AS SELECT * FROM _harness_rows")
+        finally:
+            self.con.unregister("_harness_rows")
+        self.con.execute(
+            "INSERT INTO patients SELECT DISTINCT patient_id FROM raw_labs "
+            "WHERE patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM patients)"
+        )
+        more = f", {extra}" if extra else ""
+        return self.sql(f"SELECT *{more} FROM ({read_sql('staging/stg_labs.sql')}) ORDER BY _rid")
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(query, list(params or []))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.con.execute("ROLLBACK")
+        self._run.close()
