@@ -32,6 +32,7 @@ OUTPUT_FILES = (
     "audit.html",
     "run.json",
 )
+REFERENCE_FILES = ("lab_units.csv", "lab_test_names.csv", "drug_codes.csv", "diagnosis_codes.csv")
 FLAG_COLUMNS = "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number"
 
 
@@ -85,7 +86,7 @@ def build_record(run: ScreeningRun) -> dict:
         },
         "reference_data": [
             {"file": name, "sha256": sha256_of(data_dir() / name)}
-            for name in ("lab_units.csv", "lab_test_names.csv")
+            for name in REFERENCE_FILES
         ],
         "extracts_folder": str(run.config.extracts),
         "inputs": inputs,

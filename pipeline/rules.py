@@ -26,11 +26,14 @@ from pipeline.errors import RulesError
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+Value = bool | int | float | list[str] | list[int]
+
+
 class Sourced(BaseModel):
-    """A number with its unit and where it comes from."""
+    """A value (number, switch, or list of codes/groups) with its unit and where it comes from."""
 
     model_config = _STRICT
-    value: float | int
+    value: Value
     unit: str
     source: str
 
@@ -45,6 +48,7 @@ class RuleSet(BaseModel):
 class Settings(BaseModel):
     model_config = _STRICT
     canonical_decimals: Sourced
+    use_lab_reference_range: Sourced
 
 
 class Analyte(BaseModel):
@@ -70,6 +74,7 @@ class Criterion(BaseModel):
     summary: str
     action: str | None = None
     params: dict[str, Sourced] = {}
+    notes: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _action_fields(self) -> Criterion:
@@ -118,9 +123,9 @@ class Rules:
     def criteria_order(self) -> list[str]:
         return list(self.spec.criteria)
 
-    def variables(self) -> dict[str, float | int]:
-        """Every scalar the SQL may read with getvariable(), by name."""
-        out: dict[str, float | int] = {
+    def variables(self) -> dict[str, Value]:
+        """Every value the SQL may read with getvariable(), by name."""
+        out: dict[str, Value] = {
             f"settings.{k}": v.value for k, v in self.spec.settings if isinstance(v, Sourced)
         }
         for cid, crit in self.spec.criteria.items():
@@ -145,13 +150,39 @@ def resolve_rules_path(choice: str | Path | None) -> Path:
     return p
 
 
-def load_rules(choice: str | Path | None = None) -> Rules:
-    path = resolve_rules_path(choice)
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, bytes]:
+    """The file's tables, with ``extends = "profile"`` resolved (the base, overridden here)."""
     raw = path.read_bytes()
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RulesError(f"rules file {path.name} is not valid TOML: {exc}") from None
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data, raw
+    if not isinstance(base_name, str):
+        raise RulesError(f"rules file {path.name}: extends: must be a profile name or path")
+    # A profile name, or a file next to this one.
+    base_path = resolve_rules_path(path.parent / base_name if base_name.endswith(".toml") else base_name)
+    if base_path.resolve() in seen:
+        raise RulesError(f"rules file {path.name}: extends: {base_name} extends itself")
+    base, base_raw = _read_toml(base_path, (*seen, path.resolve()))
+    return _merge(base, data), base_raw + b"\n" + raw
+
+
+def load_rules(choice: str | Path | None = None) -> Rules:
+    path = resolve_rules_path(choice)
+    data, raw = _read_toml(path)
     try:
         spec = RulesFile.model_validate(data)
     except ValidationError as exc:
@@ -162,7 +193,36 @@ def load_rules(choice: str | Path | None = None) -> Rules:
         raise RulesError(f"rules file {path.name}: {key}: {msg}{more}") from None
     rules = Rules(path=path, sha256=hashlib.sha256(raw).hexdigest(), spec=spec)
     check_against_sql(rules)
+    check_against_reference_data(rules)
     return rules
+
+
+def reference_names() -> dict[str, set[str]]:
+    """Drug groups and conditions defined by the code lists in data/."""
+    import csv
+
+    def column(name: str, col: str) -> set[str]:
+        with (resources.data_dir() / name).open(encoding="utf-8", newline="") as f:
+            return {row[col] for row in csv.DictReader(f)}
+
+    return {
+        "_groups": column("drug_codes.csv", "drug_group"),
+        "_conditions": column("diagnosis_codes.csv", "condition"),
+    }
+
+
+def check_against_reference_data(rules: Rules) -> None:
+    """List parameters name drug groups (``*_groups``), conditions (``*_conditions``) or analytes."""
+    known = reference_names() | {"_analytes": set(rules.spec.analytes)}
+    for key, value in rules.variables().items():
+        if not isinstance(value, list) or all(isinstance(v, int) for v in value) and value:
+            continue
+        kind = next((k for k in known if key.endswith(k)), None)
+        if kind is None:
+            raise RulesError(f"rules file {rules.path.name}: {key}: a list parameter must end in _groups, _conditions or _analytes")
+        unknown = sorted(set(value) - known[kind])
+        if unknown:
+            raise RulesError(f"rules file {rules.path.name}: {key}: unknown {kind.strip('_')[:-1]} {unknown[0]!r}")
 
 
 def sql_variables(sql_root: Path | None = None) -> dict[str, list[str]]:
@@ -199,10 +259,21 @@ def check_against_sql(rules: Rules) -> None:
         raise RulesError(f"rules file {name}: missing criterion criteria.{not_in_rules[0]}")
 
 
+def _sql_literal(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return f"{value!r}::INTEGER[]"
+    if isinstance(value, list):
+        items = ", ".join("'" + v.replace("'", "''") + "'" for v in value)
+        return f"[{items}]::VARCHAR[]"
+    return repr(float(value))
+
+
 def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     """Set every parameter as a DuckDB variable and write the rule tables the SQL joins."""
     for key, value in rules.variables().items():
-        con.execute(f'SET VARIABLE "{key}" = {float(value)!r}')
+        con.execute(f'SET VARIABLE "{key}" = {_sql_literal(value)}')
     spec = rules.spec
     analytes = pl.DataFrame(
         {
@@ -228,7 +299,13 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
         },
         schema_overrides={"priority_rank": pl.Int32},
     )
+    notes = pl.DataFrame(
+        [(cid, key, text) for cid, c in spec.criteria.items() for key, text in c.notes.items()],
+        schema={"criterion": pl.String, "note_key": pl.String, "note": pl.String},
+        orient="row",
+    )
     for table, frame in (
+        ("rule_notes", notes),
         ("rule_analytes", analytes),
         ("rule_lab_codes", codes),
         ("rule_criteria", criteria),
@@ -247,6 +324,10 @@ def describe_criterion(rules: Rules, cid: str) -> str:
         key = m.group(1)
         full = key if "." in key else f"{cid}.{key}"
         v = values.get(full)
-        return m.group(0) if v is None else f"{v:g}"
+        if v is None:
+            return m.group(0)
+        if isinstance(v, list):
+            return ", ".join(str(x).replace("_", " ") for x in v)
+        return str(v).lower() if isinstance(v, bool) else f"{v:g}"
 
     return re.sub(r"\{([a-z0-9_.]+)\}", fill, crit.summary)

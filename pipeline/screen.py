@@ -1,6 +1,7 @@
 """Apply the criteria (stage 3 of a run).
 
-Builds int_latest_labs, then runs each criterion's SQL (sql/criteria/<id>.sql) in the order
+Builds the intermediate relations (latest lab results, medication orders by drug group with the
+exposure macros over them, conditions per patient), then runs each criterion's SQL (sql/criteria/<id>.sql) in the order
 of the rules file, appending its rows to ``run_flags``; a criterion may read the flags of the
 ones before it (pancytopenia reads anemia, leukopenia and thrombocytopenia).
 """
@@ -15,7 +16,7 @@ from pipeline.rules import Rules
 RUN_FLAGS_DDL = """
 CREATE OR REPLACE TEMP TABLE run_flags (
     patient_id VARCHAR, criterion VARCHAR, value DOUBLE, unit VARCHAR, observed_at TIMESTAMP,
-    detail VARCHAR, evidence VARCHAR, source_file VARCHAR, row_number BIGINT
+    detail VARCHAR, evidence VARCHAR, source_file VARCHAR, row_number BIGINT, note_key VARCHAR
 )
 """
 
@@ -32,6 +33,15 @@ def screen(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, int]:
         + read_sql("intermediate/int_latest_labs.sql")
     )
     con.execute(read_sql("intermediate/latest_lab.sql"))  # table macro bound to the table above
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE int_medication_groups AS "
+        + read_sql("intermediate/int_medication_groups.sql")
+    )
+    con.execute(read_sql("intermediate/drug_exposure.sql"))  # macros over the table above
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE int_patient_conditions AS "
+        + read_sql("intermediate/int_patient_conditions.sql")
+    )
     con.execute(RUN_FLAGS_DDL)
     counts: dict[str, int] = {}
     for cid in rules.criteria_order:

@@ -1,5 +1,5 @@
 -- Criterion anemia: latest hemoglobin below the sex-specific limit (the unknown-sex limit when
--- sex is neither M nor F).
+-- sex is neither M nor F), or the lab's own lower limit when settings.use_lab_reference_range is on.
 -- Grain: one row per patient meeting it.
 with latest_hgb as (
     select * from latest_lab('hgb')
@@ -12,11 +12,14 @@ patients as (
 with_limit as (
     select
         latest_hgb.*,
-        case patients.sex
-            when 'M' then getvariable('anemia.male_below_g_dl')
-            when 'F' then getvariable('anemia.female_below_g_dl')
-            else getvariable('anemia.unknown_sex_below_g_dl')
-        end as limit_g_dl,
+        rule_limit(
+            case patients.sex
+                when 'M' then getvariable('anemia.male_below_g_dl')
+                when 'F' then getvariable('anemia.female_below_g_dl')
+                else getvariable('anemia.unknown_sex_below_g_dl')
+            end,
+            latest_hgb.ref_low
+        ) as limit_g_dl,
         patients.sex
     from latest_hgb
     inner join patients on patients.patient_id = latest_hgb.patient_id
@@ -29,7 +32,7 @@ final as (
         value,
         unit,
         observed_at,
-        evidence || printf('; limit for sex %s: %g g/dL', sex, limit_g_dl) as detail,
+        evidence || printf('; limit %g g/dL (sex %s)', limit_g_dl, sex) as detail,
         evidence,
         source_file,
         row_number

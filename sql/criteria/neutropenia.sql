@@ -21,7 +21,7 @@ final as (
         source_file,
         row_number
     from latest_anc
-    where is_below(value, censor, getvariable('neutropenia.below_10e9_l'))
+    where is_below(value, censor, rule_limit(getvariable('neutropenia.below_10e9_l'), ref_low))
 )
 
 select * from final

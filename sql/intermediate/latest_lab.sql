@@ -6,6 +6,8 @@ CREATE OR REPLACE TEMP MACRO latest_lab(wanted) AS TABLE
         value_canonical as value,
         censor,
         canonical_unit as unit,
+        reference_low_canonical as ref_low,
+        reference_high_canonical as ref_high,
         collected_at as observed_at,
         lab_evidence(
             label, censor, value_canonical, canonical_unit, collected_at,

@@ -30,3 +30,18 @@ CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, repo
         THEN ' (reported ' || trim(reported_value::VARCHAR) || ' ' || coalesce(trim(reported_unit), '') || ')'
         ELSE ''
     END;
+
+-- The limit a "below" or "above" rule compares with: the rules file's fixed limit, or the
+-- reporting lab's own limit for that result when settings.use_lab_reference_range is on and
+-- the extract carried one.
+CREATE OR REPLACE TEMP MACRO rule_limit(fixed, lab_limit) AS CASE
+    WHEN getvariable('settings.use_lab_reference_range') AND lab_limit IS NOT NULL THEN lab_limit
+    ELSE fixed
+END;
+
+-- What a flag's detail says about the limit when it came from the lab's own range.
+CREATE OR REPLACE TEMP MACRO limit_note(fixed, lab_limit) AS CASE
+    WHEN getvariable('settings.use_lab_reference_range') AND lab_limit IS NOT NULL
+        THEN printf('; limit from the lab''s range: %g', lab_limit)
+    ELSE ''
+END;

@@ -12,6 +12,10 @@ catalogue as (
     select criterion, ordinal, role, priority, priority_rank, action from rule_criteria
 ),
 
+rule_notes as (
+    select criterion, note_key, note from rule_notes
+),
+
 flagged as (
     select flags.*, catalogue.ordinal, catalogue.role, catalogue.priority_rank, catalogue.action
     from flags
@@ -60,17 +64,29 @@ evidence as (
     group by patient_id
 ),
 
--- The actions of the most urgent criteria met, in full; the other action criteria by name.
+-- Notes of context criteria that change how to act (the platelet band decides the injection
+-- technique and transfusion support).
+notes as (
+    select flagged.patient_id, string_agg(rule_notes.note, ' ' order by flagged.ordinal) as notes
+    from flagged
+    inner join rule_notes
+        on rule_notes.criterion = flagged.criterion and rule_notes.note_key = flagged.note_key
+    group by flagged.patient_id
+),
+
+-- The actions of the most urgent criteria met, in full, then the notes; the other action
+-- criteria by name.
 actions as (
     select
-        patient_id,
-        array_to_string(list_distinct(
-            [a.action for a in actions if a.rank = top_rank]
-        ), ' ')
-        || coalesce(' Also: ' || nullif(array_to_string(
-            [a.criterion for a in actions if a.rank > top_rank], ', '), '') || '.', '')
-            as recommended_action
+        per_patient.patient_id,
+        concat_ws(' ',
+            array_to_string(list_distinct([a.action for a in actions if a.rank = top_rank]), ' '),
+            notes.notes,
+            'Also: ' || nullif(array_to_string(
+                [a.criterion for a in actions if a.rank > top_rank], ', '), '') || '.'
+        ) as recommended_action
     from per_patient
+    left join notes on notes.patient_id = per_patient.patient_id
 ),
 
 final as (
@@ -83,9 +99,7 @@ final as (
         coalesce(evidence.evidence, '') as evidence,
         case when previous_worklist.patient_id is null then 'new' else 'persisting' end as status,
         patients.sex,
-        date_diff('year', patients.birth_date, getvariable('run.as_of')::date)
-            - (strftime(getvariable('run.as_of')::date, '%m%d') < strftime(patients.birth_date, '%m%d'))::integer
-            as age,
+        age_on(patients.birth_date, getvariable('run.as_of')::date) as age,
         patients.site,
         per_patient.priority_rank,
         per_patient.criteria_count

@@ -69,6 +69,14 @@ final as (
             coded.value_number * units.factor_to_canonical,
             getvariable('settings.canonical_decimals')::integer
         ) as value_canonical,
+        round(
+            coded.reference_low * units.factor_to_canonical,
+            getvariable('settings.canonical_decimals')::integer
+        ) as reference_low_canonical,
+        round(
+            coded.reference_high * units.factor_to_canonical,
+            getvariable('settings.canonical_decimals')::integer
+        ) as reference_high_canonical,
         analytes.canonical_unit,
         known_patients.patient_id is not null as is_known_patient
     from coded

@@ -1,0 +1,47 @@
+-- Criterion b12_screening_due: a risk (long-term metformin or acid suppression, a B12-lowering
+-- drug, a risk condition, or age at or over the limit) and no B12 or MMA result within the
+-- test interval before the as-of date (the as-of day counts; the day test_interval_days before
+-- it does not).
+-- Grain: one row per patient meeting it.
+with risk_flags as (
+    select patient_id, criterion from run_flags
+    where criterion in (
+        'metformin_long_term', 'acid_suppression_long_term', 'b12_lowering_drug', 'risk_condition'
+    )
+),
+
+old_age as (
+    select patient_id, printf('age %d', age_on(birth_date, getvariable('run.as_of')::date)) as criterion
+    from patients
+    where age_on(birth_date, getvariable('run.as_of')::date) >= getvariable('b12_screening_due.age_at_least')
+),
+
+risks as (
+    select patient_id, string_agg(criterion, ', ' order by criterion) as reasons
+    from (select * from risk_flags union all select * from old_age)
+    group by patient_id
+),
+
+recently_tested as (
+    select distinct patient_id
+    from lab_results
+    where analyte in ('b12', 'mma')
+        and collected_at::date > getvariable('run.as_of')::date
+            - getvariable('b12_screening_due.test_interval_days')::integer
+        and collected_at::date <= getvariable('run.as_of')::date
+),
+
+final as (
+    select
+        risks.patient_id,
+        'b12_screening_due' as criterion,
+        null::double as value,
+        null::varchar as unit,
+        null::timestamp as observed_at,
+        risks.reasons || printf('; no B12 or MMA in the last %d days',
+            getvariable('b12_screening_due.test_interval_days')::integer) as detail
+    from risks
+    anti join recently_tested on recently_tested.patient_id = risks.patient_id
+)
+
+select * from final

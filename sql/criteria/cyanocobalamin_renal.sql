@@ -1,0 +1,40 @@
+-- Criterion cyanocobalamin_renal (safety): current cyanocobalamin with the latest eGFR below the
+-- limit or a recorded chronic kidney disease stage 3-5.
+-- Grain: one row per patient meeting it.
+with cyanocobalamin as (
+    select patient_id, min(start_date) as since
+    from therapy_orders(getvariable('cyanocobalamin_renal.drug_groups'))
+    where is_current
+    group by patient_id
+),
+
+low_egfr as (
+    select patient_id, evidence
+    from latest_lab('egfr')
+    where is_below(value, censor, getvariable('cyanocobalamin_renal.egfr_below'))
+),
+
+ckd as (
+    select patient_id, string_agg(printf('%s (%s)', first_code, first_recorded_at), ', ') as codes
+    from int_patient_conditions
+    where list_contains(getvariable('cyanocobalamin_renal.ckd_conditions'), condition)
+    group by patient_id
+),
+
+final as (
+    select
+        cyanocobalamin.patient_id,
+        'cyanocobalamin_renal' as criterion,
+        null::double as value,
+        null::varchar as unit,
+        cyanocobalamin.since::timestamp as observed_at,
+        printf('cyanocobalamin current since %s; ', cyanocobalamin.since)
+            || concat_ws('; ', low_egfr.evidence, 'CKD ' || ckd.codes) as detail,
+        detail as evidence
+    from cyanocobalamin
+    left join low_egfr on low_egfr.patient_id = cyanocobalamin.patient_id
+    left join ckd on ckd.patient_id = cyanocobalamin.patient_id
+    where low_egfr.patient_id is not null or ckd.patient_id is not null
+)
+
+select * from final

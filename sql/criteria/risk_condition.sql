@@ -1,0 +1,24 @@
+-- Criterion risk_condition: a recorded diagnosis that raises the risk of B12 deficiency.
+-- Grain: one row per patient meeting it.
+with conditions as (
+    select * from int_patient_conditions
+    where list_contains(getvariable('risk_condition.risk_conditions'), condition)
+),
+
+final as (
+    select
+        patient_id,
+        'risk_condition' as criterion,
+        null::double as value,
+        null::varchar as unit,
+        min(first_recorded_at)::timestamp as observed_at,
+        string_agg(
+            printf('%s (%s, %s)', replace(condition, '_', ' '), first_code, first_recorded_at),
+            '; ' order by condition
+        ) as detail,
+        detail as evidence
+    from conditions
+    group by patient_id
+)
+
+select * from final

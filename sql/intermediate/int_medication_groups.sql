@@ -1,0 +1,56 @@
+-- Intermediate: medication orders recognised as a drug group (data/drug_codes.csv).
+-- Grain: one row per valid medication order and drug group it belongs to (a combination
+-- product gives one row per group). An order is recognised by its RxNorm code, its ATC code,
+-- or a listed name appearing as whole words in its text ('MetFORMIN (Glucophage) 500 mg').
+with orders as (
+    select _rid, patient_id, medication, rxnorm, atc, start_date, end_date, route
+    from medications
+),
+
+drug_codes as (
+    select drug_group, code_system, code_key from ref_drug_codes
+),
+
+words as (
+    select _rid, list_filter(string_split_regex(lower(medication), '[^a-z0-9]+'), lambda x: x <> '') as w
+    from orders
+    where medication is not null
+),
+
+-- every run of one to three consecutive words of the medication text
+word_runs as (
+    select _rid, array_to_string(list_slice(w, i, i + n - 1), ' ') as run
+    from (
+        select _rid, w, n, unnest(range(1, len(w) - n + 2)) as i
+        from words cross join (values (1), (2), (3)) as sizes (n)
+    )
+),
+
+matches as (
+    select word_runs._rid, drug_codes.drug_group, 'name' as matched_by
+    from word_runs
+    inner join drug_codes on drug_codes.code_system = 'name' and drug_codes.code_key = word_runs.run
+    union all
+    select orders._rid, drug_codes.drug_group, 'rxnorm' as matched_by
+    from orders
+    inner join drug_codes on drug_codes.code_system = 'rxnorm' and drug_codes.code_key = orders.rxnorm
+    union all
+    select orders._rid, drug_codes.drug_group, 'atc' as matched_by
+    from orders
+    inner join drug_codes on drug_codes.code_system = 'atc' and drug_codes.code_key = orders.atc
+),
+
+final as (
+    select
+        orders.*,
+        matched.drug_group,
+        matched.matched_by
+    from orders
+    inner join (
+        select _rid, drug_group, string_agg(distinct matched_by, ',' order by matched_by) as matched_by
+        from matches
+        group by _rid, drug_group
+    ) as matched on matched._rid = orders._rid
+)
+
+select * from final
