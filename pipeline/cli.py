@@ -175,6 +175,39 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
     _summary(result.record, out / "run")
 
 
+@cli.command()
+@click.option("--rules", default=None, help="Rules file or profile (default: guidance).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the Markdown here instead of printing it.",
+)
+def catalogue(rules: str | None, out: Path | None) -> None:
+    """Print the criteria catalogue (ids, roles, rules, values and their sources) from a rules file."""
+    from pipeline.catalogue import render_markdown
+    from pipeline.rules import load_rules
+
+    try:
+        text = render_markdown(load_rules(rules))
+    except B12ScreenError as exc:
+        _fail(exc)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"catalogue written to {out}")
+
+
+def _register_bench() -> None:
+    from pipeline.bench import bench
+
+    cli.add_command(bench)
+
+
+_register_bench()
+
+
 def main() -> None:
     cli(prog_name="b12screen")
 

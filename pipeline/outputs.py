@@ -85,8 +85,7 @@ def build_record(run: ScreeningRun) -> dict:
             "file": rules.path.name,
         },
         "reference_data": [
-            {"file": name, "sha256": sha256_of(data_dir() / name)}
-            for name in REFERENCE_FILES
+            {"file": name, "sha256": sha256_of(data_dir() / name)} for name in REFERENCE_FILES
         ],
         "extracts_folder": str(run.config.extracts),
         "inputs": inputs,
@@ -154,6 +153,42 @@ def _audit_context(run: ScreeningRun) -> dict:
         "unmapped_total": con.execute(
             "SELECT count(*) FROM lab_results WHERE analyte IS NULL"
         ).fetchone()[0],
+        "drug_groups": _rows(
+            con,
+            """SELECT drug_group, count(DISTINCT _rid) AS orders, count(DISTINCT patient_id) AS patients,
+                      count(DISTINCT _rid) FILTER (WHERE matched_by LIKE '%name%') AS by_name,
+                      count(DISTINCT _rid) FILTER (WHERE matched_by LIKE '%rxnorm%') AS by_rxnorm,
+                      count(DISTINCT _rid) FILTER (WHERE matched_by LIKE '%atc%') AS by_atc
+               FROM int_medication_groups GROUP BY drug_group ORDER BY orders DESC""",
+        ),
+        "unlisted_medications": _rows(
+            con,
+            """SELECT coalesce(text_key(medication), '(no name)') AS medication, count(*) AS orders
+               FROM medications ANTI JOIN int_medication_groups USING (_rid)
+               GROUP BY ALL ORDER BY orders DESC, medication LIMIT 25""",
+        ),
+        "unlisted_total": con.execute(
+            "SELECT count(*) FROM medications ANTI JOIN int_medication_groups USING (_rid)"
+        ).fetchone()[0],
+        "conditions": _rows(
+            con,
+            "SELECT condition, count(*) AS patients FROM int_patient_conditions "
+            "GROUP BY ALL ORDER BY patients DESC",
+        ),
+        "diagnosis_codes": _diagnosis_code_quality(con),
+    }
+
+
+def _diagnosis_code_quality(con) -> dict:
+    """How many diagnosis rows carry a code that is not in the CDC ICD-10-CM tables."""
+    import simple_icd_10_cm as icd  # imported here: loading its tables takes a second
+
+    counts = con.execute("SELECT code_key, count(*) FROM diagnoses GROUP BY code_key").fetchall()
+    invalid = [(code, n) for code, n in counts if code is None or not icd.is_valid_item(code)]
+    return {
+        "rows": sum(n for _, n in counts),
+        "not_icd10cm": sum(n for _, n in invalid),
+        "examples": sorted(invalid, key=lambda x: (-x[1], x[0] or ""))[:10],
     }
 
 

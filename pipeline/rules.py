@@ -173,7 +173,9 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, bytes]:
     if not isinstance(base_name, str):
         raise RulesError(f"rules file {path.name}: extends: must be a profile name or path")
     # A profile name, or a file next to this one.
-    base_path = resolve_rules_path(path.parent / base_name if base_name.endswith(".toml") else base_name)
+    base_path = resolve_rules_path(
+        path.parent / base_name if base_name.endswith(".toml") else base_name
+    )
     if base_path.resolve() in seen:
         raise RulesError(f"rules file {path.name}: extends: {base_name} extends itself")
     base, base_raw = _read_toml(base_path, (*seen, path.resolve()))
@@ -219,10 +221,15 @@ def check_against_reference_data(rules: Rules) -> None:
             continue
         kind = next((k for k in known if key.endswith(k)), None)
         if kind is None:
-            raise RulesError(f"rules file {rules.path.name}: {key}: a list parameter must end in _groups, _conditions or _analytes")
+            raise RulesError(
+                f"rules file {rules.path.name}: {key}: a list parameter must end in _groups, _conditions or _analytes"
+            )
         unknown = sorted(set(value) - known[kind])
         if unknown:
-            raise RulesError(f"rules file {rules.path.name}: {key}: unknown {kind.strip('_')[:-1]} {unknown[0]!r}")
+            label = {"_groups": "drug group", "_conditions": "condition", "_analytes": "analyte"}[
+                kind
+            ]
+            raise RulesError(f"rules file {rules.path.name}: {key}: unknown {label} {unknown[0]!r}")
 
 
 def sql_variables(sql_root: Path | None = None) -> dict[str, list[str]]:
