@@ -187,13 +187,19 @@ class ScreeningRun:
     def _load_reference_tables(self) -> None:
         """The code lists and mappings in data/, as temp tables keyed the way staging keys rows."""
         for table, name, select in (
-            ("ref_lab_units", "lab_units.csv",
-             "analyte, unit_key, factor_to_canonical::DOUBLE AS factor_to_canonical"),
+            (
+                "ref_lab_units",
+                "lab_units.csv",
+                "analyte, unit_key, factor_to_canonical::DOUBLE AS factor_to_canonical",
+            ),
             ("ref_lab_test_names", "lab_test_names.csv", "test_name_key, analyte"),
-            ("ref_drug_codes", "drug_codes.csv",
-             "drug_group, code_system, CASE code_system"
-             " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^a-z0-9]+'), lambda x: x <> ''), ' ')"
-             " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END AS code_key"),
+            (
+                "ref_drug_codes",
+                "drug_codes.csv",
+                "drug_group, code_system, CASE code_system"
+                " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^a-z0-9]+'), lambda x: x <> ''), ' ')"
+                " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END AS code_key",
+            ),
             ("ref_diagnosis_codes", "diagnosis_codes.csv", "condition, code"),
         ):
             path = (data_dir() / name).as_posix().replace("'", "''")

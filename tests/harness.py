@@ -25,8 +25,11 @@ Conveniences (all optional):
   ``loinc``: the analyte's first LOINC code is used, and its canonical unit when ``unit`` is
   missing;
 - ``collected_at`` defaults to :data:`DEFAULT_COLLECTED_AT` (inside every look-back window);
-- every patient_id a lab row names gets a patients row (adult, sex ``M``) unless the test
-  gives one or passes ``add_missing_patients=False``.
+- every patient_id a lab, medication or diagnosis row names gets a patients row (adult, sex
+  ``M``) unless the test gives one or passes ``add_missing_patients=False``;
+- ``medications`` and ``diagnoses`` rows (contract §2 columns) are written to medications.csv
+  and diagnoses.csv when given (the files are left out when the arguments are ``None``);
+- ``rules`` picks the rules profile or file (``"primary-sources"``), as ``--rules`` does.
 
 Besides the pipeline run, :class:`StagingDB` sets up an in-memory DuckDB the way the runner
 does (macros, rules, reference tables) and runs the real staging SQL over rows without
@@ -68,6 +71,16 @@ LAB_COLUMNS = (
     "reference_low",
     "reference_high",
 )
+MEDICATION_COLUMNS = (
+    "patient_id",
+    "medication",
+    "rxnorm",
+    "atc",
+    "start_date",
+    "end_date",
+    "route",
+)
+DIAGNOSIS_COLUMNS = ("patient_id", "code", "recorded_at", "description")
 
 # The criteria of the catalogue (contract §4) that read lab results only.
 LAB_CRITERIA = frozenset(
@@ -239,6 +252,14 @@ def _patient_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _plain_row(row: Mapping[str, Any], columns: Sequence[str], kind: str) -> dict[str, Any]:
+    row = dict(row)
+    unknown = set(row) - set(columns)
+    if unknown:
+        raise ValueError(f"unknown {kind} columns {sorted(unknown)}")
+    return row
+
+
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """A CSV extract: header row, ``None`` as an empty field, quoting only where needed."""
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -256,6 +277,8 @@ class ScreeningResult:
     quarantine: list[dict[str, Any]]
     out: Path
     labs: list[dict[str, Any]] = field(default_factory=list)
+    medications: list[dict[str, Any]] = field(default_factory=list)
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def flag_set(self) -> set[tuple[str, str]]:
@@ -283,11 +306,16 @@ class ScreeningResult:
     def explain(self, patient_id: str) -> str:
         """Everything about one patient, for assertion messages."""
         labs = [r for r in self.labs if r.get("patient_id") == patient_id]
+        meds = [r for r in self.medications if r.get("patient_id") == patient_id]
+        dxs = [r for r in self.diagnoses if r.get("patient_id") == patient_id]
         flags = self.flags.filter(pl.col("patient_id") == patient_id).select(
             "criterion", "value", "unit", "observed_at", "detail"
         )
         return (
-            f"\npatient {patient_id}\n  labs: {labs}\n  flags: {flags.to_dicts()}"
+            f"\npatient {patient_id}\n  labs: {labs}"
+            + (f"\n  medications: {meds}" if meds else "")
+            + (f"\n  diagnoses: {dxs}" if dxs else "")
+            + f"\n  flags: {flags.to_dicts()}"
             f"\n  quarantine: {[(q['reason'], q['raw']) for q in self.quarantined(patient_id)]}"
         )
 
@@ -299,15 +327,32 @@ def screen(
     workdir: Path,
     as_of: date = AS_OF,
     add_missing_patients: bool = True,
+    medications: Iterable[Mapping[str, Any]] | None = None,
+    diagnoses: Iterable[Mapping[str, Any]] | None = None,
+    rules: str | Path | None = None,
 ) -> ScreeningResult:
-    """Write patients.csv and labs.csv into ``workdir/extracts``, run the screening once."""
+    """Write the extracts into ``workdir/extracts``, run the screening once.
+
+    patients.csv and labs.csv are always written; medications.csv and diagnoses.csv when
+    ``medications`` / ``diagnoses`` are given. ``rules`` is passed on as ``--rules`` is.
+    """
     from pipeline.runner import RunConfig, run_screening
 
     lab_rows = [_lab_row(r) for r in labs]
     patient_rows = [_patient_row(r) for r in patients]
+    med_rows = (
+        None
+        if medications is None
+        else [_plain_row(r, MEDICATION_COLUMNS, "medication") for r in medications]
+    )
+    dx_rows = (
+        None
+        if diagnoses is None
+        else [_plain_row(r, DIAGNOSIS_COLUMNS, "diagnosis") for r in diagnoses]
+    )
     if add_missing_patients:
         known = {p["patient_id"] for p in patient_rows}
-        for row in lab_rows:
+        for row in [*lab_rows, *(med_rows or []), *(dx_rows or [])]:
             pid = row.get("patient_id")
             if pid is not None and pid not in known:
                 patient_rows.append(_patient_row({"patient_id": pid}))
@@ -316,8 +361,18 @@ def screen(
     extracts.mkdir(parents=True, exist_ok=True)
     write_csv(extracts / "patients.csv", PATIENT_COLUMNS, patient_rows)
     write_csv(extracts / "labs.csv", LAB_COLUMNS, lab_rows)
+    if med_rows is not None:
+        write_csv(extracts / "medications.csv", MEDICATION_COLUMNS, med_rows)
+    if dx_rows is not None:
+        write_csv(extracts / "diagnoses.csv", DIAGNOSIS_COLUMNS, dx_rows)
     run_screening(
-        RunConfig(extracts=extracts, out=out, as_of=as_of, db=workdir / "b12screen.duckdb")
+        RunConfig(
+            extracts=extracts,
+            out=out,
+            as_of=as_of,
+            db=workdir / "b12screen.duckdb",
+            rules=rules,
+        )
     )
     flags = pl.read_parquet(out / "flags.parquet")
     with (out / "quarantine.csv").open(encoding="utf-8", newline="") as fh:
@@ -327,7 +382,14 @@ def screen(
             q["raw"] = json.loads(q["raw_row"])
         except (json.JSONDecodeError, TypeError):
             q["raw"] = None  # a malformed CSV line is kept as text
-    return ScreeningResult(flags=flags, quarantine=quarantine, out=out, labs=lab_rows)
+    return ScreeningResult(
+        flags=flags,
+        quarantine=quarantine,
+        out=out,
+        labs=lab_rows,
+        medications=med_rows or [],
+        diagnoses=dx_rows or [],
+    )
 
 
 # -- the staging SQL alone, in memory --------------------------------------------------------
