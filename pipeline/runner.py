@@ -197,7 +197,7 @@ class ScreeningRun:
                 "ref_drug_codes",
                 "drug_codes.csv",
                 "drug_group, code_system, CASE code_system"
-                " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^a-z0-9]+'), lambda x: x <> ''), ' ')"
+                " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^\\p{L}\\p{N}]+'), lambda x: x <> ''), ' ')"
                 " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END AS code_key",
             ),
             ("ref_diagnosis_codes", "diagnosis_codes.csv", "condition, code"),

@@ -1,7 +1,7 @@
 -- Criterion b12_screening_due: a risk (long-term metformin or acid suppression, a B12-lowering
 -- drug, a risk condition, or age at or over the limit) and no B12 or MMA result within the
 -- test interval before the as-of date (the as-of day counts; the day test_interval_days before
--- it does not).
+-- it does not). observed_at is the last B12 or MMA result, if any.
 -- Grain: one row per patient meeting it.
 with risk_flags as (
     select patient_id, criterion from run_flags
@@ -31,16 +31,26 @@ recently_tested as (
         and collected_at::date <= getvariable('run.as_of')::date
 ),
 
+last_tested as (
+    select patient_id, max(collected_at) as tested_at
+    from lab_results
+    where analyte in ('b12', 'mma') and collected_at::date <= getvariable('run.as_of')::date
+    group by patient_id
+),
+
 final as (
     select
         risks.patient_id,
         'b12_screening_due' as criterion,
         null::double as value,
         null::varchar as unit,
-        null::timestamp as observed_at,
+        last_tested.tested_at as observed_at,
         risks.reasons || printf('; no B12 or MMA in the last %d days',
-            getvariable('b12_screening_due.test_interval_days')::integer) as detail
+            getvariable('b12_screening_due.test_interval_days')::integer)
+            || coalesce('; last tested ' || strftime(last_tested.tested_at, '%Y-%m-%d'), '; never tested')
+            as detail
     from risks
+    left join last_tested on last_tested.patient_id = risks.patient_id
     anti join recently_tested on recently_tested.patient_id = risks.patient_id
 )
 

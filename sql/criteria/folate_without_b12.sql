@@ -27,7 +27,7 @@ final as (
         null::double as value,
         null::varchar as unit,
         deficiency.deficient_on::timestamp as observed_at,
-        printf('folic acid current since %s; B12 deficient on %s; no B12 therapy',
+        printf('folic acid current since %s; deficient B12 or MMA result on %s; no B12 therapy',
             folic_acid.since, deficiency.deficient_on) as detail,
         detail as evidence
     from deficiency

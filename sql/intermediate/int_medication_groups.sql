@@ -1,7 +1,8 @@
 -- Intermediate: medication orders recognised as a drug group (data/drug_codes.csv).
 -- Grain: one row per valid medication order and drug group it belongs to (a combination
 -- product gives one row per group). An order is recognised by its RxNorm code, its ATC code,
--- or a listed name appearing as whole words in its text ('MetFORMIN (Glucophage) 500 mg').
+-- or a listed name appearing as whole words in its text ('MetFORMIN (Glucophage) 500 mg');
+-- words are runs of letters (any alphabet) and digits.
 with orders as (
     select _rid, patient_id, medication, rxnorm, atc, start_date, end_date, route
     from medications
@@ -12,7 +13,7 @@ drug_codes as (
 ),
 
 words as (
-    select _rid, list_filter(string_split_regex(lower(medication), '[^a-z0-9]+'), lambda x: x <> '') as w
+    select _rid, list_filter(string_split_regex(lower(medication), '[^\p{L}\p{N}]+'), lambda x: x <> '') as w
     from orders
     where medication is not null
 ),
