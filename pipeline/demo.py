@@ -1,9 +1,9 @@
 """Synthetic screening population with planted cases and an answer key.
 
 `generate_population` writes a folder of canonical extracts (contract §2) and returns a
-`DemoTruth` holding the flags a correct run over that folder must produce. It is used by the
-demo command and by the end-to-end test; the answer key comes from two sources that do not
-share code with the pipeline:
+`DemoTruth` holding the flags a correct run over that folder must produce, for all 24 criteria.
+It is used by the demo command and by the end-to-end test; the answer key comes from two sources
+that do not share code with the pipeline:
 
 Background population (patient ids ``P000001``…)
     Primary-care adults aged 18-100, skewed older; sex ~52 % F, ~47 % M and ~1 % unknown or
@@ -22,25 +22,51 @@ Background population (patient ids ``P000001``…)
     About 60 % have a CBC (Hgb, WBC, ANC, platelets, MCV) in the last year, some several;
     ~15 % a B12, ~10 % folate, ~2 % MMA, ~2 % homocysteine, ~5 % LDH; creatinine and eGFR for
     over a quarter; a few results are re-sent unchanged (same result_id). Every value is drawn on the canonical scale, kept more than the rendering
-    error plus 0.01 away from every threshold, then written in the row's unit. Expected flags
-    for these patients come from `oracle_lab_flags`, a small Python reading of the rule text,
-    run over the canonical values the generator chose. The background has no ties, no
-    censored values and no results on a look-back edge: those are planted.
+    error plus 0.01 away from every threshold, then written in the row's unit.
+
+    Diagnoses (``diagnoses.csv``): ICD-10-CM codes as EHRs send them, with and without the dot
+    (``E11.9``/``E119``, ``K50.90``, ``K900``, ``E06.3``, ``D51.0``, ``Z98.84``, ``N18.4``…), now
+    and then in lower case, and near misses that are on no list (``D51.9``, ``E53.8``,
+    ``K90.9``, ``N18.2``…). Medications (``medications.csv``) follow the diagnoses: metformin
+    for ~25 % of type 2 diabetics (long refill chains and short courses), a PPI for ~20 % of
+    patients 65 and over (some switching to or from an H2 blocker), colchicine for gout,
+    pregabalin for neuropathy, phenobarbital/primidone/topiramate for epilepsy, methotrexate
+    with folic acid, folic acid alone, B12 therapy (IM cyanocobalamin or hydroxocobalamin, oral
+    or OTC B12) for many deficient patients, mostly started after the deficient result, and a
+    few % of rows on no list (amlodipine, atorvastatin, gabapentin, vonoprazan…). Names are
+    written the way EHRs write them (``MetFORMIN (Glucophage) 500 mg``, ``Pantoprazole 40mg EC
+    tab``, brands, tall-man letters); some rows carry only an RxNorm code or only an ATC code;
+    orders are open-ended, ended, or end after the as-of date; refills overlap or leave gaps.
+
+    Expected flags for these patients come from `oracle_flags`, a small Python reading of
+    docs/criteria-semantics.md run over the records the generator chose (canonical lab values,
+    the drug group of each order, the diagnosis codes). The background has no ties, no
+    censored values, no results on a look-back edge, no 75th birthday near the as-of date, no
+    deficient result 7 or 8 days old, and no medication history near a boundary of the
+    medication criteria: each patient's history is checked against the oracle with every
+    window and threshold moved by two days (and touching orders read as not touching), and
+    drawn again until the answer does not move. Boundary cases are planted.
 
 Planted patients (``PLANT-…``, table `PLANTED`)
-    One or more per lab criterion; below / at / above every threshold in several units
+    One or more per criterion; below / at / above every threshold in several units
     (B12 ``179``/``180``/``181`` pg/mL, ``132``/``132.8``/``133`` pmol/L, Hgb ``12.9``/``13.0``
     g/dL and ``129``/``130`` g/L for men …); censored ``<150`` and ``>2000`` B12; ties on
     collected_at decided by result_id; results just inside and just outside the look-back;
     a neutrophil-% row that is not an ANC; a local code that falls back to the test name; a
-    re-sent result; and ``PLANT-NOLABS-01``, who has no data and must never be flagged.
-    Their expected criteria are written by hand from the rule text, not computed.
+    re-sent result; medication and diagnosis cases met and just not met for each of the nine
+    medication, diagnosis and safety criteria (metformin 121 vs 120 days, merged PPI + H2
+    blocker 366 vs 365 days, touching vs 1-day-gap refills, a 75th birthday today vs tomorrow,
+    eGFR 59 vs 60, a deficient result 8 vs 7 days old, a day-10 CBC 15 vs 14 days overdue…);
+    and ``PLANT-NOLABS-01``, who has no data and must never be flagged. Their expected
+    criteria are written by hand from the rule text, not computed (a test checks that the
+    oracle agrees where it can read the case).
 
 Messy rows
     About 1 % extra lab rows that must be quarantined (missing or unknown patient, value or
     date that does not parse, date after as-of, a unit that does not fit the analyte, a
-    negative count) and a few broken patient rows. They are always extra rows, so the expected
-    flags do not depend on them.
+    negative count), a few broken patient rows, and a few broken medication and diagnosis rows
+    (start after as-of, end before start, no drug named, missing patient or code). They are
+    always extra rows, so the expected flags do not depend on them.
 
 The answer key also goes to ``truth_dir`` (default: a ``truth`` folder beside the extracts,
 never inside them): ``expected_flags.csv``, ``planted.csv`` (with each case's purpose) and
@@ -59,6 +85,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -84,6 +111,45 @@ LAB_CRITERIA: tuple[str, ...] = (
     "cytopenia_b12_untested",
     "pseudo_tma_suspect",
 )
+MED_CRITERIA: tuple[str, ...] = (
+    "metformin_long_term",
+    "acid_suppression_long_term",
+    "b12_lowering_drug",
+    "risk_condition",
+    "b12_screening_due",
+    "folate_without_b12",
+    "cyanocobalamin_renal",
+    "deficiency_untreated",
+    "monitoring_overdue",
+)
+ALL_CRITERIA: tuple[str, ...] = LAB_CRITERIA + MED_CRITERIA
+# role and priority of each criterion (contract §4); context criteria have no priority
+ROLES: dict[str, tuple[str, str | None]] = {
+    "b12_deficient": ("action", "high"),
+    "b12_indeterminate": ("action", "routine"),
+    "mma_elevated": ("action", "high"),
+    "homocysteine_elevated": ("context", None),
+    "folate_low": ("context", None),
+    "anemia": ("context", None),
+    "critical_anemia": ("action", "urgent"),
+    "leukopenia": ("context", None),
+    "neutropenia": ("context", None),
+    "thrombocytopenia": ("context", None),
+    "macrocytosis": ("context", None),
+    "pancytopenia": ("action", "high"),
+    "deficiency_with_cytopenia": ("action", "urgent"),
+    "cytopenia_b12_untested": ("action", "routine"),
+    "pseudo_tma_suspect": ("action", "urgent"),
+    "metformin_long_term": ("context", None),
+    "acid_suppression_long_term": ("context", None),
+    "b12_lowering_drug": ("context", None),
+    "risk_condition": ("context", None),
+    "b12_screening_due": ("action", "routine"),
+    "folate_without_b12": ("action", "urgent"),
+    "cyanocobalamin_renal": ("action", "high"),
+    "deficiency_untreated": ("action", "high"),
+    "monitoring_overdue": ("action", "routine"),
+}
 
 # ---------------------------------------------------------------------------------------------
 # The oracle's reading of the guidance profile. Deliberately written out here rather than read
@@ -105,6 +171,7 @@ THRESHOLDS: dict[str, float] = {
     "thrombocytopenia.below_10e9_l": 150,
     "macrocytosis.above_fl": 100,
     "pseudo_tma_suspect.ldh_above_u_l": 250,
+    "cyanocobalamin_renal.egfr_below": 60,
 }
 LOOKBACK_DAYS: dict[str, int] = {
     "b12": 365,
@@ -117,6 +184,7 @@ LOOKBACK_DAYS: dict[str, int] = {
     "platelets": 90,
     "mcv": 90,
     "ldh": 90,
+    "egfr": 365,
 }
 # Which analyte each threshold applies to: the background keeps its values away from these.
 _THRESHOLD_ANALYTE = {
@@ -132,12 +200,73 @@ _THRESHOLD_ANALYTE = {
     "thrombocytopenia": "platelets",
     "macrocytosis": "mcv",
     "pseudo_tma_suspect": "ldh",
+    "cyanocobalamin_renal": "egfr",
 }
 CUTS: dict[str, tuple[float, ...]] = {
     analyte: tuple(
         v for k, v in THRESHOLDS.items() if _THRESHOLD_ANALYTE[k.split(".")[0]] == analyte
     )
     for analyte in sorted(set(_THRESHOLD_ANALYTE.values()))
+}
+
+B12_THERAPY = ("cyanocobalamin", "hydroxocobalamin", "methylcobalamin")
+# The medication, diagnosis and safety rules (docs/criteria-semantics.md, guidance profile),
+# written out like THRESHOLDS; a test checks them against the rules file. Lists of drug groups
+# and conditions compare as sets, day lists in order.
+MED_RULES: dict[str, int | tuple[int, ...] | tuple[str, ...]] = {
+    "metformin_long_term.drug_groups": ("metformin",),
+    "metformin_long_term.min_exposure_days": 120,
+    "metformin_long_term.recent_stop_days": 365,
+    "acid_suppression_long_term.drug_groups": ("ppi", "h2_blocker"),
+    "acid_suppression_long_term.min_exposure_days": 365,
+    "acid_suppression_long_term.recent_stop_days": 365,
+    "b12_lowering_drug.drug_groups": ("colchicine", "phenobarbital", "pregabalin"),
+    "risk_condition.risk_conditions": (
+        "pernicious_anemia",
+        "gastrectomy",
+        "bariatric_surgery",
+        "ileal_resection",
+        "crohns_disease",
+        "celiac_disease",
+        "atrophic_gastritis",
+        "autoimmune_thyroid",
+        "type1_diabetes",
+        "sjogren_syndrome",
+        "down_syndrome",
+    ),
+    "b12_screening_due.age_at_least": 75,
+    "b12_screening_due.test_interval_days": 365,
+    "folate_without_b12.folate_groups": ("folic_acid",),
+    "folate_without_b12.therapy_groups": B12_THERAPY,
+    "folate_without_b12.therapy_lookback_days": 30,
+    "cyanocobalamin_renal.drug_groups": ("cyanocobalamin",),
+    "cyanocobalamin_renal.ckd_conditions": ("ckd_stage_3_to_5",),
+    "deficiency_untreated.grace_days": 7,
+    "deficiency_untreated.therapy_groups": B12_THERAPY,
+    "deficiency_untreated.therapy_lookback_days": 30,
+    "monitoring_overdue.therapy_groups": B12_THERAPY,
+    "monitoring_overdue.cbc_days": (10, 30),
+    "monitoring_overdue.cbc_b12_days": (90, 182, 365),
+    "monitoring_overdue.yearly_days": 365,
+    "monitoring_overdue.grace_days": 14,
+    "monitoring_overdue.cbc_analytes": ("hgb", "wbc", "platelets"),
+    "monitoring_overdue.b12_analytes": ("b12",),
+}
+# ICD-10 codes of each condition (docs/criteria-semantics.md); a code matches itself and every
+# code below it, compared without the dot and upper-cased. A test checks data/diagnosis_codes.csv.
+CONDITION_CODES: dict[str, tuple[str, ...]] = {
+    "pernicious_anemia": ("D51.0",),
+    "atrophic_gastritis": ("K29.4",),
+    "gastrectomy": ("Z90.3",),
+    "bariatric_surgery": ("Z98.84",),
+    "ileal_resection": ("Z90.49", "K91.2"),
+    "crohns_disease": ("K50",),
+    "celiac_disease": ("K90.0",),
+    "autoimmune_thyroid": ("E06.3",),
+    "type1_diabetes": ("E10",),
+    "sjogren_syndrome": ("M35.0",),
+    "down_syndrome": ("Q90",),
+    "ckd_stage_3_to_5": ("N18.3", "N18.4", "N18.5", "N18.6"),
 }
 
 LAB_COLUMNS = (
@@ -160,9 +289,9 @@ LAB_COLUMNS = (
 class DemoTruth:
     """What a correct screening run over the generated extracts must produce.
 
-    expected_flags: (patient_id, criterion) for the 15 lab criteria over all patients.
+    expected_flags: (patient_id, criterion) for all 24 criteria over all patients.
     planted: planted patient id -> its hand-written criteria (empty set: never flagged).
-    messy_rows: rows written broken on purpose (labs and patients); each must be quarantined.
+    messy_rows: rows written broken on purpose (all kinds); each must be quarantined.
     messy_by_reason / messy_by_file: the same rows by the generator's category and by file.
     """
 
@@ -179,6 +308,8 @@ class DemoTruth:
     messy_by_file: dict[str, int] = field(default_factory=dict)
     all_missing_patient: str = "PLANT-NOLABS-01"
     planted_purpose: dict[str, str] = field(default_factory=dict)
+    n_medication_rows: int = 0
+    n_diagnosis_rows: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,10 +325,57 @@ class CleanResult:
     on: date
 
 
+@dataclass(frozen=True)
+class MedOrder:
+    """One valid medication order: the drug groups the generator wrote it as (empty: a drug on
+    no list), its first day and its last day (None: open-ended)."""
+
+    patient_id: str
+    groups: frozenset[str]
+    start: date
+    end: date | None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One valid diagnosis row: the code as written and the day it was recorded."""
+
+    patient_id: str
+    code: str
+    recorded: date
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    sex: str  # as written in the patients file
+    birth_date: date
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the oracle reads the medication rules. The answer key uses the defaults (the
+    guidance profile); the generator moves one knob at a time to keep the background away from
+    every boundary."""
+
+    metformin_days: int = 120
+    acid_days: int = 365
+    recent_stop_days: int = 365
+    therapy_lookback_days: int = 30
+    grace_days: int = 14
+    due_shift: int = 0  # added to every due day of the monitoring schedule
+    since_slack: int = 0  # a result counts for a due date D when collected on or after D - slack
+    merge_gap: int = 1  # orders merge when the next starts at most this many days after the end
+
+
 def sex_group(raw: str) -> str:
     """``M``, ``F`` or ``U`` from the patients file's sex column."""
     text = raw.strip().lower()
     return {"m": "M", "male": "M", "f": "F", "female": "F"}.get(text, "U")
+
+
+def age_on(birth: date, as_of: date) -> int:
+    """Age in completed years on ``as_of``."""
+    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
 
 
 def oracle_lab_flags(
@@ -213,9 +391,47 @@ def oracle_lab_flags(
         by_patient[r.patient_id].append(r)
     flags: set[tuple[str, str]] = set()
     for pid, rows in by_patient.items():
-        for criterion in _criteria_met(sex_group(sex_by_patient[pid]), rows, as_of):
-            flags.add((pid, criterion))
+        met, _ = _lab_criteria(sex_group(sex_by_patient[pid]), rows, as_of)
+        flags |= {(pid, c) for c in LAB_CRITERIA if met[c]}
     return flags
+
+
+def oracle_flags(
+    patients: Mapping[str, PatientInfo],
+    results: Iterable[CleanResult],
+    orders: Iterable[MedOrder],
+    diagnoses: Iterable[Diagnosis],
+    as_of: date,
+) -> set[tuple[str, str]]:
+    """Expected (patient_id, criterion) pairs for all 24 criteria (guidance profile)."""
+    labs: dict[str, list[CleanResult]] = defaultdict(list)
+    meds: dict[str, list[MedOrder]] = defaultdict(list)
+    dxs: dict[str, list[Diagnosis]] = defaultdict(list)
+    for r in results:
+        labs[r.patient_id].append(r)
+    for o in orders:
+        meds[o.patient_id].append(o)
+    for d in diagnoses:
+        dxs[d.patient_id].append(d)
+    flags: set[tuple[str, str]] = set()
+    for pid, info in patients.items():
+        met = patient_criteria(info, labs.get(pid, []), meds.get(pid, []), dxs.get(pid, []), as_of)
+        flags |= {(pid, c) for c in met}
+    return flags
+
+
+def patient_criteria(
+    info: PatientInfo,
+    rows: Sequence[CleanResult],
+    orders: Sequence[MedOrder],
+    diagnoses: Sequence[Diagnosis],
+    as_of: date,
+    reading: Reading | None = None,
+) -> set[str]:
+    """Every criterion one patient meets."""
+    met, latest = _lab_criteria(sex_group(info.sex), rows, as_of)
+    met |= _med_criteria(info, rows, latest, met, orders, diagnoses, as_of, reading or Reading())
+    return {c for c in ALL_CRITERIA if met[c]}
 
 
 def _latest(rows: Sequence[CleanResult], as_of: date) -> dict[str, CleanResult]:
@@ -231,7 +447,9 @@ def _latest(rows: Sequence[CleanResult], as_of: date) -> dict[str, CleanResult]:
     return latest
 
 
-def _criteria_met(sex: str, rows: Sequence[CleanResult], as_of: date) -> list[str]:
+def _lab_criteria(
+    sex: str, rows: Sequence[CleanResult], as_of: date
+) -> tuple[dict[str, bool], dict[str, CleanResult]]:
     t = THRESHOLDS
     latest = _latest(rows, as_of)
 
@@ -281,7 +499,228 @@ def _criteria_met(sex: str, rows: Sequence[CleanResult], as_of: date) -> list[st
         and met["thrombocytopenia"]
         and above("ldh", t["pseudo_tma_suspect.ldh_above_u_l"])
     )
-    return [c for c in LAB_CRITERIA if met[c]]
+    return met, latest
+
+
+def _episodes(
+    orders: Sequence[MedOrder], groups: Iterable[str], as_of: date, merge_gap: int
+) -> list[tuple[date, date]]:
+    """The merged periods (first day, last day) of the orders of any of ``groups``, each cut
+    at as-of; orders starting after as-of do not count."""
+    wanted = set(groups)
+    periods = sorted(
+        (o.start, min(o.end or as_of, as_of))
+        for o in orders
+        if o.groups & wanted and o.start <= as_of
+    )
+    episodes: list[tuple[date, date]] = []
+    for start, end in periods:
+        if episodes and (start - episodes[-1][1]).days <= merge_gap:
+            episodes[-1] = (episodes[-1][0], max(episodes[-1][1], end))
+        else:
+            episodes.append((start, end))
+    return episodes
+
+
+@cache
+def _names(key: str) -> tuple[str, ...]:
+    value = MED_RULES[key]
+    assert isinstance(value, tuple)
+    return tuple(str(v) for v in value)
+
+
+@cache
+def _ints(key: str) -> tuple[int, ...]:
+    value = MED_RULES[key]
+    assert isinstance(value, tuple)
+    return tuple(int(v) for v in value)
+
+
+def _number(key: str) -> int:
+    value = MED_RULES[key]
+    assert isinstance(value, int)
+    return value
+
+
+@cache
+def _prefixes(conditions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c.replace(".", "").upper() for k in conditions for c in CONDITION_CODES[k])
+
+
+def _has_condition(
+    diagnoses: Sequence[Diagnosis], conditions: tuple[str, ...], as_of: date
+) -> bool:
+    prefixes = _prefixes(conditions)
+    return any(
+        d.recorded <= as_of and d.code.strip().replace(".", "").upper().startswith(prefixes)
+        for d in diagnoses
+    )
+
+
+def _med_criteria(
+    info: PatientInfo,
+    rows: Sequence[CleanResult],
+    latest: Mapping[str, CleanResult],
+    lab: Mapping[str, bool],
+    orders: Sequence[MedOrder],
+    diagnoses: Sequence[Diagnosis],
+    as_of: date,
+    rd: Reading,
+) -> dict[str, bool]:
+    known: dict[tuple[str, ...], list[tuple[date, date]]] = {}
+
+    def episodes(groups: tuple[str, ...]) -> list[tuple[date, date]]:
+        if groups not in known:
+            known[groups] = _episodes(orders, groups, as_of, rd.merge_gap)
+        return known[groups]
+
+    def current(groups: tuple[str, ...]) -> bool:
+        eps = episodes(groups)
+        return bool(eps) and eps[-1][1] == as_of
+
+    def long_term(groups: tuple[str, ...], min_days: int) -> bool:
+        eps = episodes(groups)
+        days = sum((end - start).days + 1 for start, end in eps)
+        return days > min_days and (as_of - eps[-1][1]).days <= rd.recent_stop_days
+
+    met: dict[str, bool] = {}
+    met["metformin_long_term"] = long_term(
+        _names("metformin_long_term.drug_groups"), rd.metformin_days
+    )
+    met["acid_suppression_long_term"] = long_term(
+        _names("acid_suppression_long_term.drug_groups"), rd.acid_days
+    )
+    met["b12_lowering_drug"] = current(_names("b12_lowering_drug.drug_groups"))
+    met["risk_condition"] = _has_condition(
+        diagnoses, _names("risk_condition.risk_conditions"), as_of
+    )
+    at_risk = (
+        met["metformin_long_term"]
+        or met["acid_suppression_long_term"]
+        or met["b12_lowering_drug"]
+        or met["risk_condition"]
+        or age_on(info.birth_date, as_of) >= _number("b12_screening_due.age_at_least")
+    )
+    # dated in [as_of - interval, as_of], both ends counting, as the B12 look-back does
+    window = _number("b12_screening_due.test_interval_days")
+    tested = any(r.analyte in ("b12", "mma") and 0 <= (as_of - r.on).days <= window for r in rows)
+    met["b12_screening_due"] = at_risk and not tested
+
+    # the deficient result's date: the earlier of the two when both flags are met
+    flagged_on = [
+        latest[analyte].on
+        for analyte, criterion in (("b12", "b12_deficient"), ("mma", "mma_elevated"))
+        if lab[criterion]
+    ]
+    deficient_on = min(flagged_on) if flagged_on else None
+    therapy_groups = set(_names("deficiency_untreated.therapy_groups"))
+    therapy = [o for o in orders if o.groups & therapy_groups and o.start <= as_of]
+
+    def started_since(day: date) -> bool:
+        since = day - timedelta(days=rd.therapy_lookback_days)
+        return any(o.start >= since for o in therapy)
+
+    met["folate_without_b12"] = (
+        deficient_on is not None
+        and current(_names("folate_without_b12.folate_groups"))
+        and not current(_names("folate_without_b12.therapy_groups"))
+        and not started_since(deficient_on)
+    )
+    egfr = latest.get("egfr")
+    met["cyanocobalamin_renal"] = current(_names("cyanocobalamin_renal.drug_groups")) and (
+        (egfr is not None and egfr.value < THRESHOLDS["cyanocobalamin_renal.egfr_below"])
+        or _has_condition(diagnoses, _names("cyanocobalamin_renal.ckd_conditions"), as_of)
+    )
+    met["deficiency_untreated"] = (
+        deficient_on is not None
+        and (as_of - deficient_on).days > _number("deficiency_untreated.grace_days")
+        and not started_since(deficient_on)
+    )
+    met["monitoring_overdue"] = _monitoring_overdue(
+        episodes(_names("monitoring_overdue.therapy_groups")), rows, as_of, rd
+    )
+    return met
+
+
+def _monitoring_overdue(
+    therapy: Sequence[tuple[date, date]], rows: Sequence[CleanResult], as_of: date, rd: Reading
+) -> bool:
+    if not therapy or therapy[-1][1] != as_of:
+        return False  # not on B12 therapy
+    started = therapy[-1][0]
+    schedule = [(d, ("cbc",)) for d in _ints("monitoring_overdue.cbc_days")]
+    schedule += [(d, ("cbc", "b12")) for d in _ints("monitoring_overdue.cbc_b12_days")]
+    yearly = _number("monitoring_overdue.yearly_days")
+    last = max(d for d, _ in schedule)
+    while (as_of - started).days >= last + yearly:
+        last += yearly
+        schedule.append((last, ("cbc", "b12")))
+    due = [
+        (started + timedelta(days=d + rd.due_shift), tests)
+        for d, tests in schedule
+        if started + timedelta(days=d + rd.due_shift) <= as_of
+    ]
+    if not due:
+        return False
+    when, tests = max(due)
+    analytes = {
+        "cbc": set(_names("monitoring_overdue.cbc_analytes")),
+        "b12": set(_names("monitoring_overdue.b12_analytes")),
+    }
+    since = when - timedelta(days=rd.since_slack)
+    missing = [
+        t
+        for t in tests
+        if not any(r.analyte in analytes[t] and since <= r.on <= as_of for r in rows)
+    ]
+    return (as_of - when).days > rd.grace_days and bool(missing)
+
+
+# Each knob moved by two days (or touching orders read as not touching, or a 3-day gap read as
+# touching): a background history whose answer moves under any of these is drawn again. The
+# key says which drug groups make the knob matter.
+NEARBY_READINGS: tuple[tuple[frozenset[str], Reading], ...] = tuple(
+    (frozenset(groups.split()), rd)
+    for groups, rd in (
+        ("metformin", Reading(metformin_days=118)),
+        ("metformin", Reading(metformin_days=122)),
+        ("ppi h2_blocker", Reading(acid_days=363)),
+        ("ppi h2_blocker", Reading(acid_days=367)),
+        ("metformin ppi h2_blocker", Reading(recent_stop_days=363)),
+        ("metformin ppi h2_blocker", Reading(recent_stop_days=367)),
+        (" ".join(B12_THERAPY), Reading(therapy_lookback_days=28)),
+        (" ".join(B12_THERAPY), Reading(therapy_lookback_days=32)),
+        (" ".join(B12_THERAPY), Reading(grace_days=12)),
+        (" ".join(B12_THERAPY), Reading(grace_days=16)),
+        (" ".join(B12_THERAPY), Reading(due_shift=-2)),
+        (" ".join(B12_THERAPY), Reading(due_shift=2)),
+        (" ".join(B12_THERAPY), Reading(since_slack=-2)),
+        (" ".join(B12_THERAPY), Reading(since_slack=2)),
+        ("*", Reading(merge_gap=0)),
+        ("*", Reading(merge_gap=3)),
+    )
+)
+
+
+def near_a_boundary(
+    info: PatientInfo,
+    rows: Sequence[CleanResult],
+    orders: Sequence[MedOrder],
+    diagnoses: Sequence[Diagnosis],
+    as_of: date,
+) -> bool:
+    """True when a nearby reading of the medication rules changes what the patient meets."""
+    groups = frozenset().union(*(o.groups for o in orders))
+    if not groups:
+        return False
+    lab, latest = _lab_criteria(sex_group(info.sex), rows, as_of)
+    base = _med_criteria(info, rows, latest, lab, orders, diagnoses, as_of, Reading())
+    for relevant, rd in NEARBY_READINGS:
+        if ("*" in relevant or relevant & groups) and _med_criteria(
+            info, rows, latest, lab, orders, diagnoses, as_of, rd
+        ) != base:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,6 +898,262 @@ SITES: dict[str, SiteSpec] = {"N": NORTH, "S": SOUTH, "E": EAST}
 
 
 # ---------------------------------------------------------------------------------------------
+# Medication and diagnosis vocabulary: what EHR extracts write. Each drug carries the drug
+# groups of docs/criteria-semantics.md it belongs to (empty: on no list); a test checks that
+# data/drug_codes.csv recognises every name and code as exactly these groups.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Drug:
+    groups: frozenset[str]
+    names: tuple[tuple[str, str], ...]  # (text as written, RxNorm product code or "")
+    rxnorm: str  # ingredient RxNorm code ("": none)
+    atc: tuple[str, ...]  # ATC codes seen for it (the first is the current one)
+    route: str = "oral"
+
+
+def _drug(
+    groups: str, names: Sequence[str | tuple[str, str]], rxnorm: str, atc: str, route: str = "oral"
+) -> Drug:
+    pairs = tuple((n, "") if isinstance(n, str) else n for n in names)
+    return Drug(frozenset(groups.split()), pairs, rxnorm, tuple(atc.split()), route)
+
+
+DRUGS: dict[str, Drug] = {
+    "metformin": _drug(
+        "metformin",
+        [
+            "MetFORMIN (Glucophage) 500 mg",
+            "metformin 500 MG Oral Tablet",
+            "Metformin HCl ER 750 mg 24 hr tablet",
+            ("24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet", "860975"),
+            "METFORMIN HYDROCHLORIDE 1000MG TAB",
+            "Glucophage 850 mg tablet",
+        ],
+        "6809",
+        "A10BA02",
+    ),
+    "sitagliptin_metformin": _drug(
+        "metformin",
+        ["Janumet 50-1000 mg tablet", "SITAGLIPTIN-METFORMIN 50-500 MG TAB"],
+        "",
+        "A10BD07",
+    ),
+    "omeprazole": _drug(
+        "ppi",
+        [
+            "Omeprazole 20 MG Delayed Release Oral Capsule",
+            "omeprazole 40mg gastro-resistant caps",
+            "PriLOSEC 20 mg capsule",
+            "Omeprazole DR 20 mg cap",
+        ],
+        "7646",
+        "A02BC01",
+    ),
+    "pantoprazole": _drug(
+        "ppi",
+        [
+            "Pantoprazole 40mg EC tab",
+            "pantoprazole sodium 40 MG Delayed Release Oral Tablet",
+            "PROTONIX 40 MG TBEC",
+        ],
+        "40790",
+        "A02BC02",
+    ),
+    "esomeprazole": _drug(
+        "ppi",
+        ["esomeprazole magnesium 40 mg capsule,delayed release", "NexIUM 40 mg capsule"],
+        "283742",
+        "A02BC05",
+    ),
+    "lansoprazole": _drug(
+        "ppi", ["Lansoprazole 30 mg DR capsule", "Prevacid 15 mg capsule"], "17128", "A02BC03"
+    ),
+    "rabeprazole": _drug("ppi", ["RABEprazole 20 mg tablet"], "114979", "A02BC04"),
+    "famotidine": _drug(
+        "h2_blocker",
+        ["Famotidine 20 mg tablet", "famotidine 40 MG Oral Tablet", "Pepcid 20 mg"],
+        "4278",
+        "A02BA03",
+    ),
+    "ranitidine": _drug(
+        "h2_blocker", ["raNITIdine 150 mg tablet", "Zantac 150 mg"], "9143", "A02BA02"
+    ),
+    "cimetidine": _drug("h2_blocker", ["Cimetidine 400 mg tablet"], "2541", "A02BA01"),
+    "colchicine": _drug(
+        "colchicine",
+        [
+            "Colchicine 0.6 mg tablet",
+            "Colcrys 0.6 MG Oral Tablet",
+            "colchicine 500 microgram tablets",
+        ],
+        "2683",
+        "M04AC01",
+    ),
+    "pregabalin": _drug(
+        "pregabalin",
+        ["Pregabalin 75 mg capsule", "Lyrica 75 MG Oral Capsule", "pregabalin 25 mg cap"],
+        "187832",
+        "N02BF02 N03AX16",
+    ),
+    "phenobarbital": _drug(
+        "phenobarbital",
+        [
+            "PHENobarbital 30 mg tablet",
+            "Phenobarbital 64.8 MG Oral Tablet",
+            "Phenobarbitone 30 mg tablets",
+        ],
+        "8134",
+        "N03AA02",
+    ),
+    "primidone": _drug("primidone", ["Primidone 50 mg tablet", "Mysoline 250 mg"], "", "N03AA03"),
+    "topiramate": _drug(
+        "topiramate", ["Topiramate 25 mg tablet", "Topamax 50 mg"], "38404", "N03AX11"
+    ),
+    "methotrexate": _drug(
+        "methotrexate", ["Methotrexate 2.5 mg tablet (weekly)"], "6851", "L04AX03"
+    ),
+    "folic_acid": _drug(
+        "folic_acid",
+        ["Folic Acid 1 MG Oral Tablet", "FOLIC ACID 5 mg tablets", "folic acid 400 mcg tab"],
+        "4511",
+        "B03BB01",
+    ),
+    "cyano_oral": _drug(
+        "cyanocobalamin",
+        [
+            "Cyanocobalamin 1000 mcg tablet",
+            "Vitamin B-12 1000 mcg tablet",
+            "cyanocobalamin (vitamin B-12) 1,000 mcg tablet",
+            "Vitamin B12 1000 MCG Oral Tablet",
+        ],
+        "11248",
+        "B03BA01",
+    ),
+    "cyano_im": _drug(
+        "cyanocobalamin",
+        [
+            ("Cyanocobalamin 1000 MCG/ML Injectable Solution", "309594"),
+            "cyanocobalamin 1,000 mcg/mL injection",
+            ("Vitamin B12 5 MG/ML Injectable Solution", "2001499"),
+        ],
+        "11248",
+        "B03BA01",
+        "IM",
+    ),
+    "cyano_nasal": _drug("cyanocobalamin", ["Nascobal 500 mcg/spray nasal spray"], "", "", "nasal"),
+    "hydroxo_im": _drug(
+        "hydroxocobalamin",
+        [
+            "Hydroxocobalamin 1 mg/mL injection",
+            "HYDROXOCOBALAMIN 1000MCG/ML INJ",
+            "Neo-Cytamen 1000 micrograms/1ml",
+        ],
+        "5514",
+        "B03BA03",
+        "IM",
+    ),
+    "methylcobalamin": _drug(
+        "methylcobalamin", ["Methylcobalamin 1000 mcg sublingual tablet"], "", "B03BA05"
+    ),
+    "folbee": _drug(
+        "folic_acid cyanocobalamin",
+        ["Folic acid-vitamin B6-vitamin B12 (Folbee) 2.5-25-1 mg tablet"],
+        "",
+        "",
+    ),
+    # on no list
+    "amlodipine": _drug("", ["amLODIPine 5 mg tablet", "Norvasc 10 mg"], "17767", "C08CA01"),
+    "atorvastatin": _drug(
+        "", ["Atorvastatin 40 MG Oral Tablet", "Lipitor 20 mg"], "83367", "C10AA05"
+    ),
+    "simvastatin": _drug("", [("Simvastatin 10 MG Oral Tablet", "314231")], "36567", "C10AA01"),
+    "lisinopril": _drug("", [("lisinopril 10 MG Oral Tablet", "314076")], "29046", "C09AA03"),
+    "levothyroxine": _drug(
+        "", ["Levothyroxine 50 mcg tablet", "Synthroid 75 mcg"], "10582", "H03AA01"
+    ),
+    "gabapentin": _drug("", ["Gabapentin 300 mg capsule", "Neurontin 300 mg"], "25480", "N02BF01"),
+    "sertraline": _drug("", ["Sertraline 50 mg tablet"], "36437", "N06AB06"),
+    "aspirin": _drug("", ["Aspirin 81 mg EC tablet"], "1191", "B01AC06"),
+    "allopurinol": _drug("", ["Allopurinol 100 mg tablet"], "519", "M04AA01"),
+    "vitamin_d": _drug("", ["Cholecalciferol (Vitamin D3) 1000 unit tablet"], "", "A11CC05"),
+    "insulin": _drug(
+        "", ["Insulin Glargine 100 UNIT/ML Injectable Solution [Lantus]"], "", "A10AE04", "SC"
+    ),
+    "vonoprazan": _drug("", ["Vonoprazan (Voquezna) 20 mg tablet"], "", "A02BC08"),
+}
+# Only these drugs are ever written with a code and no name: their codes are on the list.
+_CODE_ONLY = frozenset(
+    [
+        "metformin",
+        "omeprazole",
+        "pantoprazole",
+        "esomeprazole",
+        "famotidine",
+        "colchicine",
+        "pregabalin",
+        "phenobarbital",
+        "folic_acid",
+        "cyano_oral",
+        "cyano_im",
+        "hydroxo_im",
+        "amlodipine",
+        "atorvastatin",
+        "lisinopril",
+    ]
+)
+
+# ICD-10-CM codes the background uses (key: without the dot), with descriptions; the oracle
+# decides by CONDITION_CODES which of them count.
+_DIAGNOSES: dict[str, str] = {
+    "E119": "Type 2 diabetes mellitus without complications",
+    "E1165": "Type 2 diabetes mellitus with hyperglycemia",
+    "E1122": "Type 2 diabetes mellitus with diabetic chronic kidney disease",
+    "E109": "Type 1 diabetes mellitus without complications",
+    "K219": "Gastro-esophageal reflux disease without esophagitis",
+    "K210": "Gastro-esophageal reflux disease with esophagitis",
+    "I10": "Essential (primary) hypertension",
+    "E785": "Hyperlipidemia, unspecified",
+    "E039": "Hypothyroidism, unspecified",
+    "E063": "Autoimmune thyroiditis",
+    "M109": "Gout, unspecified",
+    "G40909": "Epilepsy, unspecified, not intractable, without status epilepticus",
+    "G629": "Polyneuropathy, unspecified",
+    "M797": "Fibromyalgia",
+    "M069": "Rheumatoid arthritis, unspecified",
+    "K5090": "Crohn's disease, unspecified, without complications",
+    "K5000": "Crohn's disease of small intestine without complications",
+    "K5190": "Ulcerative colitis, unspecified, without complications",
+    "K900": "Celiac disease",
+    "K909": "Intestinal malabsorption, unspecified",
+    "K2940": "Chronic atrophic gastritis without bleeding",
+    "K2970": "Gastritis, unspecified, without bleeding",
+    "D510": "Vitamin B12 deficiency anemia due to intrinsic factor deficiency",
+    "D51": "Vitamin B12 deficiency anemia",
+    "D519": "Vitamin B12 deficiency anemia, unspecified",
+    "E538": "Deficiency of other specified B group vitamins",
+    "Z9884": "Bariatric surgery status",
+    "Z980": "Intestinal bypass and anastomosis status",
+    "Z903": "Acquired absence of stomach [part of]",
+    "Z9049": "Acquired absence of other specified parts of digestive tract",
+    "K912": "Postsurgical malabsorption, not elsewhere classified",
+    "M3500": "Sjogren syndrome, unspecified",
+    "M351": "Other overlap syndromes",
+    "Q909": "Down syndrome, unspecified",
+    "N182": "Chronic kidney disease, stage 2 (mild)",
+    "N1830": "Chronic kidney disease, stage 3 unspecified",
+    "N1831": "Chronic kidney disease, stage 3a",
+    "N1832": "Chronic kidney disease, stage 3b",
+    "N184": "Chronic kidney disease, stage 4 (severe)",
+    "N185": "Chronic kidney disease, stage 5",
+    "N189": "Chronic kidney disease, unspecified",
+}
+
+
+def _with_dot(key: str) -> str:
+    return key if len(key) <= 3 else f"{key[:3]}.{key[3:]}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Planted patients: rows and expected criteria written by hand
 # ---------------------------------------------------------------------------------------------
 _SITE_DEFAULT = object()
@@ -478,6 +1173,26 @@ class PlantedRow:
 
 
 @dataclass(frozen=True)
+class PlantedMed:
+    groups: frozenset[str]  # the drug groups the row is meant to be (oracle cross-check only)
+    medication: str
+    start: int  # days before as-of; negative: after it
+    end: int | None = None  # days before as-of; None: open-ended; negative: after as-of
+    rxnorm: str = ""
+    atc: str = ""
+    route: str = "oral"
+    messy: str | None = None
+
+
+@dataclass(frozen=True)
+class PlantedDx:
+    code: str
+    days_ago: int = 400
+    description: str = ""
+    messy: str | None = None
+
+
+@dataclass(frozen=True)
 class PlantedPatient:
     patient_id: str
     sex: str
@@ -486,6 +1201,21 @@ class PlantedPatient:
     expected: frozenset[str]
     purpose: str
     rows: tuple[PlantedRow, ...]
+    meds: tuple[PlantedMed, ...] = ()
+    dxs: tuple[PlantedDx, ...] = ()
+    birthday_shift: int = -40  # days from the as-of day `age` years back to the birth date
+    probes: frozenset[str] = frozenset()  # criteria whose boundary this case sits on
+
+
+def birth_date_of(pp: PlantedPatient, as_of: date) -> date:
+    return _years_before(as_of, pp.age) + timedelta(days=pp.birthday_shift)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
 
 
 def _r(analyte: str, value: str, unit: str, d: int = 14, **kw: object) -> PlantedRow:
@@ -539,11 +1269,44 @@ def _b12ok(site: str, d: int = 14) -> PlantedRow:
 
 
 def _p(
-    pid: str, sex: str, age: int, site: str, expected: str, purpose: str, rows: list[PlantedRow]
+    pid: str,
+    sex: str,
+    age: int,
+    site: str,
+    expected: str,
+    purpose: str,
+    rows: list[PlantedRow],
+    meds: Sequence[PlantedMed] = (),
+    dxs: Sequence[PlantedDx] = (),
+    birthday_shift: int = -40,
+    probes: str = "",
 ) -> PlantedPatient:
     return PlantedPatient(
-        f"PLANT-{pid}", sex, age, site, frozenset(expected.split()), purpose, tuple(rows)
+        f"PLANT-{pid}",
+        sex,
+        age,
+        site,
+        frozenset(expected.split()),
+        purpose,
+        tuple(rows),
+        tuple(meds),
+        tuple(dxs),
+        birthday_shift,
+        frozenset(probes.split()),
     )
+
+
+def _m(groups: str, medication: str, start: int, end: int | None = None, **kw: str) -> PlantedMed:
+    """A planted order: ``groups`` space-separated ('' for a drug on no list)."""
+    return PlantedMed(frozenset(groups.split()), medication, start, end, **kw)
+
+
+def _dx(code: str, days_ago: int = 400, **kw: str) -> PlantedDx:
+    return PlantedDx(code, days_ago, _DIAGNOSES.get(code.replace(".", "").upper(), ""), **kw)
+
+
+def _egfr(value: str, d: int = 30) -> PlantedRow:
+    return _r("egfr", value, "mL/min/1.73m2", d)
 
 
 def _hgb_case(
@@ -596,22 +1359,25 @@ def _ptma(
 
 
 _PTMA = "b12_deficient anemia thrombocytopenia deficiency_with_cytopenia pseudo_tma_suspect"
+_UNTREATED = " deficiency_untreated"  # a deficient result more than 7 days old, no B12 therapy
 _DEF_ANEM_THROMBO = "b12_deficient anemia thrombocytopenia deficiency_with_cytopenia"
 
 # fmt: off
 PLANTED: tuple[PlantedPatient, ...] = (
     # -- one clear case per criterion --------------------------------------------------------
-    _p("B12DEF-01", "F", 70, "N", "b12_deficient", "B12 150 pg/mL",
+    _p("B12DEF-01", "F", 70, "N", "b12_deficient deficiency_untreated", "B12 150 pg/mL, 30 days old, untreated",
        [_r("b12", "150", "pg/mL", 30)]),
     _p("B12IND-01", "M", 66, "N", "b12_indeterminate", "B12 250 pg/mL, no MMA",
        [_r("b12", "250", "pg/mL", 40)]),
-    _p("MMA-01", "F", 58, "N", "mma_elevated", "MMA 450 nmol/L, B12 420 (normal)",
+    _p("MMA-01", "F", 58, "N", "mma_elevated deficiency_untreated",
+       "MMA 450 nmol/L, B12 420 (normal), 20 days old, untreated",
        [_r("b12", "420", "pg/mL", 20), _r("mma", "450", "nmol/L", 20)]),
     _p("HCY-01", "M", 72, "N", "homocysteine_elevated", "homocysteine 15.2 umol/L",
        [_r("homocysteine", "15.2", "umol/L", 25)]),
     _p("FOLATE-01", "F", 45, "N", "folate_low", "folate 2.9 ng/mL, B12 normal",
        [_r("folate", "2.9", "ng/mL", 25), _r("b12", "510", "pg/mL", 25)]),
-    _p("ANEMIA-01", "F", 81, "N", "anemia cytopenia_b12_untested", "Hgb 10.8 (F), no B12 ever",
+    _p("ANEMIA-01", "F", 81, "N", "anemia cytopenia_b12_untested b12_screening_due",
+       "Hgb 10.8 (F), no B12 ever; 81 years old",
        _cbc("N", 10, hgb="10.8")),
     _p("CRITANEM-01", "M", 77, "N", "anemia critical_anemia", "Hgb 4.6, B12 normal",
        [*_cbc("N", 3, hgb="4.6"), _b12ok("N", 3)]),
@@ -626,17 +1392,20 @@ PLANTED: tuple[PlantedPatient, ...] = (
     _p("PANCYTO-01", "M", 69, "N", "anemia leukopenia thrombocytopenia pancytopenia",
        "Hgb 9.1, WBC 2.8, platelets 85, ANC 1.60 (not low), B12 normal",
        [*_cbc("N", 6, hgb="9.1", wbc="2.8", anc="1.60", platelets="85"), _b12ok("N", 6)]),
-    _p("DEFCYTO-01", "F", 79, "N", "b12_deficient anemia deficiency_with_cytopenia",
-       "B12 140 and Hgb 10.2",
+    _p("DEFCYTO-01", "F", 79, "N",
+       "b12_deficient anemia deficiency_with_cytopenia deficiency_untreated",
+       "B12 140 and Hgb 10.2, 15 days old, untreated (79, but tested: not screening_due)",
        [_r("b12", "140", "pg/mL", 15), *_cbc("N", 15, hgb="10.2")]),
-    _p("DEFCYTO-02", "M", 63, "E", "mma_elevated neutropenia deficiency_with_cytopenia",
-       "MMA 0.520 umol/L with B12 260 ng/L at the same collected_at (so not indeterminate)",
+    _p("DEFCYTO-02", "M", 63, "E",
+       "mma_elevated neutropenia deficiency_with_cytopenia deficiency_untreated",
+       "MMA 0.520 umol/L with B12 260 ng/L at the same collected_at (so not indeterminate);"
+       " 8 days old, untreated",
        [_r("mma", "0.520", "µmol/L", 8), _r("b12", "260", "ng/L", 8),
         *_cbc("E", 8, anc="1.10", wbc="4.5")]),
     _p("UNTESTED-01", "F", 50, "S", "macrocytosis cytopenia_b12_untested", "MCV 105, no B12",
        _cbc("S", 20, mcv="105", hgb="128")),
-    _p("UNTESTED-02", "F", 83, "N", "anemia cytopenia_b12_untested",
-       "Hgb 10.5; the only B12 (150) is 400 days old",
+    _p("UNTESTED-02", "F", 83, "N", "anemia cytopenia_b12_untested b12_screening_due",
+       "Hgb 10.5; the only B12 (150) is 400 days old; 83 years old",
        [_r("b12", "150", "pg/mL", 400), *_cbc("N", 20, hgb="10.5")]),
     _p("PTMA-01", "F", 71, "N", _PTMA + " macrocytosis",
        "B12 120, Hgb 7.9, platelets 42, MCV 112, LDH 1450",
@@ -648,55 +1417,58 @@ PLANTED: tuple[PlantedPatient, ...] = (
        [_r("mma", "0.610", "µmol/L", 6), *_cbc("E", 6, hgb=("6.1", "mmol/L"), platelets="61"),
         _r("ldh", "6.20", "µkat/L", 6)]),
     # -- the LDH limit of pseudo-TMA (each with B12 deficiency, anemia, thrombocytopenia) ----
-    _ptma("LDH-250", "N", _DEF_ANEM_THROMBO, "LDH 250 U/L is not above 250",
+    _ptma("LDH-250", "N", _DEF_ANEM_THROMBO + _UNTREATED, "LDH 250 U/L is not above 250",
           _r("ldh", "250", "U/L", 10), ("130", "pg/mL"), {"hgb": "8.5", "platelets": "70"}),
-    _ptma("LDH-251", "N", _PTMA, "LDH 251 U/L",
+    _ptma("LDH-251", "N", _PTMA + _UNTREATED, "LDH 251 U/L",
           _r("ldh", "251", "U/L", 10), ("130", "pg/mL"), {"hgb": "8.5", "platelets": "70"}),
-    _ptma("LDH-249IU", "S", _DEF_ANEM_THROMBO, "LDH 249 IU/L; B12 90 pmol/L (122 pg/mL)",
+    _ptma("LDH-249IU", "S", _DEF_ANEM_THROMBO + _UNTREATED, "LDH 249 IU/L; B12 90 pmol/L (122 pg/mL)",
           _r("ldh", "249", "IU/L", 10), ("90", "pmol/L"), {"hgb": "85", "platelets": "70"}),
-    _ptma("LDH-UKAT-4.16", "E", _DEF_ANEM_THROMBO, "LDH 4.16 ukat/L = 249.6 U/L",
+    _ptma("LDH-UKAT-4.16", "E", _DEF_ANEM_THROMBO + _UNTREATED, "LDH 4.16 ukat/L = 249.6 U/L",
           _r("ldh", "4.16", "µkat/L", 10), ("120", "ng/L"),
           {"hgb": "8.5", "platelets": ("70", "K/uL")}),
-    _ptma("LDH-OLD", "N", _DEF_ANEM_THROMBO, "LDH 900 U/L, but 120 days old (look-back 90)",
+    _ptma("LDH-OLD", "N", _DEF_ANEM_THROMBO + _UNTREATED, "LDH 900 U/L, but 120 days old (look-back 90)",
           _r("ldh", "900", "U/L", 120), ("130", "pg/mL"), {"hgb": "8.5", "platelets": "70"}),
     # -- B12 limits (180 below, 180..350 inclusive), several units ----------------------------
-    _b12_case("B12-179PG", "N", "179", "pg/mL", "b12_deficient"),
+    _b12_case("B12-179PG", "N", "179", "pg/mL", "b12_deficient" + _UNTREATED),
     _b12_case("B12-180PG", "N", "180.0", "pg/mL", "b12_indeterminate"),
     _b12_case("B12-181PG", "N", "181", "pg/mL", "b12_indeterminate"),
-    _b12_case("B12-132PMOL", "S", "132", "pmol/L", "b12_deficient"),  # 178.911 pg/mL
-    _b12_case("B12-132.8PMOL", "S", "132.8", "pmol/L", "b12_deficient"),  # 179.996 pg/mL
+    _b12_case("B12-132PMOL", "S", "132", "pmol/L", "b12_deficient" + _UNTREATED),  # 178.911 pg/mL
+    _b12_case("B12-132.8PMOL", "S", "132.8", "pmol/L", "b12_deficient" + _UNTREATED),  # 179.996 pg/mL
     _b12_case("B12-133PMOL", "S", "133", "pmol/L", "b12_indeterminate"),  # 180.267 pg/mL
     _b12_case("B12-134PMOL", "S", "134", "pmol/L", "b12_indeterminate"),  # 181.622 pg/mL
-    _b12_case("B12-131PMOL-E", "E", "131", "pmol/L", "b12_deficient"),  # 177.556 pg/mL
-    _b12_case("B12-179NGL", "E", "179", "ng/L", "b12_deficient"),
+    _b12_case("B12-131PMOL-E", "E", "131", "pmol/L", "b12_deficient" + _UNTREATED),  # 177.556 pg/mL
+    _b12_case("B12-179NGL", "E", "179", "ng/L", "b12_deficient" + _UNTREATED),
     _b12_case("B12-180NGL", "E", "180", "ng/L", "b12_indeterminate"),
     _b12_case("B12-350PG", "N", "350", "pg/mL", "b12_indeterminate"),
     _b12_case("B12-351PG", "N", "351", "pg/mL", ""),
     _b12_case("B12-258PMOL", "S", "258", "pmol/L", "b12_indeterminate"),  # 349.691 pg/mL
     _b12_case("B12-259PMOL", "S", "259", "pmol/L", ""),  # 351.046 pg/mL
     # -- censored B12 ---------------------------------------------------------------------------
-    _b12_case("B12-CENS-LT150", "N", "<150", "pg/mL", "b12_deficient"),
+    _b12_case("B12-CENS-LT150", "N", "<150", "pg/mL", "b12_deficient" + _UNTREATED),
     _b12_case("B12-CENS-GT2000", "N", ">2000", "pg/mL", ""),
-    _b12_case("B12-CENS-LT111PMOL", "S", "<111", "pmol/L", "b12_deficient"),  # <150.448 pg/mL
+    _b12_case("B12-CENS-LT111PMOL", "S", "<111", "pmol/L", "b12_deficient" + _UNTREATED),  # <150.448 pg/mL
     _b12_case("B12-CENS-GT1476PMOL", "S", ">1476", "pmol/L", ""),  # >2000.556 pg/mL
     # -- ties on collected_at: higher result_id first, missing last, then the lower value ------
     _p("TIE-01", "F", 70, "N", "", "same time: id N-T0002 (400) beats N-T0001 (150)",
        [_r("b12", "150", "pg/mL", 30, result_id="N-T0001"),
         _r("b12", "400", "pg/mL", 30, result_id="N-T0002")]),
-    _p("TIE-02", "F", 70, "N", "b12_deficient", "same time: id N-T0004 (150) beats N-T0003 (400)",
+    _p("TIE-02", "F", 70, "N", "b12_deficient deficiency_untreated", "same time: id N-T0004 (150) beats N-T0003 (400)",
        [_r("b12", "400", "pg/mL", 30, result_id="N-T0003"),
         _r("b12", "150", "pg/mL", 30, result_id="N-T0004")]),
     _p("TIE-03", "M", 70, "N", "", "same time: the row with an id (400) beats one without (150)",
        [_r("b12", "150", "pg/mL", 30, result_id=""),
         _r("b12", "400", "pg/mL", 30, result_id="N-T0005")]),
-    _p("TIE-04", "M", 70, "S", "b12_deficient", "same day, no ids: the lower value wins (100 pmol/L)",
+    _p("TIE-04", "M", 70, "S", "b12_deficient deficiency_untreated", "same day, no ids: the lower value wins (100 pmol/L)",
        [_r("b12", "300", "pmol/L", 30, result_id=""),
         _r("b12", "100", "pmol/L", 30, result_id="")]),
     # -- latest result and look-back edges ---------------------------------------------------------
-    _p("LOOKBACK-OLD", "F", 77, "N", "", "low B12 366 days ago, low Hgb 91 days ago: both too old",
+    _p("LOOKBACK-OLD", "F", 77, "N", "b12_screening_due",
+       "low B12 366 days ago, low Hgb 91 days ago: both too old (and 77: screening due)",
        [_r("b12", "120", "pg/mL", 366), *_cbc("N", 91, hgb="9.0")]),
-    _p("LOOKBACK-EDGE", "F", 77, "N", "b12_deficient anemia deficiency_with_cytopenia",
-       "low B12 exactly 365 days and low Hgb exactly 90 days before as-of: both count",
+    _p("LOOKBACK-EDGE", "F", 77, "N",
+       "b12_deficient anemia deficiency_with_cytopenia deficiency_untreated",
+       "low B12 exactly 365 days and low Hgb exactly 90 days before as-of: both count, and the"
+       " B12 also counts as a test for screening (77 years old, not due)",
        [_r("b12", "150", "pg/mL", 365), *_cbc("N", 90, hgb="9.0")]),
     _p("LATEST-NORMAL", "F", 61, "N", "", "Hgb 9.5 60 days ago, then 13.4 10 days ago",
        [*_cbc("N", 60, hgb="9.5"), *_cbc("N", 10, hgb="13.4"), _b12ok("N", 10)]),
@@ -719,11 +1491,11 @@ PLANTED: tuple[PlantedPatient, ...] = (
         _r("mma", "pending", "nmol/L", 20, messy="unparseable_value")]),
     # -- MMA, homocysteine and folate limits -------------------------------------------------------
     _single("MMA-271", "N", "mma", "271", "nmol/L", ""),
-    _single("MMA-272", "N", "mma", "272", "nmol/L", "mma_elevated"),
+    _single("MMA-272", "N", "mma", "272", "nmol/L", "mma_elevated" + _UNTREATED),
     _single("MMA-270S", "S", "mma", "270", "nmol/L", ""),
     _single("MMA-0.271UM", "E", "mma", "0.271", "µmol/L", ""),
-    _single("MMA-0.272UM", "E", "mma", "0.272", "µmol/L", "mma_elevated"),
-    _single("MMA-0.300NMOLML", "E", "mma", "0.300", "nmol/mL", "mma_elevated"),
+    _single("MMA-0.272UM", "E", "mma", "0.272", "µmol/L", "mma_elevated" + _UNTREATED),
+    _single("MMA-0.300NMOLML", "E", "mma", "0.300", "nmol/mL", "mma_elevated" + _UNTREATED),
     _single("HCY-10.0", "N", "homocysteine", "10.0", "umol/L", ""),
     _single("HCY-10.1", "N", "homocysteine", "10.1", "umol/L", "homocysteine_elevated"),
     _single("HCY-10.2S", "S", "homocysteine", "10.2", "umol/L", "homocysteine_elevated"),
@@ -807,11 +1579,322 @@ PLANTED: tuple[PlantedPatient, ...] = (
     _p("LOCALCODE-01", "F", 58, "E", "anemia", "local code LAB-HB-01: mapped by name 'Hemoglobin'",
        [*_cbc("E", hgb=None), _b12ok("E"),
         _r("hgb", "9.8", "g/dL", loinc="LAB-HB-01", test_name="Hemoglobin")]),
-    _p("NAMECASE-01", "M", 58, "S", "b12_deficient", "test name '  vitamin B12 ' (case, spaces)",
+    _p("NAMECASE-01", "M", 58, "S", "b12_deficient deficiency_untreated", "test name '  vitamin B12 ' (case, spaces)",
        [_r("b12", "100", "pmol/L", 30, test_name="  vitamin B12 ")]),
-    _p("RESEND-01", "M", 58, "S", "b12_deficient", "one result (id S-R0001) sent twice",
+    _p("RESEND-01", "M", 58, "S", "b12_deficient deficiency_untreated", "one result (id S-R0001) sent twice",
        [_r("b12", "100", "pmol/L", 30, result_id="S-R0001"),
         _r("b12", "100", "pmol/L", 30, result_id="S-R0001")]),
+    # == medication, diagnosis and safety criteria ================================================
+    # -- metformin_long_term: exposure days (both ends counted) > 120, current or stopped <= 365 --
+    _p("MET-121", "M", 60, "N", "metformin_long_term b12_screening_due",
+       "metformin open-ended from 120 days ago: 121 days; no B12",
+       [], [_m("metformin", "MetFORMIN (Glucophage) 500 mg", 120)], [_dx("E11.9")],
+       probes="metformin_long_term b12_screening_due"),
+    _p("MET-120", "M", 60, "N", "", "metformin open-ended from 119 days ago: 120 days; no B12",
+       [], [_m("metformin", "MetFORMIN (Glucophage) 500 mg", 119)], [_dx("E11.9")],
+       probes="metformin_long_term b12_screening_due"),
+    _p("MET-REFILLS-121", "F", 66, "N", "metformin_long_term",
+       "overlapping refills 200..171, 175..146, 150..80 days ago: 121 days once merged (sum 131)",
+       [_b12ok("N", 30)],
+       [_m("metformin", "metformin 500 MG Oral Tablet", 200, 171, rxnorm="6809"),
+        _m("metformin", "metformin 500 MG Oral Tablet", 175, 146, rxnorm="6809"),
+        _m("metformin", "metformin 500 MG Oral Tablet", 150, 80, rxnorm="6809")],
+       probes="metformin_long_term"),
+    _p("MET-REFILLS-120", "F", 66, "N", "",
+       "overlapping refills 200..171, 175..146, 150..81 days ago: 120 days once merged (sum 130)",
+       [_b12ok("N", 30)],
+       [_m("metformin", "metformin 500 MG Oral Tablet", 200, 171, rxnorm="6809"),
+        _m("metformin", "metformin 500 MG Oral Tablet", 175, 146, rxnorm="6809"),
+        _m("metformin", "metformin 500 MG Oral Tablet", 150, 81, rxnorm="6809")],
+       probes="metformin_long_term"),
+    _p("MET-STOPPED-365", "M", 70, "N", "metformin_long_term b12_screening_due",
+       "metformin 1000..365 days ago: stopped exactly 365 days ago still counts; no B12",
+       [], [_m("metformin", "Metformin HCl ER 750 mg 24 hr tablet", 1000, 365, atc="A10BA02")],
+       probes="metformin_long_term b12_screening_due"),
+    _p("MET-STOPPED-366", "M", 70, "N", "",
+       "metformin 1000..366 days ago: stopped 366 days ago; no B12",
+       [], [_m("metformin", "Metformin HCl ER 750 mg 24 hr tablet", 1000, 366, atc="A10BA02")],
+       probes="metformin_long_term b12_screening_due"),
+    _p("MET-RXNORM-ONLY", "F", 58, "S", "metformin_long_term",
+       "an order with only RxNorm 6809 (no name, no ATC), open-ended from 400 days ago",
+       [_b12ok("S", 60)], [_m("metformin", "", 400, rxnorm="6809")]),
+    _p("MET-ATC-ONLY", "F", 58, "E", "metformin_long_term",
+       "an order with only ATC 'a10ba02' (lower case), open-ended from 400 days ago",
+       [_b12ok("E", 60)], [_m("metformin", "", 400, atc="a10ba02")]),
+    _p("MET-COMBO-FUTURE-END", "M", 63, "N", "metformin_long_term",
+       "Janumet (sitagliptin-metformin) from 200 days ago, planned to end 30 days after as-of",
+       [_b12ok("N", 60)], [_m("metformin", "Janumet 50-1000 mg tablet", 200, -30)]),
+    _p("MET-FUTURE-START", "M", 63, "N", "",
+       "metformin from 100 days ago (101 days); a second order starting 5 days after as-of is "
+       "quarantined", [_b12ok("N", 60)],
+       [_m("metformin", "metformin 500 MG Oral Tablet", 100),
+        _m("metformin", "metformin 500 MG Oral Tablet", -5, messy="future_start")],
+       probes="metformin_long_term"),
+    # -- acid_suppression_long_term: PPI and H2 blocker periods merged, > 365 days -----------------
+    _p("ACID-366", "F", 70, "N", "acid_suppression_long_term",
+       "pantoprazole 500..300 days ago, then famotidine 299..135 (touching): one 366-day episode",
+       [_b12ok("N", 100)],
+       [_m("ppi", "Pantoprazole 40mg EC tab", 500, 300),
+        _m("h2_blocker", "Famotidine 20 mg tablet", 299, 135)],
+       probes="acid_suppression_long_term"),
+    _p("ACID-365", "F", 70, "N", "",
+       "pantoprazole 500..300 days ago, then famotidine 299..136: 365 days",
+       [_b12ok("N", 100)],
+       [_m("ppi", "Pantoprazole 40mg EC tab", 500, 300),
+        _m("h2_blocker", "Famotidine 20 mg tablet", 299, 136)],
+       probes="acid_suppression_long_term"),
+    _p("ACID-OVERLAP-356", "M", 71, "N", "",
+       "omeprazole 360..100 days ago and famotidine 250..5 overlapping: 356 days (sum 507)",
+       [_b12ok("N", 100)],
+       [_m("ppi", "Omeprazole 20 MG Delayed Release Oral Capsule", 360, 100),
+        _m("h2_blocker", "Pepcid 20 mg", 250, 5)],
+       probes="acid_suppression_long_term"),
+    _p("ACID-DUE", "F", 62, "N", "acid_suppression_long_term b12_screening_due",
+       "esomeprazole open-ended from 1100 days ago; no B12",
+       [], [_m("ppi", "esomeprazole magnesium 40 mg capsule,delayed release", 1100)],
+       [_dx("K21.9", 1200)], probes="b12_screening_due"),
+    _p("ACID-STOPPED-OLD", "F", 62, "N", "",
+       "omeprazole 2000..400 days ago: long, but stopped more than 365 days ago; no B12",
+       [], [_m("ppi", "PriLOSEC 20 mg capsule", 2000, 400)],
+       probes="acid_suppression_long_term b12_screening_due"),
+    _p("ACID-VONOPRAZAN", "M", 66, "N", "",
+       "vonoprazan (A02BC08: a potassium-competitive blocker, not a PPI) for 600 days; no B12",
+       [], [_m("", "Vonoprazan (Voquezna) 20 mg tablet", 600, atc="A02BC08")],
+       probes="acid_suppression_long_term"),
+    # -- b12_lowering_drug: a current colchicine, phenobarbital or pregabalin order ----------------
+    _p("LOWER-PREGABALIN", "F", 55, "N", "b12_lowering_drug b12_screening_due",
+       "pregabalin open-ended from 60 days ago; no B12",
+       [], [_m("pregabalin", "Pregabalin 75 mg capsule", 60)], [_dx("G62.9", 100)],
+       probes="b12_lowering_drug b12_screening_due"),
+    _p("LOWER-PREGABALIN-ENDED", "F", 55, "N", "",
+       "pregabalin 200..1 days ago: ended the day before as-of; no B12",
+       [], [_m("pregabalin", "Lyrica 75 MG Oral Capsule", 200, 1)],
+       probes="b12_lowering_drug b12_screening_due"),
+    _p("LOWER-COLCHICINE-TODAY", "M", 68, "N", "b12_lowering_drug",
+       "colchicine from 30 days ago, end_date on the as-of day: current",
+       [_b12ok("N", 40)], [_m("colchicine", "Colcrys 0.6 MG Oral Tablet", 30, 0)],
+       [_dx("M10.9", 300)], probes="b12_lowering_drug"),
+    _p("LOWER-PHENO-ATC", "M", 45, "S", "b12_lowering_drug",
+       "phenobarbital by ATC N03AA02 only, open-ended", [_b12ok("S", 40)],
+       [_m("phenobarbital", "", 900, atc="N03AA02")], [_dx("G40.909", 2000)]),
+    _p("LOWER-PREGABALIN-OLDATC", "F", 52, "E", "b12_lowering_drug",
+       "pregabalin by its 2021 ATC N03AX16 only, started on the as-of day", [_b12ok("E", 40)],
+       [_m("pregabalin", "", 0, atc="N03AX16")], probes="b12_lowering_drug"),
+    _p("LOWER-NOT-LISTED", "F", 48, "N", "",
+       "current topiramate, primidone and gabapentin: not on the guidance list; no B12",
+       [], [_m("topiramate", "Topiramate 25 mg tablet", 300),
+            _m("primidone", "Primidone 50 mg tablet", 300),
+            _m("", "Gabapentin 300 mg capsule", 300, rxnorm="25480", atc="N02BF01")],
+       [_dx("G40.909", 2000)], probes="b12_lowering_drug b12_screening_due"),
+    # -- risk_condition: a listed code or any code below it, recorded on or before as-of ----------
+    _p("RISK-M35.00", "F", 52, "N", "risk_condition b12_screening_due",
+       "Sjogren M35.00, a child of the listed M35.0; no B12", [], dxs=[_dx("M35.00", 500)],
+       probes="risk_condition b12_screening_due"),
+    _p("RISK-K900", "F", 34, "S", "risk_condition", "celiac disease written K900 (no dot)",
+       [_b12ok("S", 100)], dxs=[_dx("K900", 800)], probes="risk_condition"),
+    _p("RISK-LOWERCASE", "F", 47, "N", "risk_condition",
+       "bariatric surgery written 'z98.84' (lower case)", [_b12ok("N", 100)],
+       dxs=[_dx("z98.84", 800)]),
+    _p("RISK-K29.40", "M", 70, "N", "risk_condition", "atrophic gastritis K29.40 (below K29.4)",
+       [_b12ok("N", 100)], dxs=[_dx("K29.40", 300)]),
+    _p("RISK-Q90.9", "M", 38, "E", "risk_condition", "Down syndrome Q90.9",
+       [_b12ok("E", 100)], dxs=[_dx("Q90.9", 3000)]),
+    _p("RISK-Z90.49-TODAY", "F", 61, "N", "risk_condition",
+       "ileal resection Z90.49 recorded on the as-of day", [_b12ok("N", 100)],
+       dxs=[_dx("Z90.49", 0)], probes="risk_condition"),
+    _p("RISK-NEAR-MISS", "M", 60, "N", "",
+       "D51 (the category above D51.0), D51.9, E53.8, M35.1, K29.70, K90.9, Z98.0, K51.90, N18.2, "
+       "E11.9: none is a risk condition; no B12", [],
+       dxs=[_dx(c, 300) for c in ("D51", "D51.9", "E53.8", "M35.1", "K29.70", "K90.9", "Z98.0",
+                                  "K51.90", "N18.2", "E11.9")],
+       probes="risk_condition b12_screening_due"),
+    _p("RISK-FUTURE", "F", 50, "N", "",
+       "Crohn's K50.90 recorded 5 days after as-of: quarantined, so no risk; no B12", [],
+       dxs=[_dx("K50.90", -5, messy="future_date")], probes="risk_condition"),
+    # -- b12_screening_due: at risk and no B12/MMA dated in [as_of - 365, as_of] -----------------
+    _p("SCREEN-AGE75", "F", 75, "N", "b12_screening_due", "75th birthday on the as-of day; no labs",
+       [], birthday_shift=0, probes="b12_screening_due"),
+    _p("SCREEN-AGE74", "F", 75, "N", "", "75th birthday the day after as-of (74); no labs",
+       [], birthday_shift=1, probes="b12_screening_due"),
+    _p("SCREEN-B12-364", "M", 80, "N", "", "80, normal B12 364 days ago",
+       [_b12ok("N", 364)], probes="b12_screening_due"),
+    _p("SCREEN-B12-365", "M", 80, "N", "",
+       "80, normal B12 exactly 365 days ago: still in the window, as in the B12 look-back",
+       [_b12ok("N", 365)], probes="b12_screening_due"),
+    _p("SCREEN-B12-366", "M", 80, "N", "b12_screening_due",
+       "80, normal B12 366 days ago: outside the window",
+       [_b12ok("N", 366)], probes="b12_screening_due"),
+    _p("SCREEN-MMA-ONLY", "F", 78, "N", "", "78, no B12 but a normal MMA 100 days ago",
+       [_r("mma", "180", "nmol/L", 100)], probes="b12_screening_due"),
+    _p("SCREEN-B12-PENDING", "F", 78, "N", "b12_screening_due",
+       "78, the only B12 of the year is 'pending' (quarantined)",
+       [_r("b12", "pending", "pg/mL", 30, messy="unparseable_value")],
+       probes="b12_screening_due"),
+    # -- folate_without_b12: deficient, folic acid current, no B12 therapy current or since -30 d --
+    _p("FOLIC-NO-B12", "F", 68, "N", "b12_deficient folate_without_b12 deficiency_untreated",
+       "B12 150 20 days ago; folic acid open-ended from 90 days ago; no B12 therapy",
+       [_r("b12", "150", "pg/mL", 20)], [_m("folic_acid", "Folic Acid 1 MG Oral Tablet", 90)],
+       probes="folate_without_b12 deficiency_untreated"),
+    _p("FOLIC-HYDROXO", "F", 68, "N", "b12_deficient",
+       "B12 150 20 days ago; folic acid current; IM hydroxocobalamin from 12 days ago",
+       [_r("b12", "150", "pg/mL", 20)],
+       [_m("folic_acid", "FOLIC ACID 5 mg tablets", 90),
+        _m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 12, route="IM")],
+       probes="folate_without_b12 deficiency_untreated"),
+    _p("FOLIC-LONG-THERAPY", "F", 72, "N", "b12_deficient deficiency_untreated",
+       "oral B12 and folic acid since 700 days ago; B12 150 and a CBC 20 days ago: therapy is "
+       "current (no folate_without_b12) but none started since result - 30 (untreated); the "
+       "day-365 visit (335 days ago) has its CBC and B12",
+       [_r("b12", "150", "pg/mL", 20), *_cbc("N", 20)],
+       [_m("cyanocobalamin", "Vitamin B-12 1000 mcg tablet", 700),
+        _m("folic_acid", "folic acid 400 mcg tab", 700)],
+       probes="folate_without_b12 deficiency_untreated monitoring_overdue"),
+    _p("FOLIC-THERAPY-30", "M", 66, "N", "b12_deficient",
+       "B12 150 40 days ago; folic acid current; IM cyanocobalamin 70..64 days ago, starting "
+       "exactly 30 days before the result",
+       [_r("b12", "150", "pg/mL", 40)],
+       [_m("folic_acid", "Folic Acid 1 MG Oral Tablet", 200),
+        _m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 70, 64,
+           rxnorm="309594", route="IM")],
+       probes="folate_without_b12 deficiency_untreated"),
+    _p("FOLIC-THERAPY-31", "M", 66, "N", "b12_deficient folate_without_b12 deficiency_untreated",
+       "B12 150 40 days ago; folic acid current; IM cyanocobalamin 71..65 days ago, starting "
+       "31 days before the result",
+       [_r("b12", "150", "pg/mL", 40)],
+       [_m("folic_acid", "Folic Acid 1 MG Oral Tablet", 200),
+        _m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 71, 65,
+           rxnorm="309594", route="IM")],
+       probes="folate_without_b12 deficiency_untreated"),
+    _p("FOLIC-ENDED", "F", 70, "N", "b12_deficient deficiency_untreated",
+       "B12 150 20 days ago; folic acid stopped 2 days ago", [_r("b12", "150", "pg/mL", 20)],
+       [_m("folic_acid", "Folic Acid 1 MG Oral Tablet", 300, 2)], probes="folate_without_b12"),
+    _p("FOLIC-MMA", "M", 69, "N", "mma_elevated folate_without_b12 deficiency_untreated",
+       "MMA 450 with a normal B12 20 days ago; folic acid current, by ATC B03BB01 only",
+       [_r("b12", "420", "pg/mL", 20), _r("mma", "450", "nmol/L", 20)],
+       [_m("folic_acid", "", 150, atc="B03BB01")], probes="folate_without_b12"),
+    _p("FOLIC-FOLBEE", "F", 74, "N", "b12_deficient",
+       "B12 150 20 days ago; Folbee (folic acid, B6 and B12 in one tablet) from 18 days ago",
+       [_r("b12", "150", "pg/mL", 20)],
+       [_m("folic_acid cyanocobalamin",
+           "Folic acid-vitamin B6-vitamin B12 (Folbee) 2.5-25-1 mg tablet", 18)],
+       probes="folate_without_b12"),
+    # -- cyanocobalamin_renal: cyanocobalamin current, latest eGFR < 60 or CKD 3-5 ---------------
+    _p("RENAL-EGFR-59", "F", 70, "N", "cyanocobalamin_renal",
+       "oral cyanocobalamin from 20 days ago; eGFR 59", [_egfr("59")],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 20)], probes="cyanocobalamin_renal"),
+    _p("RENAL-EGFR-60", "F", 70, "N", "", "oral cyanocobalamin from 20 days ago; eGFR 60",
+       [_egfr("60")], [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 20)],
+       probes="cyanocobalamin_renal"),
+    _p("RENAL-N18.4", "M", 72, "N", "cyanocobalamin_renal",
+       "IM cyanocobalamin from 20 days ago; CKD stage 4 written N184; eGFR 72", [_egfr("72")],
+       [_m("cyanocobalamin", "cyanocobalamin 1,000 mcg/mL injection", 20, route="IM")],
+       [_dx("N184", 600)], probes="cyanocobalamin_renal"),
+    _p("RENAL-N18.30", "F", 73, "E", "cyanocobalamin_renal",
+       "cyanocobalamin by RxNorm 11248 only, from 20 days ago; CKD N18.30; no eGFR", [],
+       [_m("cyanocobalamin", "", 20, rxnorm="11248")], [_dx("N18.30", 600)]),
+    _p("RENAL-N18.2", "F", 73, "N", "", "cyanocobalamin current; CKD stage 2 (N18.2); eGFR 75",
+       [_egfr("75")], [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 20)],
+       [_dx("N18.2", 600)], probes="cyanocobalamin_renal"),
+    _p("RENAL-HYDROXO", "M", 71, "N", "", "hydroxocobalamin (not cyanocobalamin) with eGFR 35",
+       [_egfr("35")], [_m("hydroxocobalamin", "HYDROXOCOBALAMIN 1000MCG/ML INJ", 20, route="IM")],
+       probes="cyanocobalamin_renal"),
+    _p("RENAL-EGFR-LATEST", "F", 70, "N", "",
+       "cyanocobalamin current; eGFR 45 200 days ago, then 65 30 days ago",
+       [_egfr("45", 200), _egfr("65", 30)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 20)], probes="cyanocobalamin_renal"),
+    _p("RENAL-EGFR-365", "F", 70, "N", "cyanocobalamin_renal",
+       "cyanocobalamin current; eGFR 40 exactly 365 days ago (in the look-back)", [_egfr("40", 365)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 20)], probes="cyanocobalamin_renal"),
+    _p("RENAL-EGFR-366", "F", 70, "N", "",
+       "cyanocobalamin current; eGFR 40 366 days ago (outside the look-back)", [_egfr("40", 366)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 20)], probes="cyanocobalamin_renal"),
+    _p("RENAL-CYANO-ENDED", "F", 70, "N", "", "cyanocobalamin 100..10 days ago with eGFR 40",
+       [_egfr("40")], [_m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 100, 10)],
+       probes="cyanocobalamin_renal"),
+    # -- deficiency_untreated: deficient > 7 days ago, no B12 therapy started since result - 30 ---
+    _p("UNTREATED-8D", "F", 64, "N", "b12_deficient deficiency_untreated",
+       "B12 150 8 days ago, no B12 therapy", [_r("b12", "150", "pg/mL", 8)],
+       probes="deficiency_untreated"),
+    _p("UNTREATED-7D", "F", 64, "N", "b12_deficient", "B12 150 7 days ago, no B12 therapy",
+       [_r("b12", "150", "pg/mL", 7)], probes="deficiency_untreated"),
+    _p("UNTREATED-TWO-FLAGS", "M", 67, "N", "b12_deficient mma_elevated",
+       "B12 150 40 days ago, MMA 450 10 days ago; IM cyanocobalamin 60..54 days ago started after "
+       "the earlier result - 30 (70 days ago)",
+       [_r("b12", "150", "pg/mL", 40), _r("mma", "450", "nmol/L", 10)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 60, 54,
+           route="IM")], probes="deficiency_untreated"),
+    _p("UNTREATED-AFTER", "F", 64, "N", "b12_deficient",
+       "B12 150 30 days ago; oral B12 25..5 days ago (ended)", [_r("b12", "150", "pg/mL", 30)],
+       [_m("cyanocobalamin", "Vitamin B12 1000 MCG Oral Tablet", 25, 5)],
+       probes="deficiency_untreated"),
+    # -- monitoring_overdue: latest follow-up due > 14 days ago with no matching result since ---
+    _p("MON-D10-15", "M", 60, "N", "monitoring_overdue",
+       "IM cyanocobalamin from 25 days ago: the day-10 CBC fell due 15 days ago; no CBC", [],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 25,
+           rxnorm="309594", route="IM")], probes="monitoring_overdue"),
+    _p("MON-D10-14", "M", 60, "N", "",
+       "IM cyanocobalamin from 24 days ago: the day-10 CBC fell due 14 days ago; no CBC", [],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 24,
+           rxnorm="309594", route="IM")], probes="monitoring_overdue"),
+    _p("MON-D10-PLT-ON-D", "F", 60, "N", "",
+       "hydroxocobalamin from 28 days ago (day-10 CBC due 18 days ago); a platelet count on that "
+       "day", [_r("platelets", "245", "10*9/L", 18)],
+       [_m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 28, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-D10-CBC-BEFORE-D", "F", 60, "N", "monitoring_overdue",
+       "hydroxocobalamin from 28 days ago (day-10 CBC due 18 days ago); a CBC 19 days ago",
+       _cbc("N", 19),
+       [_m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 28, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-D90-NO-B12", "M", 67, "N", "b12_deficient monitoring_overdue",
+       "B12 150 125 days ago; hydroxocobalamin from 120 days ago; day-90 visit 30 days ago: a CBC "
+       "25 days ago but no B12", [_r("b12", "150", "pg/mL", 125), *_cbc("N", 25)],
+       [_m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 120, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-D90-15", "F", 62, "N", "monitoring_overdue",
+       "hydroxocobalamin from 105 days ago: the day-90 CBC and B12 fell due 15 days ago; both "
+       "last done 40 days ago", [*_cbc("N", 40), _b12ok("N", 40)],
+       [_m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 105, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-D90-DONE", "M", 67, "N", "",
+       "B12 150 125 days ago; hydroxocobalamin from 120 days ago; CBC and B12 (normal) 25 days ago",
+       [_r("b12", "150", "pg/mL", 125), *_cbc("N", 25), _b12ok("N", 25)],
+       [_m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 120, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-YEARLY-DONE", "F", 70, "N", "",
+       "oral B12 since 800 days ago: the day-730 visit fell due 70 days ago; CBC and B12 60 days ago",
+       [*_cbc("N", 60), _b12ok("N", 60)],
+       [_m("cyanocobalamin", "cyanocobalamin (vitamin B-12) 1,000 mcg tablet", 800)],
+       probes="monitoring_overdue"),
+    _p("MON-YEARLY-MISSING", "F", 70, "N", "monitoring_overdue",
+       "oral B12 since 800 days ago: the day-730 visit fell due 70 days ago; CBC 60 days ago, B12 80",
+       [*_cbc("N", 60), _b12ok("N", 80)],
+       [_m("cyanocobalamin", "cyanocobalamin (vitamin B-12) 1,000 mcg tablet", 800)],
+       probes="monitoring_overdue"),
+    _p("MON-TOUCH", "M", 60, "N", "monitoring_overdue",
+       "IM cyanocobalamin 200..41 days ago, then from 40 days ago (touching): one episode from 200 "
+       "days ago, day-182 visit due 18 days ago; CBC and B12 40 days ago",
+       [*_cbc("N", 40), _b12ok("N", 40)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 200, 41, route="IM"),
+        _m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 40, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-GAP", "M", 60, "N", "",
+       "IM cyanocobalamin 200..42 days ago, then from 40 days ago (one day without): a new episode, "
+       "day-30 CBC due 10 days ago; CBC and B12 40 days ago",
+       [*_cbc("N", 40), _b12ok("N", 40)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 200, 42, route="IM"),
+        _m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 40, route="IM")],
+       probes="monitoring_overdue"),
+    _p("MON-SWITCH", "F", 66, "N", "monitoring_overdue",
+       "IM hydroxocobalamin 300..101 days ago, then oral cyanocobalamin from 100 days ago: one B12 "
+       "therapy episode from 300 days ago, day-182 visit due 118 days ago; CBC and B12 125 days ago",
+       [*_cbc("N", 125), _b12ok("N", 125)],
+       [_m("hydroxocobalamin", "Hydroxocobalamin 1 mg/mL injection", 300, 101, route="IM"),
+        _m("cyanocobalamin", "Cyanocobalamin 1000 mcg tablet", 100)],
+       probes="monitoring_overdue"),
+    _p("MON-ENDED", "M", 60, "N", "", "IM cyanocobalamin 100..10 days ago: not on therapy now", [],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 100, 10,
+           route="IM")], probes="monitoring_overdue"),
     # -- nothing at all ----------------------------------------------------------------------------
     _p("NOLABS-01", "F", 41, "N", "", "in patients, no labs and no medications: never flagged", []),
 )
@@ -860,7 +1943,19 @@ class LabRow:
         return {"S": "labs_site_south.csv.gz", "E": "labs_site_east.parquet"}[self.site]
 
 
-_EXCLUDED_DAYS = {0, 90, 91, 365, 366}  # look-back edges and the as-of day are planted only
+# Look-back edges, the as-of day and a deficient result 7 or 8 days old are planted only.
+_EXCLUDED_DAYS = {0, 7, 8, 90, 91, 365, 366}
+
+
+def _clear_of_birthday(birth: date, as_of: date, years: int) -> date:
+    """Move a birth date so the ``years``-th birthday is not within 3 days of as-of (and never
+    29 February)."""
+    if (birth.month, birth.day) == (2, 29):
+        birth -= timedelta(days=1)
+    birthday = birth.replace(year=birth.year + years)
+    if abs((birthday - as_of).days) <= 3:
+        birth -= timedelta(days=10)
+    return birth
 
 
 def _site_of(rng: random.Random, home: str) -> str:
@@ -879,6 +1974,7 @@ def _make_patient(rng: random.Random, i: int, as_of: date) -> Patient:
         sex = rng.choice(["male", "FEMALE", "x", "U", "", "Female", "unknown"])
     age = 18 + int(82 * rng.betavariate(2.4, 1.5))
     birth = as_of - timedelta(days=int(age * 365.25) + rng.randrange(365))
+    birth = _clear_of_birthday(birth, as_of, _number("b12_screening_due.age_at_least"))
     site = rng.choices(["N", "S", "E"], weights=[0.4, 0.35, 0.25])[0]
     p = Patient(f"P{i:06d}", sex, birth, site, sex_group(sex))
     v = rng.random()
@@ -1153,7 +2249,7 @@ def _planted_rows(as_of: date) -> list[LabRow]:
 def _planted_patient_rows(as_of: date) -> list[dict[str, str]]:
     out = []
     for pp in PLANTED:
-        birth = date(as_of.year - pp.age, as_of.month, min(as_of.day, 28)) - timedelta(days=40)
+        birth = birth_date_of(pp, as_of)
         site = SITES[pp.site].name
         out.append(
             {
@@ -1164,6 +2260,81 @@ def _planted_patient_rows(as_of: date) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def _planted_med_rows(as_of: date) -> list[tuple[str | None, dict[str, str]]]:
+    out: list[tuple[str | None, dict[str, str]]] = []
+    for pp in PLANTED:
+        for m in pp.meds:
+            row = {
+                "patient_id": pp.patient_id,
+                "medication": m.medication,
+                "rxnorm": m.rxnorm,
+                "atc": m.atc,
+                "start_date": (as_of - timedelta(days=m.start)).isoformat(),
+                "end_date": "" if m.end is None else (as_of - timedelta(days=m.end)).isoformat(),
+                "route": m.route,
+            }
+            out.append((f"medication_{m.messy}" if m.messy else None, row))
+    return out
+
+
+def _planted_dx_rows(as_of: date) -> list[tuple[str | None, dict[str, str]]]:
+    out: list[tuple[str | None, dict[str, str]]] = []
+    for pp in PLANTED:
+        for d in pp.dxs:
+            row = {
+                "patient_id": pp.patient_id,
+                "code": d.code,
+                "recorded_at": (as_of - timedelta(days=d.days_ago)).isoformat(),
+                "description": d.description,
+            }
+            out.append((f"diagnosis_{d.messy}" if d.messy else None, row))
+    return out
+
+
+def planted_oracle_input(
+    pp: PlantedPatient, as_of: date
+) -> tuple[PatientInfo, list[CleanResult], list[MedOrder], list[Diagnosis]] | None:
+    """A planted case as the oracle reads it, or None when the oracle cannot read it (a
+    censored value, a unit no site uses, two results of one analyte on one day). Rows that must
+    be quarantined are left out, as the pipeline leaves them out."""
+    factors = {
+        (analyte, spec.unit): spec.factor
+        for site in SITES.values()
+        for analyte, specs in site.units.items()
+        for spec in specs
+    }
+    results: list[CleanResult] = []
+    seen: set[tuple[str, int]] = set()
+    for r in pp.rows:
+        if r.messy:
+            continue
+        factor = factors.get((r.analyte, r.unit))
+        text = r.value.replace(",", "")
+        if factor is None or text[:1] in "<>" or (r.analyte, r.days_ago) in seen:
+            return None
+        seen.add((r.analyte, r.days_ago))
+        value = round(float(text) * factor, 3)
+        results.append(
+            CleanResult(pp.patient_id, r.analyte, value, as_of - timedelta(days=r.days_ago))
+        )
+    orders = [
+        MedOrder(
+            pp.patient_id,
+            m.groups,
+            as_of - timedelta(days=m.start),
+            None if m.end is None else as_of - timedelta(days=m.end),
+        )
+        for m in pp.meds
+        if not m.messy
+    ]
+    diagnoses = [
+        Diagnosis(pp.patient_id, d.code, as_of - timedelta(days=d.days_ago))
+        for d in pp.dxs
+        if not d.messy
+    ]
+    return PatientInfo(pp.sex, birth_date_of(pp, as_of)), results, orders, diagnoses
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1277,94 +2448,439 @@ def _messy_patient_rows() -> list[tuple[str, dict[str, str]]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Medications and diagnoses (valid rows; not screened by the lab criteria)
+# Medications and diagnoses of the background
 # ---------------------------------------------------------------------------------------------
-_MEDS = {
-    "metformin": (
-        ("Metformin 500 mg tablet", "Metformin ER 1000 mg tablet"),
-        "6809",
-        "A10BA02",
-        "oral",
-    ),
-    "omeprazole": (
-        ("Omeprazole 20 mg capsule", "omeprazole 40mg gastro-resistant caps"),
-        "7646",
-        "A02BC01",
-        "oral",
-    ),
-    "folic_acid": (
-        ("Folic acid 5 mg tablet", "FOLIC ACID 400 microgram tablets"),
-        "",
-        "B03BB01",
-        "oral",
-    ),
-    "cyano_oral": (("Cyanocobalamin 1000 mcg tablet",), "", "B03BA01", "oral"),
-    "cyano_im": (("Cyanocobalamin 1000 mcg/mL injection",), "", "B03BA01", "IM"),
-}
-_DIAGNOSES = {
-    "E11.9": "Type 2 diabetes mellitus without complications",
-    "K21.9": "Gastro-esophageal reflux disease without esophagitis",
-    "K50.90": "Crohn's disease, unspecified, without complications",
-    "D51.0": "Vitamin B12 deficiency anemia due to intrinsic factor deficiency",
-    "E06.3": "Autoimmune thyroiditis",
-    "I10": "Essential (primary) hypertension",
-}
+@dataclass
+class MedEntry:
+    """One medication order of the background, in days before as-of."""
+
+    patient_id: str
+    drug: str  # key into DRUGS
+    start: int  # days before as-of
+    end: int | None  # days before as-of (negative: after it); None: open-ended
+    messy: str | None = None
 
 
-def _med_row(rng: random.Random, pid: str, drug: str, as_of: date) -> dict[str, str]:
-    names, rxnorm, atc, route = _MEDS[drug]
-    start = as_of - timedelta(days=rng.randint(10, 3000))
-    end = ""
-    if rng.random() < 0.25:
-        end = min(start + timedelta(days=rng.randint(30, 800)), as_of).isoformat()
+@dataclass
+class DxEntry:
+    patient_id: str
+    key: str  # the code without its dot (key into _DIAGNOSES)
+    days_ago: int
+    messy: str | None = None
+
+
+_NEAR_AS_OF = 4  # background orders never start or end from 3 days before as-of to 2 after it
+
+
+def _course(
+    rng: random.Random, drug: str, first: int, stop: int | None, refills: bool
+) -> list[tuple[str, int, int | None]]:
+    """The orders of one course of a drug from ``first`` days before as-of until ``stop`` days
+    before it (None: still going): one order, or a chain of 30- or 90-day refills that overlap
+    by 3-10 days or leave 4-29 days without."""
+    if not refills:
+        if stop is not None:
+            return [(drug, first, stop)]
+        return [(drug, first, None if rng.random() < 0.7 else -rng.randint(3, 120))]
+    orders: list[tuple[str, int, int | None]] = []
+    start = first
+    length = rng.choice((30, 90, 90))
+    while True:
+        end = start - length + 1
+        if stop is not None and end <= stop + _NEAR_AS_OF:
+            orders.append((drug, start, stop))
+            break
+        if stop is None and end <= _NEAR_AS_OF:
+            orders.append((drug, start, end if end <= -3 else None))
+            break
+        orders.append((drug, start, end))
+        following = end + rng.randint(3, 10) if rng.random() < 0.6 else end - rng.randint(5, 30)
+        if following <= _NEAR_AS_OF or (stop is not None and following <= stop + _NEAR_AS_OF):
+            if stop is None:  # the last refill runs on
+                orders[-1] = (drug, start, None)
+            break
+        start = following
+    return orders
+
+
+def _history(
+    rng: random.Random, p: Patient, labs: Sequence[CleanResult], as_of: date
+) -> tuple[list[DxEntry], list[MedEntry]]:
+    """Diagnoses and medication orders of one background patient, kept clear of every boundary
+    of the medication criteria (see `near_a_boundary`)."""
+    age = age_on(p.birth_date, as_of)
+    adult = max(60, (as_of - p.birth_date).days - 18 * 365)  # days since the 18th birthday
+    dx: list[DxEntry] = []
+
+    def diagnose(key: str, lo: int = 30, hi: int = 5000) -> int:
+        days = rng.randint(lo, max(lo, min(hi, adult)))
+        dx.append(DxEntry(p.patient_id, key, days))
+        return days
+
+    def chance(share: float) -> bool:
+        return rng.random() < share
+
+    older = age >= 65
+    t2dm = chance(0.22 if older else 0.12 if age >= 45 else 0.04)
+    if t2dm:
+        diagnose(rng.choice(["E119", "E119", "E1165"]))
+    t1dm = not t2dm and chance(0.006)
+    if t1dm:
+        diagnose("E109")
+    gerd = chance(0.16 if older else 0.09)
+    if gerd:
+        diagnose(rng.choice(["K219", "K219", "K210"]))
+    htn = chance(0.4 if older else 0.15)
+    if htn:
+        diagnose("I10")
+    lipid = chance(0.25)
+    if lipid:
+        diagnose("E785")
+    thyroid = chance(0.05)
+    if thyroid:
+        diagnose("E039")
+    if chance(0.025):
+        thyroid = True
+        diagnose("E063")
+    gout = chance(0.05 if p.group == "M" else 0.02)
+    if gout:
+        diagnose("M109")
+    epilepsy = chance(0.008)
+    if epilepsy:
+        diagnose("G40909")
+    neuropathy = chance(0.12 if t2dm else 0.025)
+    if neuropathy:
+        diagnose(rng.choice(["G629", "M797"]))
+    arthritis = chance(0.012)
+    if arthritis:
+        diagnose("M069")
+    for key, share in (
+        ("K5090", 0.004),
+        ("K5000", 0.002),
+        ("K5190", 0.005),
+        ("K900", 0.006),
+        ("K909", 0.003),
+        ("K2940", 0.003),
+        ("K2970", 0.02),
+        ("Z9884", 0.008),
+        ("Z980", 0.002),
+        ("Z903", 0.002),
+        ("Z9049", 0.0015),
+        ("K912", 0.0015),
+        ("M3500", 0.003),
+        ("M351", 0.002),
+        ("Q909", 0.0015 if age < 70 else 0.0),
+    ):
+        if chance(share):
+            diagnose(key)
+    pernicious_since = None
+    if p.b12_state == "deficient":
+        if chance(0.25):
+            pernicious_since = diagnose("D510", 30, 3000)
+        elif chance(0.2):
+            diagnose(rng.choice(["D519", "D51", "E538"]), 30, 2000)
+    egfr = [r.value for r in labs if r.analyte == "egfr"]
+    ckd = False
+    if egfr and min(egfr) < 60 and chance(0.55):
+        ckd = True
+        low = min(egfr)
+        diagnose(
+            "N185" if low < 15 else "N184" if low < 30 else rng.choice(["N1830", "N1831", "N1832"])
+        )
+    elif chance(0.03):
+        diagnose(rng.choice(["N182", "N182", "N189"]))
+
+    b12_days = sorted((as_of - r.on).days for r in labs if r.analyte == "b12")
+    for _attempt in range(12):
+        meds = _medication_story(
+            rng,
+            p,
+            age,
+            adult,
+            t2dm,
+            t1dm,
+            gerd,
+            htn,
+            lipid,
+            thyroid,
+            gout,
+            epilepsy,
+            neuropathy,
+            arthritis,
+            ckd,
+            pernicious_since,
+            b12_days,
+        )
+        orders = [_order(p.patient_id, m, as_of) for m in meds]
+        diagnoses = [Diagnosis(p.patient_id, d.key, as_of - timedelta(days=d.days_ago)) for d in dx]
+        info = PatientInfo(p.sex, p.birth_date)
+        if not near_a_boundary(info, labs, orders, diagnoses, as_of):
+            break
+    else:  # give up on this patient's listed drugs
+        meds = [m for m in meds if not DRUGS[m.drug].groups]
+    return dx, meds
+
+
+def _medication_story(
+    rng: random.Random,
+    p: Patient,
+    age: int,
+    adult: int,
+    t2dm: bool,
+    t1dm: bool,
+    gerd: bool,
+    htn: bool,
+    lipid: bool,
+    thyroid: bool,
+    gout: bool,
+    epilepsy: bool,
+    neuropathy: bool,
+    arthritis: bool,
+    ckd: bool,
+    pernicious_since: int | None,
+    b12_days: Sequence[int],
+) -> list[MedEntry]:
+    orders: list[tuple[str, int, int | None]] = []
+
+    def chance(share: float) -> bool:
+        return rng.random() < share
+
+    def first_day(lo: int, hi: int) -> int:
+        return rng.randint(lo, max(lo, min(hi, adult)))
+
+    def course(drug: str, first: int, stop: int | None = None, refills: bool | None = None) -> None:
+        if stop is not None and stop > first - 7:
+            stop = None if first - 7 < _NEAR_AS_OF else first - 7
+        chained = chance(0.6) if refills is None else refills
+        orders.extend(_course(rng, drug, first, stop, chained))
+
+    def long_or_short(drug: str, long_share: float, ongoing_share: float) -> int | None:
+        if chance(long_share):
+            first = first_day(200, 4000)
+            stop = None if chance(ongoing_share) else rng.randint(20, max(21, first - 100))
+            course(drug, first, stop)
+        else:
+            first = first_day(30, 2500)
+            stop = max(_NEAR_AS_OF, first - rng.randint(14, 100))
+            course(drug, first, stop, refills=False)
+        return stop
+
+    if t2dm and chance(0.25):
+        long_or_short("sitagliptin_metformin" if chance(0.1) else "metformin", 0.65, 0.75)
+    if chance(0.20 if age >= 65 else 0.08):
+        ppi = rng.choices(
+            ["omeprazole", "pantoprazole", "esomeprazole", "lansoprazole", "rabeprazole"],
+            weights=[45, 30, 12, 8, 5],
+        )[0]
+        stop = long_or_short(ppi, 0.6, 0.7)
+        if chance(0.15):  # stepped down to an H2 blocker, or came from one
+            first = max(o[1] for o in orders if o[0] == ppi)
+            if stop is not None and stop > 40:
+                after = stop - rng.randint(5, 20)
+                course("famotidine", after, None if chance(0.6) else rng.randint(4, after - 10))
+            elif first + 130 < adult:
+                before_end = first + rng.randint(5, 30)
+                course(
+                    rng.choice(["famotidine", "ranitidine"]) if first > 2300 else "famotidine",
+                    before_end + rng.randint(30, 400),
+                    before_end,
+                    refills=False,
+                )
+    elif chance(0.03):
+        if adult > 2600 and chance(0.15):
+            first = first_day(2500, 5000)
+            course("ranitidine", first, rng.randint(2400, max(2401, first - 30)))  # withdrawn 2020
+        else:
+            long_or_short("cimetidine" if chance(0.05) else "famotidine", 0.5, 0.6)
+    if gout:
+        if chance(0.45):
+            if chance(0.6):  # flares
+                for _ in range(rng.randint(1, 3)):
+                    first = first_day(20, 2000)
+                    course("colchicine", first, max(_NEAR_AS_OF, first - rng.randint(5, 14)), False)
+            else:
+                course("colchicine", first_day(60, 2000))
+        if chance(0.3):
+            course("allopurinol", first_day(60, 3000), refills=False)
+    if neuropathy or (t2dm and chance(0.03)):
+        if chance(0.45):
+            first = first_day(20, 2000)
+            course(
+                "pregabalin", first, None if chance(0.6) else rng.randint(10, max(11, first - 20))
+            )
+        if chance(0.25):
+            course("gabapentin", first_day(20, 2000), refills=False)
+    if epilepsy:
+        if chance(0.35):
+            course(
+                "phenobarbital", first_day(300, 8000), None if chance(0.85) else first_day(10, 300)
+            )
+        if chance(0.10):
+            course("primidone", first_day(100, 5000))
+        if chance(0.20):
+            course("topiramate", first_day(100, 3000))
+    if arthritis and chance(0.7):
+        first = first_day(100, 3000)
+        course("methotrexate", first)
+        if chance(0.9):
+            course("folic_acid", first - rng.randint(0, 7))
+    if (p.b12_state == "deficient" and b12_days and chance(0.25)) or (
+        p.folate_base < 4 and chance(0.35) or chance(0.02)
+    ):  # folic acid, now and then for a deficient patient whose B12 was not yet looked at
+        first = first_day(20, 1500)
+        course("folic_acid", first, None if chance(0.5) else rng.randint(10, max(11, first - 20)))
+    # B12 therapy: mostly after a deficient result, lifelong for pernicious anaemia, some OTC
+    therapy = rng.choices(["cyano_im", "hydroxo_im", "cyano_oral"], weights=[45, 30, 25])[0]
+    if pernicious_since is not None and chance(0.9):
+        first = max(10, pernicious_since - rng.randint(0, 30))
+        course(
+            therapy if therapy != "cyano_oral" else "cyano_im",
+            first,
+            None if chance(0.85) else rng.randint(10, max(11, first - 60)),
+        )
+    elif p.b12_state == "deficient" and b12_days:
+        result = b12_days[0]
+        u = rng.random()
+        if u < 0.55 and result > 10:
+            first = max(6, result - rng.randint(2, 21))
+            course(
+                therapy, first, None if chance(0.75) or first < 60 else rng.randint(4, first - 40)
+            )
+        elif u < 0.65:
+            first = result + rng.randint(200, 1500)
+            course(therapy, first, max(result + 40, first - rng.randint(60, 400)))
+    if chance(0.03):
+        first = first_day(20, 2000)
+        course("cyano_oral", first, None if chance(0.6) else rng.randint(10, max(11, first - 20)))
+    if chance(0.003):
+        course("methylcobalamin", first_day(20, 1000))
+    if chance(0.002):
+        course("cyano_nasal", first_day(20, 1000))
+    if ckd and chance(0.05):
+        course("folbee", first_day(20, 1500), refills=False)
+    # drugs on no list (one order each, mostly open-ended)
+    for drug, share in (
+        ("amlodipine", 0.12 if htn else 0.0),
+        ("lisinopril", 0.10 if htn else 0.0),
+        ("atorvastatin", 0.12 if lipid else 0.0),
+        ("simvastatin", 0.05 if lipid else 0.0),
+        ("levothyroxine", 0.5 if thyroid else 0.0),
+        ("insulin", 0.95 if t1dm else 0.0),
+        ("sertraline", 0.02),
+        ("aspirin", 0.06 if age >= 65 else 0.02),
+        ("vitamin_d", 0.03),
+        ("vonoprazan", 0.002),
+    ):
+        if share and chance(share):
+            course(drug, first_day(30, 3000), refills=False)
+    return [MedEntry(p.patient_id, d, s, e) for d, s, e in orders]
+
+
+def _order(pid: str, m: MedEntry, as_of: date) -> MedOrder:
+    return MedOrder(
+        pid,
+        DRUGS[m.drug].groups,
+        as_of - timedelta(days=m.start),
+        None if m.end is None else as_of - timedelta(days=m.end),
+    )
+
+
+def _med_row(rng: random.Random, m: MedEntry, as_of: date) -> dict[str, str]:
+    drug = DRUGS[m.drug]
+    name, product = rng.choice(drug.names)
+    rxnorm = atc = ""
+    u = rng.random()
+    if m.drug in _CODE_ONLY and u < 0.05:
+        name, rxnorm = "", drug.rxnorm
+    elif m.drug in _CODE_ONLY and u < 0.10:
+        name, atc = "", rng.choice(drug.atc)
+    else:
+        if rng.random() < 0.5:
+            rxnorm = product or drug.rxnorm
+        if drug.atc and rng.random() < 0.4:
+            atc = drug.atc[0] if rng.random() < 0.95 else drug.atc[0].lower()
     return {
-        "patient_id": pid,
-        "medication": rng.choice(list(names)),
-        "rxnorm": rxnorm if rng.random() < 0.7 else "",
+        "patient_id": m.patient_id,
+        "medication": name,
+        "rxnorm": rxnorm,
         "atc": atc,
-        "start_date": start.isoformat(),
-        "end_date": end,
-        "route": route,
+        "start_date": (as_of - timedelta(days=m.start)).isoformat(),
+        "end_date": "" if m.end is None else (as_of - timedelta(days=m.end)).isoformat(),
+        "route": drug.route if rng.random() < 0.9 else "",
     }
 
 
-def _dx_row(rng: random.Random, pid: str, code: str, as_of: date) -> dict[str, str]:
-    written = code if rng.random() < 0.6 else code.replace(".", "")
-    recorded = as_of - timedelta(days=rng.randint(30, 5000))
+def _dx_row(rng: random.Random, d: DxEntry, as_of: date) -> dict[str, str]:
+    u = rng.random()
+    written = _with_dot(d.key) if u < 0.6 else d.key
+    if u > 0.98:
+        written = written.lower()
     return {
-        "patient_id": pid,
+        "patient_id": d.patient_id,
         "code": written,
-        "recorded_at": recorded.isoformat(),
-        "description": _DIAGNOSES[code],
+        "recorded_at": (as_of - timedelta(days=d.days_ago)).isoformat(),
+        "description": _DIAGNOSES[d.key],
     }
 
 
-def _meds_and_diagnoses(
-    rng: random.Random, patients: Sequence[Patient], as_of: date
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    meds: list[dict[str, str]] = []
-    dxs: list[dict[str, str]] = []
-    for p in patients:
-        pid = p.patient_id
-        if rng.random() < 0.13:
-            dxs.append(_dx_row(rng, pid, "E11.9", as_of))
-            if rng.random() < 0.85:
-                meds.append(_med_row(rng, pid, "metformin", as_of))
-        if rng.random() < 0.15:
-            dxs.append(_dx_row(rng, pid, "K21.9", as_of))
-            if rng.random() < 0.8:
-                meds.append(_med_row(rng, pid, "omeprazole", as_of))
-        for code, share in (("K50.90", 0.005), ("E06.3", 0.03), ("I10", 0.25)):
-            if rng.random() < share:
-                dxs.append(_dx_row(rng, pid, code, as_of))
-        if p.b12_state == "deficient" and rng.random() < 0.25:
-            dxs.append(_dx_row(rng, pid, "D51.0", as_of))
-            meds.append(_med_row(rng, pid, "cyano_im", as_of))
-        if rng.random() < 0.03:
-            meds.append(_med_row(rng, pid, "folic_acid", as_of))
-        if rng.random() < 0.03:
-            meds.append(_med_row(rng, pid, "cyano_oral", as_of))
-    return meds, dxs
+MED_COLUMNS = ("patient_id", "medication", "rxnorm", "atc", "start_date", "end_date", "route")
+DX_COLUMNS = ("patient_id", "code", "recorded_at", "description")
+
+
+def _messy_med_rows(
+    rng: random.Random, meds: Sequence[dict[str, str]], as_of: date
+) -> list[tuple[str, dict[str, str]]]:
+    """A few broken medication rows (copies of valid ones, then broken)."""
+    out = []
+    reasons = (
+        "medication_future_start",
+        "medication_end_before_start",
+        "medication_unparseable_date",
+        "medication_missing_patient_id",
+        "medication_no_drug",
+    )
+    for k in range(max(2 * len(reasons), len(meds) // 300)):
+        reason = reasons[k % len(reasons)]
+        row = dict(rng.choice(meds))
+        if reason == "medication_future_start":
+            row["start_date"] = (as_of + timedelta(days=rng.randint(1, 30))).isoformat()
+            row["end_date"] = ""
+        elif reason == "medication_end_before_start":
+            start = date.fromisoformat(row["start_date"])
+            row["end_date"] = (start - timedelta(days=rng.randint(1, 60))).isoformat()
+        elif reason == "medication_unparseable_date":
+            row["start_date"] = rng.choice(("2025-02-30", "03/15/2025", "unknown", ""))
+        elif reason == "medication_missing_patient_id":
+            row["patient_id"] = ""
+        else:
+            row["medication"] = row["rxnorm"] = row["atc"] = ""
+        out.append((reason, row))
+    return out
+
+
+def _messy_dx_rows(
+    rng: random.Random, dxs: Sequence[dict[str, str]], as_of: date
+) -> list[tuple[str, dict[str, str]]]:
+    out = []
+    reasons = (
+        "diagnosis_future_date",
+        "diagnosis_unparseable_date",
+        "diagnosis_missing_code",
+        "diagnosis_unknown_patient",
+    )
+    for k in range(max(2 * len(reasons), len(dxs) // 300)):
+        reason = reasons[k % len(reasons)]
+        row = dict(rng.choice(dxs))
+        if reason == "diagnosis_future_date":
+            row["recorded_at"] = (as_of + timedelta(days=rng.randint(1, 30))).isoformat()
+        elif reason == "diagnosis_unparseable_date":
+            row["recorded_at"] = rng.choice(("2024-13-01", "31/01/2024", "n/a"))
+        elif reason == "diagnosis_missing_code":
+            row["code"] = ""
+        else:
+            row["patient_id"] = f"P9{k:05d}"
+        out.append((reason, row))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1449,8 +2965,23 @@ def generate_population(
 
     patients = [_make_patient(rng, i, as_of) for i in range(1, n_background + 1)]
     lab_rows, results = _background_labs(rng, patients, as_of)
+    labs_of: dict[str, list[CleanResult]] = defaultdict(list)
+    for r in results:
+        labs_of[r.patient_id].append(r)
+    dx_entries: list[DxEntry] = []
+    med_entries: list[MedEntry] = []
+    for p in patients:
+        dx, meds = _history(rng, p, labs_of[p.patient_id], as_of)
+        dx_entries += dx
+        med_entries += meds
+    expected = oracle_flags(
+        {p.patient_id: PatientInfo(p.sex, p.birth_date) for p in patients},
+        results,
+        [_order(m.patient_id, m, as_of) for m in med_entries],
+        [Diagnosis(d.patient_id, d.key, as_of - timedelta(days=d.days_ago)) for d in dx_entries],
+        as_of,
+    )
     planted = {pp.patient_id: set(pp.expected) for pp in PLANTED}
-    expected = oracle_lab_flags({p.patient_id: p.sex for p in patients}, results, as_of)
     expected |= {(pid, c) for pid, crits in planted.items() for c in crits}
     lab_rows += _planted_rows(as_of)
     with_labs = {r.patient_id for r in results}
@@ -1463,13 +2994,31 @@ def generate_population(
     broken_patients = _messy_patient_rows()
     patient_rows += [row for _, row in broken_patients]
     rng.shuffle(patient_rows)
-    meds, dxs = _meds_and_diagnoses(rng, patients, as_of)
-    _write_extracts(out_dir, patient_rows, lab_rows, meds, dxs)
+
+    meds: list[tuple[str | None, dict[str, str]]] = [
+        (None, _med_row(rng, m, as_of)) for m in med_entries
+    ]
+    meds += _messy_med_rows(rng, [row for _, row in meds], as_of)
+    meds += _planted_med_rows(as_of)
+    rng.shuffle(meds)
+    dxs: list[tuple[str | None, dict[str, str]]] = [
+        (None, _dx_row(rng, d, as_of)) for d in dx_entries
+    ]
+    dxs += _messy_dx_rows(rng, [row for _, row in dxs], as_of)
+    dxs += _planted_dx_rows(as_of)
+    rng.shuffle(dxs)
+    _write_extracts(
+        out_dir, patient_rows, lab_rows, [row for _, row in meds], [row for _, row in dxs]
+    )
 
     messy_by_reason = Counter(r.messy for r in lab_rows if r.messy)
     messy_by_reason.update(reason for reason, _ in broken_patients)
+    messy_by_reason.update(reason for reason, _ in meds if reason)
+    messy_by_reason.update(reason for reason, _ in dxs if reason)
     messy_by_file = Counter(r.file for r in lab_rows if r.messy)
     messy_by_file["patients.csv"] = len(broken_patients)
+    messy_by_file["medications.csv"] = sum(1 for reason, _ in meds if reason)
+    messy_by_file["diagnoses.csv"] = sum(1 for reason, _ in dxs if reason)
     truth = DemoTruth(
         extracts_dir=out_dir,
         truth_dir=truth_dir,
@@ -1483,13 +3032,18 @@ def generate_population(
         messy_by_reason=dict(sorted(messy_by_reason.items())),
         messy_by_file=dict(sorted(messy_by_file.items())),
         planted_purpose={pp.patient_id: pp.purpose for pp in PLANTED},
+        n_medication_rows=len(meds),
+        n_diagnosis_rows=len(dxs),
     )
     truth_dir.mkdir(parents=True, exist_ok=True)
     _write_truth(truth)
     log.info(
-        "demo population: %d patients, %d lab rows (%d broken), %d expected lab flags",
+        "demo population: %d patients, %d lab, %d medication and %d diagnosis rows "
+        "(%d broken), %d expected flags",
         n_patients,
         len(lab_rows),
+        len(meds),
+        len(dxs),
         truth.messy_rows,
         len(expected),
     )
@@ -1532,14 +3086,12 @@ def _write_extracts(
     patient_keys = ("patient_id", "sex", "birth_date", "site")
     _write_csv(out_dir / "patients.csv", patient_keys, patient_rows, patient_keys)
     _write_labs(out_dir, lab_rows)
-    med_keys = ("patient_id", "medication", "rxnorm", "atc", "start_date", "end_date", "route")
-    _write_csv(out_dir / "medications.csv", med_keys, meds, med_keys)
-    dx_keys = ("patient_id", "code", "recorded_at", "description")
-    _write_csv(out_dir / "diagnoses.csv", dx_keys, dxs, dx_keys)
+    _write_csv(out_dir / "medications.csv", MED_COLUMNS, meds, MED_COLUMNS)
+    _write_csv(out_dir / "diagnoses.csv", DX_COLUMNS, dxs, DX_COLUMNS)
 
 
 def _write_truth(truth: DemoTruth) -> None:
-    order = {c: i for i, c in enumerate(LAB_CRITERIA)}
+    order = {c: i for i, c in enumerate(ALL_CRITERIA)}
     flags = sorted(truth.expected_flags, key=lambda f: (f[0], order[f[1]]))
     _write_csv(
         truth.truth_dir / "expected_flags.csv",

@@ -477,7 +477,7 @@ def test_risk_run_never_flags_the_empty_patient(risk_run):
 
 # =============================================================================================
 # b12_screening_due: a trigger (the four context criteria, or age >= 75 on as_of) and no
-# valid B12 or MMA result dated in (as_of - 365, as_of]
+# valid B12 or MMA result dated in [as_of - 365, as_of] (both ends count, as in the B12 look-back)
 # =============================================================================================
 SCREENING = f"""
 patient_id              | event | what                          | start      | end   | value   | expect            | quarantine
@@ -491,19 +491,23 @@ due-not-risk-ckd        | dx    | N18.4                         |            |  
 # 75 on as_of exactly (born 1951-11-24) vs 74 (born the day after)
 due-age-75              | born  |                               | 1951-11-24 |       |         | b12_screening_due |
 due-age-74              | born  |                               | 1951-11-25 |       |         | -                 |
-# a valid B12 or MMA in (as_of - 365, as_of] suppresses it; one at as_of - 365 does not
+# a valid B12 or MMA in [as_of - 365, as_of] suppresses it; one at as_of - 366 does not
 due-b12-364             | born  |                               | 1951-11-24 |       |         | -                 |
 due-b12-364             | lab   | b12                           | T-364      |       | 500     |                   |
-due-b12-365             | born  |                               | 1951-11-24 |       |         | b12_screening_due |
+due-b12-365             | born  |                               | 1951-11-24 |       |         | -                 |
 due-b12-365             | lab   | b12                           | T-365      |       | 500     |                   |
+due-b12-366             | born  |                               | 1951-11-24 |       |         | b12_screening_due |
+due-b12-366             | lab   | b12                           | T-366      |       | 500     |                   |
 due-b12-on-as-of        | born  |                               | 1951-11-24 |       |         | -                 |
 due-b12-on-as-of        | lab   | b12                           | T          |       | 500     |                   |
 due-b12-deficient       | born  |                               | 1951-11-24 |       |         | -                 |
 due-b12-deficient       | lab   | b12                           | T-23       |       | 150     |                   |
 due-mma-364             | born  |                               | 1951-11-24 |       |         | -                 |
 due-mma-364             | lab   | mma                           | T-364      |       | 150     |                   |
-due-mma-365             | born  |                               | 1951-11-24 |       |         | b12_screening_due |
+due-mma-365             | born  |                               | 1951-11-24 |       |         | -                 |
 due-mma-365             | lab   | mma                           | T-365      |       | 150     |                   |
+due-mma-366             | born  |                               | 1951-11-24 |       |         | b12_screening_due |
+due-mma-366             | lab   | mma                           | T-366      |       | 150     |                   |
 due-metformin-mma       | med   | Metformin 500 mg tablet       | T-200      |       |         | -                 |
 due-metformin-mma       | lab   | mma                           | T-23       |       | 150     |                   |
 due-risk-b12            | dx    | K90.0                         |            |       |         | -                 |

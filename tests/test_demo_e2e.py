@@ -3,12 +3,14 @@
 Two groups:
 
 - generator checks, which need only the generator: determinism, the folder layout, that every
-  planted case is in the files, that the generator's units, names and codes are the ones the
-  mapping tables know, that the oracle's constants are the rules file's, and small
+  planted case is in the files, that the generator's units, names, drug names and codes and
+  diagnosis codes are the ones the reference tables know, that the oracle's constants are the
+  rules file's, that the oracle agrees with the hand-written planted sets, and small
   given/expect tables for the oracle itself;
-- the end-to-end run (skipped while ``pipeline.runner`` does not exist): the lab flags of a
-  full run equal the answer key exactly, planted patient by planted patient, and every
-  deliberately broken row is quarantined.
+- the end-to-end run (skipped while ``pipeline.runner`` does not exist): the flags of a full
+  run (all 24 criteria) equal the answer key exactly, planted patient by planted patient, the
+  worklist holds exactly the patients meeting an action criterion (with their priority and
+  criteria), and every deliberately broken row is quarantined.
 """
 
 from __future__ import annotations
@@ -19,19 +21,30 @@ import re
 import tomllib
 from collections import Counter
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from pipeline import demo
-from pipeline.demo import PLANTED, CleanResult, DemoTruth, generate_population, oracle_lab_flags
+from pipeline.demo import (
+    PLANTED,
+    CleanResult,
+    DemoTruth,
+    Diagnosis,
+    MedOrder,
+    PatientInfo,
+    generate_population,
+    oracle_lab_flags,
+    patient_criteria,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 24)
 N_PATIENTS = 1500
 CRITERION_ANALYTES = {"b12", "mma", "homocysteine", "folate", "hgb", "wbc", "anc"}
-CRITERION_ANALYTES |= {"platelets", "mcv", "ldh"}
+CRITERION_ANALYTES |= {"platelets", "mcv", "ldh", "egfr"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,6 +79,58 @@ def loinc_codes() -> dict[str, str]:
     return {code: a for a, spec in rules()["analytes"].items() for code in spec["loinc"]}
 
 
+def words(text: str) -> list[str]:
+    """docs/criteria-semantics.md: split on anything that is not a letter or digit, any case."""
+    return [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
+
+
+@cache
+def drug_lists() -> tuple[dict[tuple[str, ...], set[str]], dict[tuple[str, str], set[str]]]:
+    """data/drug_codes.csv read on its own: names as word tuples, and (system, code) -> groups."""
+    names: dict[tuple[str, ...], set[str]] = {}
+    codes: dict[tuple[str, str], set[str]] = {}
+    with (ROOT / "data" / "drug_codes.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if r["code_system"] == "name":
+                names.setdefault(tuple(words(r["code"])), set()).add(r["drug_group"])
+            else:
+                key = (r["code_system"], r["code"].strip().upper())
+                codes.setdefault(key, set()).add(r["drug_group"])
+    return names, codes
+
+
+def groups_of(medication: str, rxnorm: str, atc: str) -> set[str]:
+    """The drug groups a medication row belongs to, by the rule text (independent reading)."""
+    names, codes = drug_lists()
+    found: set[str] = set()
+    w = words(medication)
+    longest = max(len(name) for name in names)
+    for n in range(1, longest + 1):
+        for i in range(len(w) - n + 1):
+            found |= names.get(tuple(w[i : i + n]), set())
+    found |= codes.get(("rxnorm", rxnorm.strip().upper()), set()) if rxnorm else set()
+    found |= codes.get(("atc", atc.strip().upper()), set()) if atc else set()
+    return found
+
+
+@cache
+def condition_lists() -> dict[str, set[str]]:
+    with (ROOT / "data" / "diagnosis_codes.csv").open(encoding="utf-8") as fh:
+        out: dict[str, set[str]] = {}
+        for r in csv.DictReader(fh):
+            out.setdefault(r["condition"], set()).add(r["code"])
+        return out
+
+
+def conditions_of(code: str) -> set[str]:
+    key = code.strip().replace(".", "").upper()
+    return {
+        condition
+        for condition, codes in condition_lists().items()
+        if any(key.startswith(c.replace(".", "").upper()) for c in codes)
+    }
+
+
 def read_kind(folder: Path, prefix: str) -> pl.DataFrame:
     """Every file of one kind, all columns as text, column names lower-cased."""
     frames = []
@@ -94,21 +159,23 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> DemoTruth:
 # ---------------------------------------------------------------------------------------------
 # Generator checks
 # ---------------------------------------------------------------------------------------------
-def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
-    first = generate_population(tmp_path / "a" / "extracts", n_patients=N_PATIENTS, seed=12)
-    second = generate_population(tmp_path / "b" / "extracts", n_patients=N_PATIENTS, seed=12)
-    assert file_bytes(first.extracts_dir) == file_bytes(second.extracts_dir)
-    assert file_bytes(first.truth_dir) == file_bytes(second.truth_dir)
-    assert first.expected_flags == second.expected_flags
+def test_same_seed_gives_byte_identical_files(population: DemoTruth, tmp_path: Path) -> None:
+    second = generate_population(
+        tmp_path / "b" / "extracts", n_patients=N_PATIENTS, as_of=AS_OF, seed=12
+    )
+    assert file_bytes(population.extracts_dir) == file_bytes(second.extracts_dir)
+    assert file_bytes(population.truth_dir) == file_bytes(second.truth_dir)
+    assert population.expected_flags == second.expected_flags
 
 
-def test_another_seed_gives_another_population(tmp_path: Path) -> None:
-    first = generate_population(tmp_path / "a" / "extracts", n_patients=N_PATIENTS, seed=12)
-    other = generate_population(tmp_path / "b" / "extracts", n_patients=N_PATIENTS, seed=13)
-    a, b = file_bytes(first.extracts_dir), file_bytes(other.extracts_dir)
+def test_another_seed_gives_another_population(population: DemoTruth, tmp_path: Path) -> None:
+    other = generate_population(
+        tmp_path / "b" / "extracts", n_patients=N_PATIENTS, as_of=AS_OF, seed=13
+    )
+    a, b = file_bytes(population.extracts_dir), file_bytes(other.extracts_dir)
     assert a.keys() == b.keys()
-    assert all(a[name] != b[name] for name in a if name.startswith("labs"))
-    assert first.expected_flags != other.expected_flags
+    assert all(a[name] != b[name] for name in a if not name.startswith("patients"))
+    assert population.expected_flags != other.expected_flags
 
 
 def test_extracts_hold_only_input_files_and_truth_lies_outside(population: DemoTruth) -> None:
@@ -134,18 +201,31 @@ def test_every_planted_patient_and_row_is_in_the_extracts(population: DemoTruth)
     labs = read_kind(population.extracts_dir, "labs")
     assert len({pp.patient_id for pp in PLANTED}) == len(PLANTED)
     assert set(population.planted) <= set(patients["patient_id"].drop_nulls())
+    meds = read_kind(population.extracts_dir, "medications")
+    dxs = read_kind(population.extracts_dir, "diagnoses")
     rows_per_patient = dict(labs.group_by("patient_id").len().iter_rows())
+    meds_per_patient = dict(meds.group_by("patient_id").len().iter_rows())
+    dxs_per_patient = dict(dxs.group_by("patient_id").len().iter_rows())
     for pp in PLANTED:
         assert rows_per_patient.get(pp.patient_id, 0) == len(pp.rows), pp.patient_id
+        assert meds_per_patient.get(pp.patient_id, 0) == len(pp.meds), pp.patient_id
+        assert dxs_per_patient.get(pp.patient_id, 0) == len(pp.dxs), pp.patient_id
         assert population.planted[pp.patient_id] == set(pp.expected)
     assert population.all_missing_patient in population.planted
     assert population.all_missing_patient not in rows_per_patient
+    assert population.all_missing_patient not in meds_per_patient
+    assert population.all_missing_patient not in dxs_per_patient
     assert population.planted[population.all_missing_patient] == set()
+    patient_rows = {r["patient_id"]: r for r in patients.iter_rows(named=True)}
+    for pp in PLANTED:  # the planted age is the age on the as-of day
+        birth = date.fromisoformat(patient_rows[pp.patient_id]["birth_date"])
+        shift = pp.birthday_shift
+        assert demo.age_on(birth, population.as_of) == pp.age - (shift > 0), pp.patient_id
 
 
 def test_planted_cases_cover_every_criterion_and_unit_spelling() -> None:
     met = set().union(*(pp.expected for pp in PLANTED))
-    assert met == set(demo.LAB_CRITERIA)
+    assert met == set(demo.ALL_CRITERIA)
     planted_units = {(r.analyte, r.unit) for pp in PLANTED for r in pp.rows}
     used_units = {
         (analyte, spec.unit)
@@ -176,6 +256,47 @@ def test_generator_units_names_and_codes_are_known_to_the_mapping_tables() -> No
                 assert (r.analyte, unit_key(r.unit)) in factors, (pp.patient_id, r.unit)
 
 
+def test_each_new_criterion_has_planted_cases_met_and_just_not_met() -> None:
+    for criterion in demo.MED_CRITERIA:
+        probes = [pp for pp in PLANTED if criterion in pp.probes]
+        assert any(criterion in pp.expected for pp in probes), criterion
+        assert any(criterion not in pp.expected for pp in probes), criterion
+
+
+def test_generator_drugs_are_the_groups_the_code_list_gives() -> None:
+    names, codes = drug_lists()
+    for key, drug in demo.DRUGS.items():
+        for name, product in drug.names:
+            assert groups_of(name, "", "") == drug.groups, (key, name)
+            if product:
+                assert codes.get(("rxnorm", product), set()) == drug.groups, (key, product)
+        if drug.rxnorm and drug.groups:
+            assert codes.get(("rxnorm", drug.rxnorm)) == drug.groups, (key, drug.rxnorm)
+        if not drug.groups:  # a drug on no list has no listed code either
+            assert ("rxnorm", drug.rxnorm) not in codes, key
+        for atc in drug.atc:
+            assert codes.get(("atc", atc), set()) == drug.groups, (key, atc)
+    for key in demo._CODE_ONLY:  # written with a code and no name now and then
+        drug = demo.DRUGS[key]
+        assert drug.rxnorm and drug.atc, key
+    for pp in PLANTED:
+        for m in pp.meds:
+            if m.messy is None:
+                assert groups_of(m.medication, m.rxnorm, m.atc) == m.groups, (pp.patient_id, m)
+
+
+def test_generator_diagnosis_codes_are_the_conditions_the_code_list_gives() -> None:
+    assert {k: set(v) for k, v in demo.CONDITION_CODES.items()} == condition_lists()
+    for key in demo._DIAGNOSES:
+        expected = {
+            c
+            for c, codes in demo.CONDITION_CODES.items()
+            if any(key.startswith(code.replace(".", "")) for code in codes)
+        }
+        assert conditions_of(key) == expected, key
+        assert conditions_of(demo._with_dot(key)) == expected, key
+
+
 def test_oracle_constants_are_the_rules_files() -> None:
     spec = rules()
     for key, value in demo.THRESHOLDS.items():
@@ -183,6 +304,32 @@ def test_oracle_constants_are_the_rules_files() -> None:
         assert spec["criteria"][criterion]["params"][param]["value"] == value, key
     for analyte, days in demo.LOOKBACK_DAYS.items():
         assert spec["analytes"][analyte]["lookback_days"] == days, analyte
+    for key, value in demo.MED_RULES.items():
+        criterion, param = key.split(".")
+        got = spec["criteria"][criterion]["params"][param]["value"]
+        if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            assert set(got) == set(value), key  # drug groups, conditions, analytes
+        elif isinstance(value, tuple):
+            assert tuple(got) == value, key  # due days, in order
+        else:
+            assert got == value, key
+    assert list(spec["criteria"]) == list(demo.ALL_CRITERIA)  # catalogue order
+    for criterion, (role, priority) in demo.ROLES.items():
+        assert spec["criteria"][criterion]["role"] == role, criterion
+        assert spec["criteria"][criterion].get("priority") == priority, criterion
+
+
+def test_oracle_agrees_with_the_hand_written_planted_sets() -> None:
+    """The hand-written sets and the oracle are two readings of the rules: they must agree on
+    every planted case the oracle can read (not censored values, ties or odd units)."""
+    read = 0
+    for pp in PLANTED:
+        given = demo.planted_oracle_input(pp, AS_OF)
+        if given is None:
+            continue
+        read += 1
+        assert patient_criteria(*given, AS_OF) == set(pp.expected), pp.patient_id
+    assert read > 0.9 * len(PLANTED)
 
 
 def _res(pid: str, analyte: str, value: float, days_ago: int) -> CleanResult:
@@ -242,6 +389,98 @@ def test_oracle_given_expect(
     assert oracle_lab_flags({"p1": sex}, rows, AS_OF) == {("p1", c) for c in expected}
 
 
+def _order(groups: str, start: int, end: int | None = None) -> MedOrder:
+    ended = None if end is None else AS_OF - timedelta(days=end)
+    return MedOrder("p1", frozenset(groups.split()), AS_OF - timedelta(days=start), ended)
+
+
+def _diag(code: str, days_ago: int = 100) -> Diagnosis:
+    return Diagnosis("p1", code, AS_OF - timedelta(days=days_ago))
+
+
+B12_OK = ("b12", 500.0, 10)
+MED_ORACLE_CASES = [
+    # (age, results, orders, diagnoses, expected medication criteria)
+    (60, [B12_OK], [_order("metformin", 120)], [], {"metformin_long_term"}),
+    (60, [B12_OK], [_order("metformin", 119)], [], set()),
+    (60, [], [_order("metformin", 600, 365)], [], {"metformin_long_term", "b12_screening_due"}),
+    (60, [], [_order("metformin", 600, 366)], [], set()),
+    (
+        60,
+        [B12_OK],
+        [_order("metformin", 200, 140), _order("metformin", 139, 80)],
+        [],
+        {"metformin_long_term"},
+    ),  # touching: 121 days
+    (
+        60,
+        [B12_OK],
+        [_order("ppi", 400, 200), _order("h2_blocker", 300, 34)],
+        [],
+        {"acid_suppression_long_term"},
+    ),  # 367 days merged
+    (60, [B12_OK], [_order("ppi", 400, 200), _order("h2_blocker", 300, 36)], [], set()),
+    (60, [B12_OK], [_order("pregabalin", 30, -10)], [], {"b12_lowering_drug"}),
+    (60, [B12_OK], [_order("colchicine", 30, 1)], [], set()),
+    (60, [B12_OK], [_order("topiramate", 30)], [], set()),
+    (60, [B12_OK], [], [_diag("m35.00")], {"risk_condition"}),
+    (60, [B12_OK], [], [_diag("D51")], set()),
+    (60, [B12_OK], [], [_diag("E10.9", -1)], set()),  # recorded after as-of
+    (75, [], [], [], {"b12_screening_due"}),
+    (74, [], [], [], set()),
+    (80, [("b12", 500.0, 364)], [], [], set()),
+    (80, [("b12", 500.0, 365)], [], [], set()),
+    (80, [("b12", 500.0, 366)], [], [], {"b12_screening_due"}),
+    (80, [("mma", 150.0, 300)], [], [], set()),
+    (60, [("b12", 150.0, 8)], [], [], {"deficiency_untreated"}),
+    (60, [("b12", 150.0, 7)], [], [], set()),
+    (60, [("b12", 150.0, 20)], [_order("hydroxocobalamin", 50, 45)], [], set()),
+    (60, [("b12", 150.0, 20)], [_order("hydroxocobalamin", 51, 45)], [], {"deficiency_untreated"}),
+    (
+        60,
+        [("b12", 150.0, 20)],
+        [_order("folic_acid", 100)],
+        [],
+        {"folate_without_b12", "deficiency_untreated"},
+    ),
+    (
+        60,
+        [("b12", 150.0, 20), ("hgb", 14.0, 20)],
+        [_order("folic_acid", 100), _order("cyanocobalamin", 100)],
+        [],
+        {"deficiency_untreated"},
+    ),
+    (60, [("egfr", 59.0, 30)], [_order("cyanocobalamin", 20)], [], {"cyanocobalamin_renal"}),
+    (60, [("egfr", 60.0, 30)], [_order("cyanocobalamin", 20)], [], set()),
+    (60, [], [_order("cyanocobalamin", 20)], [_diag("N18.32")], {"cyanocobalamin_renal"}),
+    (60, [], [_order("cyanocobalamin", 25)], [], {"monitoring_overdue"}),
+    (60, [], [_order("cyanocobalamin", 24)], [], set()),
+    (60, [("wbc", 6.0, 15)], [_order("methylcobalamin", 25)], [], set()),
+    (60, [("hgb", 14.0, 20), B12_OK], [_order("cyanocobalamin", 120)], [], set()),
+    (
+        60,
+        [("hgb", 14.0, 20), ("b12", 500.0, 31)],
+        [_order("cyanocobalamin", 120)],
+        [],
+        {"monitoring_overdue"},
+    ),  # day-90 visit 30 days ago: CBC and B12 due since
+]
+
+
+@pytest.mark.parametrize(("age", "results", "orders", "diagnoses", "expected"), MED_ORACLE_CASES)
+def test_oracle_given_expect_medication_criteria(
+    age: int,
+    results: list[tuple[str, float, int]],
+    orders: list[MedOrder],
+    diagnoses: list[Diagnosis],
+    expected: set[str],
+) -> None:
+    info = PatientInfo("F", demo._years_before(AS_OF, age) - timedelta(days=10))
+    rows = [_res("p1", a, v, d) for a, v, d in results]
+    met = patient_criteria(info, rows, orders, diagnoses, AS_OF)
+    assert met & set(demo.MED_CRITERIA) == expected
+
+
 def test_population_looks_like_primary_care(population: DemoTruth) -> None:
     patients = read_kind(population.extracts_dir, "patients")
     labs = read_kind(population.extracts_dir, "labs")
@@ -274,7 +513,8 @@ def test_population_looks_like_primary_care(population: DemoTruth) -> None:
     }
     assert 0.5 < tested["hgb"] < 0.7
     assert 0.1 < tested["b12"] < 0.2
-    assert 0.007 < population.messy_rows / population.n_lab_rows < 0.02
+    lab_messy = sum(n for f, n in population.messy_by_file.items() if f.startswith("labs"))
+    assert 0.007 < lab_messy / population.n_lab_rows < 0.02
     assert set(population.messy_by_reason) >= {
         "missing_patient_id",
         "unknown_patient",
@@ -284,13 +524,51 @@ def test_population_looks_like_primary_care(population: DemoTruth) -> None:
         "unit_mismatch",
         "negative_value",
     }
-    counts = {c: 0 for c in demo.LAB_CRITERIA}
+    counts = {c: 0 for c in demo.ALL_CRITERIA}
     for pid, criterion in population.expected_flags:
         if pid.startswith("P0"):
             counts[criterion] += 1
     assert (
         counts["anemia"] > 30 and counts["b12_deficient"] > 10 and counts["thrombocytopenia"] > 10
     )
+    for criterion in ("metformin_long_term", "acid_suppression_long_term", "b12_lowering_drug"):
+        assert counts[criterion] > 15, criterion
+    assert counts["risk_condition"] > 40 and counts["b12_screening_due"] > 100
+    for criterion in ("cyanocobalamin_renal", "deficiency_untreated", "monitoring_overdue"):
+        assert counts[criterion] > 2, criterion
+
+
+def test_medications_and_diagnoses_look_like_an_ehr(population: DemoTruth) -> None:
+    patients = read_kind(population.extracts_dir, "patients")
+    meds = read_kind(population.extracts_dir, "medications").filter(
+        pl.col("patient_id").str.starts_with("P0") & pl.col("start_date").str.contains(r"^\d{4}-")
+    )
+    dxs = read_kind(population.extracts_dir, "diagnoses").filter(
+        pl.col("patient_id").str.starts_with("P0")
+    )
+    rows = [
+        (r["patient_id"], groups_of(r["medication"] or "", r["rxnorm"] or "", r["atc"] or ""))
+        for r in meds.iter_rows(named=True)
+    ]
+    unlisted = sum(1 for _, g in rows if not g)
+    assert 0.02 < unlisted / len(rows) < 0.10  # a few % on no list
+    no_name = meds.filter(pl.col("medication").is_null())
+    assert no_name.filter(pl.col("atc").is_null()).height > 20  # RxNorm only
+    assert no_name.filter(pl.col("rxnorm").is_null()).height > 20  # ATC only
+    assert meds.filter(pl.col("end_date").is_null()).height > 100  # open-ended
+    assert meds.filter(pl.col("end_date") > str(AS_OF)).height > 20  # ending after as-of
+    on = {g: {p for p, groups in rows if g in groups} for g in ("metformin", "ppi")}
+    codes = [(r["patient_id"], r["code"]) for r in dxs.iter_rows(named=True) if r["code"]]
+    t2dm = {p for p, c in codes if c.replace(".", "").upper().startswith("E11")}
+    assert 0.15 < len(on["metformin"] & t2dm) / len(t2dm) < 0.35  # ~25 % of diabetics
+    birth = dict(patients.select("patient_id", "birth_date").iter_rows())
+    older = {
+        p for p, b in birth.items() if p and p.startswith("P0") and AS_OF.year - int(b[:4]) > 65
+    }
+    assert 0.12 < len(on["ppi"] & older) / len(older) < 0.28  # ~20 % of older patients
+    written = [c for _, c in codes]
+    assert sum("." in c for c in written) > 0.4 * len(written)
+    assert sum("." not in c and len(c) > 3 for c in written) > 0.2 * len(written)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,9 +591,8 @@ def screened(population: DemoTruth, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
-def _lab_flags(out: Path) -> set[tuple[str, str]]:
+def _flags(out: Path) -> set[tuple[str, str]]:
     flags = pl.read_parquet(out / "flags.parquet", columns=["patient_id", "criterion"])
-    flags = flags.filter(pl.col("criterion").is_in(list(demo.LAB_CRITERIA)))
     return set(flags.iter_rows())
 
 
@@ -334,7 +611,7 @@ def _diff(
 
 @needs_runner
 def test_run_flags_equal_the_answer_key(population: DemoTruth, screened: Path) -> None:
-    got = _lab_flags(screened)
+    got = _flags(screened)
     expected = population.expected_flags
     assert got == expected, _diff(expected, got, population.planted_purpose)
 
@@ -343,7 +620,7 @@ def test_run_flags_equal_the_answer_key(population: DemoTruth, screened: Path) -
 def test_each_planted_patient_gets_exactly_its_hand_written_criteria(
     population: DemoTruth, screened: Path
 ) -> None:
-    got = _lab_flags(screened)
+    got = _flags(screened)
     wrong = {}
     for pid, expected in population.planted.items():
         flagged = {c for p, c in got if p == pid}
@@ -351,6 +628,34 @@ def test_each_planted_patient_gets_exactly_its_hand_written_criteria(
             wrong[pid] = (population.planted_purpose[pid], sorted(expected), sorted(flagged))
     assert not wrong, "\n".join(
         f"{p}: {w[0]}\n  expected {w[1]}\n  got      {w[2]}" for p, w in wrong.items()
+    )
+
+
+@needs_runner
+def test_worklist_holds_exactly_the_patients_meeting_an_action_criterion(
+    population: DemoTruth, screened: Path
+) -> None:
+    spec = rules()["criteria"]
+    rank = {"urgent": 0, "high": 1, "routine": 2}
+    met: dict[str, set[str]] = {}
+    for pid, criterion in population.expected_flags:
+        met.setdefault(pid, set()).add(criterion)
+    expected = {}
+    for pid, criteria in met.items():
+        actions = [c for c in criteria if spec[c]["role"] == "action"]
+        if actions:
+            priority = min((spec[c]["priority"] for c in actions), key=rank.__getitem__)
+            in_order = [c for c in spec if c in criteria]  # catalogue order
+            expected[pid] = (priority, ";".join(in_order))
+    worklist = pl.read_csv(screened / "worklist.csv", infer_schema=False)
+    got = {r["patient_id"]: (r["priority"], r["criteria"]) for r in worklist.iter_rows(named=True)}
+    assert worklist.height == len(got)  # one row per patient
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    assert not missing and not extra, f"missing {missing[:10]}, extra {extra[:10]}"
+    wrong = {p: (expected[p], got[p]) for p in expected if expected[p] != got[p]}
+    assert not wrong, "\n".join(
+        f"{p}: expected {e}, got {g}" for p, (e, g) in list(wrong.items())[:10]
     )
 
 

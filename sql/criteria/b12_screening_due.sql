@@ -1,7 +1,6 @@
 -- Criterion b12_screening_due: a risk (long-term metformin or acid suppression, a B12-lowering
 -- drug, a risk condition, or age at or over the limit) and no B12 or MMA result within the
--- test interval before the as-of date (the as-of day counts; the day test_interval_days before
--- it does not). observed_at is the last B12 or MMA result, if any.
+-- test interval before the as-of date (both ends count, as in the B12 look-back). observed_at is the last B12 or MMA result, if any.
 -- Grain: one row per patient meeting it.
 with risk_flags as (
     select patient_id, criterion from run_flags
@@ -26,7 +25,7 @@ recently_tested as (
     select distinct patient_id
     from lab_results
     where analyte in ('b12', 'mma')
-        and collected_at::date > getvariable('run.as_of')::date
+        and collected_at::date >= getvariable('run.as_of')::date
             - getvariable('b12_screening_due.test_interval_days')::integer
         and collected_at::date <= getvariable('run.as_of')::date
 ),
