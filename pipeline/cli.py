@@ -176,6 +176,63 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
 
 
 @cli.command()
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("b12screen.duckdb"),
+    show_default=True,
+    help="DuckDB file of the runs.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Newest runs to list.",
+)
+def runs(db: Path, limit: int) -> None:
+    """List the runs recorded in the database: when, as of which date, with what result."""
+    from pipeline.registry import list_runs
+
+    try:
+        rows = list_runs(db, limit)
+    except B12ScreenError as exc:
+        _fail(exc)
+    if not rows:
+        click.echo(f"no runs recorded in {db}")
+        return
+    header = (
+        "run id",
+        "as of",
+        "started (UTC)",
+        "status",
+        "rules",
+        "worklist",
+        "quarantined",
+        "seconds",
+    )
+    table = [header] + [
+        (
+            r["run_id"],
+            str(r["as_of"]),
+            r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["status"],
+            r["rules_version"] or "",
+            str(r["worklist"] if r["worklist"] is not None else ""),
+            str(r["quarantined"] if r["quarantined"] is not None else ""),
+            f"{r['seconds']:.1f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for r in rows:
+        if r["status"] == "failed" and r["error"]:
+            click.echo(f"{r['run_id']} failed: {r['error']}")
+
+
+@cli.command()
 @click.option("--rules", default=None, help="Rules file or profile (default: guidance).")
 @click.option(
     "--out",
