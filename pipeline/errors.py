@@ -6,9 +6,19 @@ row counts; they never carry patient values or identifiers.
 
 
 class B12ScreenError(Exception):
-    """Base class for errors the user can fix. ``exit_code`` is what the CLI returns."""
+    """Base class for errors the user can fix. ``exit_code`` is what the CLI returns.
+
+    ``transient`` marks a cause that may go away by itself (a busy database, a network share
+    that timed out): schedulers may retry those, and only those. Bad data is never transient.
+    """
 
     exit_code = 2
+    transient = False
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
 
 
 class ExtractsError(B12ScreenError):
@@ -33,3 +43,4 @@ class DatabaseBusyError(B12ScreenError):
     """Another run holds the database."""
 
     exit_code = 6
+    transient = True

@@ -1,18 +1,20 @@
 """Find the extract files in a folder and fingerprint them (contract §2).
 
-Files are matched by name prefix (labs*, patients*, medications*, diagnoses*), each .csv,
+Files are matched by name prefix (labs*, patients*, medications*, diagnoses*, and clinicians'
+feedback*), each .csv,
 .csv.gz or .parquet. Anything else in the folder is listed as ignored, never read silently.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ExtractsError
 
-KINDS = ("patients", "labs", "medications", "diagnoses")
+KINDS = ("patients", "labs", "medications", "diagnoses", "feedback")
 REQUIRED_KINDS = ("patients", "labs")
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
 
@@ -23,13 +25,17 @@ REQUIRED_COLUMNS = {
     "labs": ("patient_id", "collected_at", "value"),
     "medications": ("patient_id", "start_date"),
     "diagnoses": ("patient_id", "code", "recorded_at"),
+    "feedback": ("patient_id", "criterion", "action"),
 }
 OPTIONAL_COLUMNS = {
     "patients": ("sex", "site"),
     "labs": ("loinc", "test_name", "unit", "result_id", "reference_low", "reference_high"),
     "medications": ("medication", "rxnorm", "atc", "end_date", "route"),
     "diagnoses": ("description",),
+    "feedback": ("until", "note"),
 }
+# Read errors that may pass by themselves (a network share timing out): worth a retry.
+TRANSIENT_ERRNOS = {errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.ESTALE, errno.EINTR}
 # At least one of these must be present for a file to be usable.
 ONE_OF_COLUMNS = {
     "labs": ("loinc", "test_name"),
@@ -98,7 +104,10 @@ def discover(folder: Path) -> Extracts:
         try:
             files.append(InputFile(kind, path, fmt, path.stat().st_size, sha256_of(path)))
         except OSError as exc:
-            raise ExtractsError(f"cannot read {path.name}: {exc.strerror}") from None
+            raise ExtractsError(
+                f"cannot read {path.name}: {exc.strerror}",
+                transient=exc.errno in TRANSIENT_ERRNOS,
+            ) from None
     found = {f.kind for f in files}
     for kind in REQUIRED_KINDS:
         if kind not in found:
