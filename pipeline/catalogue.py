@@ -59,6 +59,20 @@ def render_markdown(rules: Rules) -> str:
             lines += ["Notes added to the worklist:", ""]
             lines += [f"- `{key}`: {text}" for key, text in c.notes.items()]
             lines.append("")
+    if spec.worklists:
+        lines += [
+            "## Worklists per audience",
+            "",
+            "Besides `worklist.csv`, each list is written as `worklist_<name>.csv` and a sheet of",
+            "`worklist.xlsx`, with the patients who meet any of its criteria.",
+            "",
+            "| list | title | audience | criteria |",
+            "|---|---|---|---|",
+        ]
+        for name, wl in spec.worklists.items():
+            crits = ", ".join(f"`{c}`" for c in wl.criteria)
+            lines.append(f"| `{name}` | {_cell(wl.title)} | {_cell(wl.audience)} | {crits} |")
+        lines.append("")
     lines += [
         "## Settings",
         "",

@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.errors import ExtractsError
 
 KINDS = ("patients", "labs", "medications", "diagnoses", "feedback")
+# Kinds a database must have received at least once (a night may bring only new lab files).
 REQUIRED_KINDS = ("patients", "labs")
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
 
@@ -108,10 +109,4 @@ def discover(folder: Path) -> Extracts:
                 f"cannot read {path.name}: {exc.strerror}",
                 transient=exc.errno in TRANSIENT_ERRNOS,
             ) from None
-    found = {f.kind for f in files}
-    for kind in REQUIRED_KINDS:
-        if kind not in found:
-            raise ExtractsError(
-                f"no {kind} file in {folder} (expected {kind}*.csv, {kind}*.csv.gz or {kind}*.parquet)"
-            )
     return Extracts(folder=folder, files=tuple(files), ignored=tuple(ignored))

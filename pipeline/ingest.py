@@ -1,6 +1,7 @@
 """Read the extract files into DuckDB with DuckDB's own readers (stage 1 of a run).
 
-Each kind lands in one raw table (``raw_labs`` …) holding every column of every file as read,
+Each kind lands in one raw table (``raw_labs`` …, replaced each run: the raw rows of the run's
+new files) holding every column of every file as read,
 plus ``_rid`` (a row id unique in the run), ``source_file`` and ``row_number`` (the data row
 in its file, counting from 1, header excluded). CSV lines DuckDB cannot split into the header's
 columns are not dropped: they go to the quarantine table with their text. A file that cannot
@@ -25,7 +26,7 @@ from pipeline.extracts import (
 )
 
 QUARANTINE_DDL = """
-CREATE OR REPLACE TABLE quarantine (
+CREATE OR REPLACE TEMP TABLE quarantine (
     kind VARCHAR, source_file VARCHAR, row_number BIGINT, reason VARCHAR, raw_row VARCHAR
 )
 """
@@ -167,11 +168,17 @@ def load_kind(
     return loaded
 
 
-def load_extracts(con: duckdb.DuckDBPyConnection, extracts: Extracts) -> list[LoadedFile]:
-    """Load every kind; kinds without files get empty raw tables with the contract's columns."""
+def load_extracts(
+    con: duckdb.DuckDBPyConnection, extracts: Extracts, first_file_id: int = 1
+) -> list[LoadedFile]:
+    """Load every kind; kinds without files get empty raw tables with the contract's columns.
+
+    ``first_file_id`` numbers this run's files after those already in the database, so row ids
+    (``_rid``) stay unique across runs.
+    """
     con.execute(QUARANTINE_DDL)
     loaded: list[LoadedFile] = []
-    next_id = 1
+    next_id = first_file_id
     for kind in KINDS:
         files = extracts.of_kind(kind)
         loaded += load_kind(con, kind, files, next_id)

@@ -29,11 +29,15 @@ OUTPUT_FILES = (
     "worklist.xlsx",
     "flags.parquet",
     "quarantine.csv",
+    "resolved.csv",
     "audit.html",
     "run.json",
-)
+)  # plus worklist_<name>.csv for each audience list of the rules file
 REFERENCE_FILES = ("lab_units.csv", "lab_test_names.csv", "drug_codes.csv", "diagnosis_codes.csv")
-FLAG_COLUMNS = "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number"
+FLAG_COLUMNS = (
+    "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number, "
+    "feedback_action, is_suppressed"
+)
 
 
 def worklist_sql() -> str:
@@ -90,6 +94,10 @@ def build_record(run: ScreeningRun) -> dict:
         "extracts_folder": str(run.config.extracts),
         "inputs": inputs,
         "ignored_files": list(run.extracts.ignored),
+        "skipped_files": [
+            {"kind": f.kind, "file": f.name, "sha256": f.sha256, "reason": "already ingested"}
+            for f in run.skipped
+        ],
         "counts": {
             "rows_read": {
                 k: sum(i["rows_read"] for i in inputs if i["kind"] == k) for k in run.validation
@@ -99,6 +107,7 @@ def build_record(run: ScreeningRun) -> dict:
                     "SELECT kind, count(*) FROM quarantine GROUP BY kind ORDER BY kind"
                 ).fetchall()
             ),
+            "merged": {kind: m.as_dict() for kind, m in run.merged.items()},
             "patients": con.execute("SELECT count(*) FROM patients").fetchone()[0],
             "patients_by_criterion": run.criterion_counts,
             "worklist": {p: int(worklist.get(p, 0)) for p in ("urgent", "high", "routine")}
@@ -211,21 +220,39 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
                   ORDER BY kind, source_file, row_number)
             TO {_sql_path(folder / "quarantine.csv")} (FORMAT csv, HEADER true)"""
     )
+    con.execute(
+        f"COPY (SELECT * FROM run_resolved) TO {_sql_path(folder / 'resolved.csv')} (FORMAT csv, HEADER true)"
+    )
     worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
     worklist.write_csv(folder / "worklist.csv")
-    _write_xlsx(worklist, folder / "worklist.xlsx")
+    sheets = {"worklist": worklist}
+    for name, spec in run.rules.spec.worklists.items():
+        mine = worklist.filter(
+            pl.col("criteria")
+            .str.split(";")
+            .list.eval(pl.element().is_in(spec.criteria))
+            .list.any()
+        )
+        mine.write_csv(folder / f"worklist_{name}.csv")
+        sheets[name[:31]] = mine
+    _write_xlsx(sheets, folder / "worklist.xlsx")
     write_audit(run, folder)
 
 
-def _write_xlsx(worklist: pl.DataFrame, path: Path) -> None:
-    worklist.write_excel(
-        path,
-        worksheet="worklist",
-        autofit=True,
-        freeze_panes=(1, 0),
-        autofilter=True,
-        column_widths={"recommended_action": 60, "evidence": 60},
-    )
+def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
+    """One sheet per list: the whole worklist first, then each audience's."""
+    import xlsxwriter
+
+    with xlsxwriter.Workbook(path) as workbook:
+        for name, frame in sheets.items():
+            frame.write_excel(
+                workbook,
+                worksheet=name,
+                autofit=True,
+                freeze_panes=(1, 0),
+                autofilter=True,
+                column_widths={"recommended_action": 60, "evidence": 60},
+            )
 
 
 def write_run_json(record: dict, folder: Path) -> None:
@@ -239,6 +266,11 @@ def publish(staging: Path, out: Path) -> None:
     missing = [name for name in OUTPUT_FILES if not (staging / name).is_file()]
     if missing:
         raise RuntimeError(f"outputs not built: {missing}")
-    for name in OUTPUT_FILES:
+    built = sorted(p.name for p in staging.iterdir() if p.is_file())
+    # audience lists dropped from the rules since the last run go too, so none is left stale
+    for old in out.glob("worklist_*.csv"):
+        if old.name not in built:
+            old.unlink()
+    for name in built:
         os.replace(staging / name, out / name)
     shutil.rmtree(staging, ignore_errors=True)

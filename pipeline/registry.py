@@ -30,7 +30,7 @@ def list_runs(db: Path, limit: int = 20) -> list[dict]:
             """
             SELECT run_id, as_of, started_at, finished_at, status, error, rules_version,
                    TRY_CAST(json_extract(record, '$.counts.worklist.total') AS INTEGER) AS worklist,
-                   (SELECT sum(TRY_CAST(v AS INTEGER)) FROM (
+                   (SELECT coalesce(sum(TRY_CAST(v AS INTEGER)), 0) FROM (
                        SELECT unnest(json_extract(record, '$.counts.rows_quarantined.*')) AS v)) AS quarantined,
                    date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds
             FROM runs ORDER BY started_at DESC LIMIT ?

@@ -85,12 +85,32 @@ class Criterion(BaseModel):
         return self
 
 
+class WorklistSpec(BaseModel):
+    """One audience's worklist: the patients meeting any of its criteria."""
+
+    model_config = _STRICT
+    title: str
+    audience: str
+    criteria: list[str]
+
+
 class RulesFile(BaseModel):
     model_config = _STRICT
     ruleset: RuleSet
     settings: Settings
     analytes: dict[str, Analyte]
     criteria: dict[str, Criterion]
+    worklists: dict[str, WorklistSpec] = {}
+
+    @model_validator(mode="after")
+    def _worklists_name_criteria(self) -> RulesFile:
+        for name, spec in self.worklists.items():
+            if not re.fullmatch(r"[a-z0-9_]{1,24}", name):
+                raise ValueError(f"worklist name {name!r}: use 1-24 lower-case letters, digits, _")
+            unknown = [c for c in spec.criteria if c not in self.criteria]
+            if unknown:
+                raise ValueError(f"worklist {name}: unknown criterion {unknown[0]!r}")
+        return self
 
     @model_validator(mode="after")
     def _one_analyte_per_code(self) -> RulesFile:

@@ -26,13 +26,14 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__, outputs
-from pipeline.errors import B12ScreenError, DatabaseBusyError, OutputError
-from pipeline.extracts import KINDS, Extracts, discover
+from pipeline.errors import B12ScreenError, DatabaseBusyError, ExtractsError, OutputError
+from pipeline.extracts import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.ingest import LoadedFile, load_extracts
 from pipeline.progress import Progress
-from pipeline.resources import data_dir
+from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screen import load_macros, screen
+from pipeline.store import KEPT, MergeCounts, ensure_kept_tables, merge
 from pipeline.validate import ValidationResult, stage_and_validate
 
 log = logging.getLogger("b12screen")
@@ -50,12 +51,17 @@ REGISTRY_DDL = [
     """CREATE TABLE IF NOT EXISTS worklist_history (
         run_id VARCHAR, as_of DATE, patient_id VARCHAR, priority VARCHAR, criteria VARCHAR,
         status VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS quarantine_log (
+        run_id VARCHAR, as_of DATE, kind VARCHAR, source_file VARCHAR, row_number BIGINT,
+        reason VARCHAR, raw_row VARCHAR)""",
 ]
 
 
 @dataclass
 class RunConfig:
-    extracts: Path
+    """One run. ``extracts=None`` screens what the database already holds (a backfill)."""
+
+    extracts: Path | None
     out: Path
     as_of: date = field(default_factory=date.today)
     db: Path = Path("b12screen.duckdb")
@@ -63,7 +69,7 @@ class RunConfig:
     progress: bool | None = False
 
     def __post_init__(self) -> None:
-        self.extracts = Path(self.extracts)
+        self.extracts = Path(self.extracts) if self.extracts is not None else None
         self.out = Path(self.out)
         self.db = Path(self.db)
 
@@ -86,6 +92,8 @@ class ScreeningRun:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.loaded: list[LoadedFile] = []
         self.validation: dict[str, ValidationResult] = {}
+        self.merged: dict[str, MergeCounts] = {}
+        self.skipped: list = []  # input files whose content an earlier run ingested
         self.criterion_counts: dict[str, int] = {}
         self.staging_dir: Path | None = None
         self.record: dict = {}
@@ -94,13 +102,29 @@ class ScreeningRun:
     def prepare(self) -> None:
         with self.progress.stage("prepare", "checking rules and extracts"):
             self.rules = load_rules(self.config.rules)  # fails before any data is read
-            self.extracts = discover(self.config.extracts)
+            found = (
+                discover(self.config.extracts)
+                if self.config.extracts is not None
+                else Extracts(Path("."), (), ())
+            )
             self._open_database()
             con = self.con
             con.execute("SET TimeZone = 'UTC'")
             for ddl in REGISTRY_DDL:
                 con.execute(ddl)
+            ensure_kept_tables(con)
+            self._clean_stale_building_folders()
             con.execute("BEGIN TRANSACTION")
+            seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
+            # a file whose content was ingested before (or appears twice tonight) is skipped
+            for f in found.files:
+                if f.sha256 in seen:
+                    self.skipped.append(f)
+                seen.add(f.sha256)
+            self.extracts = Extracts(
+                found.folder, tuple(f for f in found.files if f not in self.skipped), found.ignored
+            )
+            self._check_required_kinds()
             con.execute(f"SET VARIABLE \"run.as_of\" = DATE '{self.config.as_of.isoformat()}'")
             con.execute(f"SET VARIABLE \"run.id\" = '{self.run_id}'")
             load_macros(con)
@@ -114,18 +138,24 @@ class ScreeningRun:
             )
 
     def ingest(self) -> None:
-        with self.progress.stage("ingest", "reading extracts into DuckDB"):
-            self.loaded = load_extracts(self.con, self.extracts)
+        with self.progress.stage("ingest", "reading new extract files into DuckDB"):
+            first_id = self.con.execute("SELECT count(*) + 1 FROM ingested_files").fetchone()[0]
+            self.loaded = load_extracts(self.con, self.extracts, first_id)
             for item in self.loaded:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
+            for f in self.skipped:
+                self.progress.note(f"{f.name}: already ingested, skipped")
 
     def validate(self) -> None:
-        with self.progress.stage("validate", "validating (pandera) and quarantining bad rows"):
+        with self.progress.stage("validate", "validating (pandera), quarantining, merging"):
             for kind in KINDS:  # patients first: the others check their patient_id against it
                 result = stage_and_validate(self.con, kind, self.config.as_of)
                 self.validation[kind] = result
+                self.merged[kind] = merge(self.con, kind)
+                m = self.merged[kind]
                 self.progress.note(
-                    f"{kind}: {result.rows_quarantined:,} of {result.rows_checked:,} quarantined"
+                    f"{kind}: {result.rows_quarantined:,} of {result.rows_checked:,} quarantined; "
+                    f"{m.new:,} new, {m.resent:,} re-sent, {m.corrected:,} corrected"
                 )
 
     def screen(self) -> None:
@@ -217,15 +247,61 @@ class ScreeningRun:
         except OSError as exc:
             raise OutputError(f"cannot write to output folder {out}: {exc.strerror}") from None
 
+    def _check_required_kinds(self) -> None:
+        """A database must have received patients and labs at least once."""
+        for kind in REQUIRED_KINDS:
+            table = KEPT[kind][0]
+            if self.extracts.of_kind(kind):
+                continue
+            exists = self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+            ).fetchone()[0]
+            if not exists:
+                where = self.config.extracts or "the database"
+                raise ExtractsError(
+                    f"no {kind} file in {where} and none ingested before "
+                    f"(expected {kind}*.csv, {kind}*.csv.gz or {kind}*.parquet)"
+                )
+
+    def _clean_stale_building_folders(self) -> None:
+        """Remove output folders left half-built by runs that were killed."""
+        if self.config.out.is_dir():
+            for stale in self.config.out.glob(".b12screen-building-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+
     def _record_history(self) -> None:
         con = self.con
         as_of = self.config.as_of.isoformat()
+        con.execute(
+            f"""INSERT INTO quarantine_log SELECT '{self.run_id}', DATE '{as_of}', kind,
+                source_file, row_number, reason, raw_row FROM quarantine"""
+        )
+        quarantined = dict(
+            con.execute("SELECT source_file, count(*) FROM quarantine GROUP BY 1").fetchall()
+        )
+        for item in self.loaded:
+            con.execute(
+                "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    item.file.sha256,
+                    item.file.kind,
+                    item.file.name,
+                    item.file.size,
+                    self.run_id,
+                    self.config.as_of,
+                    item.rows_read,
+                    int(quarantined.get(item.file.name, 0)),
+                ],
+            )
         con.execute(
             f"""INSERT INTO flags_history SELECT '{self.run_id}', DATE '{as_of}', patient_id, criterion,
                 value, unit, observed_at, detail, source_file, row_number, ? FROM run_flags""",
             [self.rules.version],
         )
         con.execute("CREATE OR REPLACE TEMP TABLE run_worklist AS " + outputs.worklist_sql())
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE run_resolved AS " + read_sql("marts/resolved.sql")
+        )
         con.execute(
             f"""INSERT INTO worklist_history SELECT '{self.run_id}', DATE '{as_of}', patient_id,
                 priority, criteria, status FROM run_worklist"""

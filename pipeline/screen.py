@@ -51,6 +51,13 @@ def screen(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, int]:
         counts[cid] = con.execute(
             "SELECT count(DISTINCT patient_id) FROM run_flags WHERE criterion = ?", [cid]
         ).fetchone()[0]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE int_active_feedback AS "
+        + read_sql("intermediate/int_active_feedback.sql")
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE run_flags_reviewed AS " + read_sql("marts/flags.sql"))
+    con.execute("DROP TABLE run_flags")
+    con.execute("ALTER TABLE run_flags_reviewed RENAME TO run_flags")
     stray = con.execute(
         "SELECT DISTINCT criterion FROM run_flags WHERE criterion NOT IN (SELECT criterion FROM rule_criteria)"
     ).fetchall()

@@ -1,10 +1,11 @@
 """Stage and validate each extract (stage 2 of a run).
 
 For each kind the staging SQL (sql/staging/stg_<kind>.sql) types, codes and converts the raw
-rows into a table; the pandera schema of that kind (schemas/extracts.py) then checks it in
-batches, lazily, with data checks really run. Every failing row is copied to the quarantine
-table with its reasons and raw row, and removed from the staged table; nothing is dropped
-without a trace.
+rows of this run's new files into ``incoming_<kind>``; the pandera schema of that kind
+(schemas/extracts.py) then checks it in batches, lazily, with data checks really run. Every
+failing row is copied to the quarantine table with its reasons and raw row, and its id goes to
+``rejected_<kind>``, which the merge into the database leaves out (pipeline/store.py). Nothing
+is dropped without a trace.
 """
 
 from __future__ import annotations
@@ -20,13 +21,6 @@ from pandera.config import ValidationDepth, config_context
 from pipeline.resources import read_sql
 from schemas.extracts import MODELS, schema_for, validation_columns
 
-# Staged table of each kind (the screened, valid rows after validation).
-STAGED_TABLE = {
-    "patients": "patients",
-    "labs": "lab_results",
-    "medications": "medications",
-    "diagnoses": "diagnoses",
-}
 BATCH_ROWS = 1_000_000
 
 
@@ -80,8 +74,9 @@ def _raw_json(con: duckdb.DuckDBPyConnection, raw_table: str) -> str:
 def stage_and_validate(
     con: duckdb.DuckDBPyConnection, kind: str, as_of: date, batch_rows: int = BATCH_ROWS
 ) -> ValidationResult:
-    table = STAGED_TABLE[kind]
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}")
+    table = f"incoming_{kind}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
     schema = schema_for(kind, as_of)
     model_name = MODELS[kind].__name__
     columns = ", ".join(f'"{c}"' for c in validation_columns(kind))
@@ -112,7 +107,7 @@ def stage_and_validate(
             ORDER BY raw._rid
             """
         )
-        con.execute(f"DELETE FROM {table} WHERE _rid IN (SELECT _rid FROM _reasons)")
+        con.execute(f"INSERT INTO rejected_{kind} SELECT _rid FROM _reasons")
     finally:
         con.unregister("_reasons")
     return ValidationResult(kind, checked, reasons.height)

@@ -120,11 +120,36 @@ class DiagnosisRow(_KnownPatient):
     recorded_at: Series[pl.Date] = pa.Field(nullable=False)
 
 
+class FeedbackRow(_KnownPatient):
+    """A clinician's feedback on one flag of one patient (feedback*.csv)."""
+
+    criterion: Series[pl.String] = pa.Field(nullable=False)
+    action: Series[pl.String] = pa.Field(isin=["reviewed", "treated", "declined", "not-applicable"])
+    until: Series[pl.Date] = pa.Field(nullable=True)
+    has_until_text: Series[pl.Boolean] = pa.Field(nullable=True)
+    is_known_criterion: Series[pl.Boolean] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="criterion_known", error="criterion is not in the catalogue")
+    @classmethod
+    def _criterion_known(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("criterion").is_null() | pl.col("is_known_criterion").fill_null(False)
+        )
+
+    @pa.dataframe_check(name="until_readable", error="until is not a date")
+    @classmethod
+    def _until_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            ~pl.col("has_until_text").fill_null(False) | pl.col("until").is_not_null()
+        )
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "patients": PatientRow,
     "labs": LabRow,
     "medications": MedicationRow,
     "diagnoses": DiagnosisRow,
+    "feedback": FeedbackRow,
 }
 
 # The date column of each kind that may not lie after the as-of date.
@@ -133,12 +158,14 @@ AS_OF_BOUNDED = {
     "labs": "collected_at",
     "medications": "start_date",
     "diagnoses": "recorded_at",
-}
+}  # feedback has no date that must lie before the as-of date
 
 
 def schema_for(kind: str, as_of: date) -> pa.DataFrameSchema:
     """The schema of ``kind`` with the as-of bound added to its date column."""
     schema = MODELS[kind].to_schema()
+    if kind not in AS_OF_BOUNDED:
+        return schema
     column = AS_OF_BOUNDED[kind]
     bound = (
         as_of

@@ -3,7 +3,9 @@
 -- criteria lists every criterion met (action and context) in catalogue order; the
 -- recommended action gives the action texts of the most urgent criteria met and names the rest;
 -- evidence lists the lab results behind them. status says whether the patient was already on
--- the worklist of the previous successful run in this database.
+-- the worklist of the previous successful run in this database (the latest one with an earlier
+-- as-of date, so a run repeated for the same date gives the same statuses). Flags suppressed by
+-- clinician feedback do not count; the feedback on any flag shows in the feedback column.
 with flags as (
     select * from run_flags
 ),
@@ -16,10 +18,28 @@ rule_notes as (
     select criterion, note_key, note from rule_notes
 ),
 
-flagged as (
+all_flagged as (
     select flags.*, catalogue.ordinal, catalogue.role, catalogue.priority_rank, catalogue.action
     from flags
     inner join catalogue on catalogue.criterion = flags.criterion
+),
+
+flagged as (
+    select * from all_flagged where not is_suppressed
+),
+
+feedback as (
+    select
+        patient_id,
+        string_agg(
+            printf('%s: %s on %s%s%s', criterion, feedback_action, feedback_received_on,
+                case when is_suppressed then ' (suppressed)' else '' end,
+                coalesce(' - ' || feedback_note, '')),
+            '; ' order by ordinal
+        ) as feedback
+    from all_flagged
+    where feedback_action is not null
+    group by patient_id
 ),
 
 patients as (
@@ -28,8 +48,8 @@ patients as (
 
 previous_run as (
     select run_id from runs
-    where status = 'succeeded' and run_id <> getvariable('run.id')
-    order by finished_at desc
+    where status = 'succeeded' and as_of < getvariable('run.as_of')::date
+    order by as_of desc, finished_at desc
     limit 1
 ),
 
@@ -98,6 +118,7 @@ final as (
         actions.recommended_action,
         coalesce(evidence.evidence, '') as evidence,
         case when previous_worklist.patient_id is null then 'new' else 'persisting' end as status,
+        coalesce(feedback.feedback, '') as feedback,
         patients.sex,
         age_on(patients.birth_date, getvariable('run.as_of')::date) as age,
         patients.site,
@@ -108,6 +129,7 @@ final as (
     left join evidence on evidence.patient_id = per_patient.patient_id
     left join patients on patients.patient_id = per_patient.patient_id
     left join previous_worklist on previous_worklist.patient_id = per_patient.patient_id
+    left join feedback on feedback.patient_id = per_patient.patient_id
 )
 
 select * exclude (priority_rank, criteria_count)

@@ -1,5 +1,6 @@
 -- Staging: diagnoses, typed. Grain: one row per row read from the diagnoses extracts.
 -- code_key is the ICD-10 code upper-cased without its dot ('K90.0' and 'k900' both read 'K900').
+-- record_key: the same patient, code and date is the same diagnosis, stored once.
 with source as (
     select * from raw_diagnoses
 ),
@@ -24,7 +25,9 @@ typed as (
 final as (
     select
         typed.*,
-        known_patients.patient_id is not null as is_known_patient
+        known_patients.patient_id is not null as is_known_patient,
+        md5(concat_ws('|', typed.patient_id, coalesce(typed.code_key, ''), typed.recorded_at::varchar))
+            as record_key
     from typed
     left join known_patients on known_patients.patient_id = typed.patient_id
 )

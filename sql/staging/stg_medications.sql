@@ -1,4 +1,7 @@
 -- Staging: medication orders, typed. Grain: one row per row read from the medications extracts.
+-- record_key: an order is the same order when every field is the same (the contract has no
+-- order id), so a re-sent order is stored once; an order sent again with an end date added is a
+-- second order.
 with source as (
     select * from raw_medications
 ),
@@ -26,7 +29,10 @@ typed as (
 final as (
     select
         typed.*,
-        known_patients.patient_id is not null as is_known_patient
+        known_patients.patient_id is not null as is_known_patient,
+        md5(concat_ws('|', typed.patient_id, coalesce(typed.medication, ''), coalesce(typed.rxnorm, ''),
+            coalesce(typed.atc, ''), typed.start_date::varchar, coalesce(typed.end_date::varchar, ''),
+            coalesce(typed.route, ''))) as record_key
     from typed
     left join known_patients on known_patients.patient_id = typed.patient_id
 )

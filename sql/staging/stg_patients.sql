@@ -1,5 +1,6 @@
 -- Staging: patients, typed. Grain: one row per row read from the patients extracts.
 -- Duplicate patient_ids are quarantined by schemas/extracts.py (the first occurrence stays).
+-- record_key is the patient_id: a patient sent again replaces the stored row.
 with source as (
     select * from raw_patients
 ),
@@ -13,7 +14,8 @@ final as (
         sex::varchar as sex_reported,
         sex_code(sex) as sex,
         iso_timestamp(birth_date)::date as birth_date,
-        nullif(trim(site::varchar), '') as site
+        nullif(trim(site::varchar), '') as site,
+        nullif(trim(patient_id::varchar), '') as record_key
     from source
 )
 

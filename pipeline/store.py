@@ -1,0 +1,158 @@
+"""The database's kept data: valid rows of every night, merged without duplicates.
+
+After validation, the valid incoming rows of each kind (``incoming_<kind>`` less
+``rejected_<kind>``) are merged into the kept table of that kind by ``record_key`` (defined in
+sql/staging, where each kind says which rows are "the same"):
+
+* a key not yet stored is inserted;
+* a key stored with the same content is a re-sent row: nothing changes;
+* a key stored with other content is a correction: the stored row is replaced, and for lab
+  results the old and new values are written to ``lab_result_corrections``.
+
+Within one run the last row of a key (in file order) wins. The probe of the stored rows reads
+only the 64-bit key hash column, so merging a night's files costs little beyond the new rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import duckdb
+
+# kind -> (kept table, columns whose change makes a stored row a correction)
+KEPT = {
+    "patients": ("patients", ("sex", "birth_date", "site")),
+    "labs": (
+        "lab_results",
+        ("collected_at", "value_reported", "unit_reported", "analyte", "loinc", "test_name"),
+    ),
+    "medications": ("medications", ()),
+    "diagnoses": ("diagnoses", ()),
+    "feedback": ("feedback", ()),
+}
+_BOOKKEEPING = {
+    "record_key": "VARCHAR",
+    "key_hash": "UBIGINT",
+    "run_id": "VARCHAR",
+    "received_on": "DATE",
+}
+
+CORRECTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS lab_result_corrections (
+    run_id VARCHAR, as_of DATE, record_key VARCHAR, patient_id VARCHAR, analyte VARCHAR,
+    collected_at TIMESTAMP, old_value VARCHAR, old_unit VARCHAR, new_value VARCHAR,
+    new_unit VARCHAR, old_source_file VARCHAR, new_source_file VARCHAR
+)
+"""
+INGESTED_FILES_DDL = """
+CREATE TABLE IF NOT EXISTS ingested_files (
+    sha256 VARCHAR PRIMARY KEY, kind VARCHAR, file_name VARCHAR, size_bytes BIGINT,
+    run_id VARCHAR, as_of DATE, rows_read BIGINT, rows_quarantined BIGINT
+)
+"""
+
+
+@dataclass
+class MergeCounts:
+    kind: str
+    valid: int = 0
+    new: int = 0
+    resent: int = 0
+    corrected: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def ensure_kept_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(CORRECTIONS_DDL)
+    con.execute(INGESTED_FILES_DDL)
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> None:
+    """Create the kept table from the incoming shape; add columns a newer staging has."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
+        [table],
+    ).fetchone()[0]
+    if not exists:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {incoming} LIMIT 0")
+        return
+    have = _columns(con, table)
+    for name, dtype in _columns(con, incoming).items():
+        if name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
+
+
+def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
+    table, compared = KEPT[kind]
+    counts = MergeCounts(kind)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _valid AS
+        SELECT * FROM incoming_{kind} ANTI JOIN rejected_{kind} USING (_rid)
+        """
+    )
+    counts.valid, distinct = con.execute(
+        "SELECT count(*), count(DISTINCT record_key) FROM _valid"
+    ).fetchone()
+    last_of_each_key = (
+        "QUALIFY row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) = 1"
+        if distinct < counts.valid
+        else ""
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _incoming AS
+        SELECT *, hash(record_key) AS key_hash, getvariable('run.id') AS run_id,
+               getvariable('run.as_of')::DATE AS received_on
+        FROM _valid {last_of_each_key}
+        """
+    )
+    con.execute("DROP TABLE _valid")
+    _ensure_table(con, table, "_incoming")
+    changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _matched AS
+        SELECT i._rid AS new_rid, o._rid AS old_rid, ({changed}) AS changed
+        FROM _incoming i
+        INNER JOIN {table} o ON o.key_hash = i.key_hash AND o.record_key = i.record_key
+        """
+    )
+    matched, counts.corrected = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE changed) FROM _matched"
+    ).fetchone()
+    incoming = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
+    counts.new = incoming - matched
+    counts.resent = counts.valid - incoming + (matched - counts.corrected)
+    if counts.corrected:
+        if kind == "labs":
+            con.execute(
+                """
+                INSERT INTO lab_result_corrections
+                SELECT getvariable('run.id'), getvariable('run.as_of')::DATE, i.record_key,
+                       i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
+                       i.value_reported, i.unit_reported, o.source_file, i.source_file
+                FROM _matched m
+                INNER JOIN lab_results o ON o._rid = m.old_rid
+                INNER JOIN _incoming i ON i._rid = m.new_rid
+                WHERE m.changed
+                """
+            )
+        con.execute(
+            f"DELETE FROM {table} WHERE _rid IN (SELECT old_rid FROM _matched WHERE changed)"
+        )
+    con.execute(
+        f"""
+        INSERT INTO {table} BY NAME
+        SELECT * FROM _incoming
+        WHERE _rid NOT IN (SELECT new_rid FROM _matched WHERE NOT changed)
+        """
+    )
+    con.execute("DROP TABLE _incoming; DROP TABLE _matched")
+    return counts

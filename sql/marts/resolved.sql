@@ -1,0 +1,72 @@
+-- Mart: patients who were on the previous run's worklist and are not on this one, with why.
+-- Grain: one row per patient who left the worklist. The previous run is the latest successful
+-- run with an earlier as-of date. The reason is the first that applies:
+--   feedback            a clinician's feedback now suppresses their flags;
+--   treatment started   a B12 therapy order started after the previous as-of date;
+--   new result          a new valid lab result was collected after the previous as-of date;
+--   no longer met       otherwise (results aged out of their look-back, or the rules changed).
+with previous_run as (
+    select run_id, as_of from runs
+    where status = 'succeeded' and as_of < getvariable('run.as_of')::date
+    order by as_of desc, finished_at desc
+    limit 1
+),
+
+previous_worklist as (
+    select worklist_history.patient_id, worklist_history.priority, worklist_history.criteria,
+        previous_run.as_of as previous_as_of
+    from worklist_history
+    inner join previous_run on previous_run.run_id = worklist_history.run_id
+),
+
+left_worklist as (
+    select * from previous_worklist
+    anti join run_worklist on run_worklist.patient_id = previous_worklist.patient_id
+),
+
+suppressed as (
+    select patient_id, string_agg(criterion || ': ' || feedback_action, ', ') as detail
+    from run_flags where is_suppressed group by patient_id
+),
+
+therapy_started as (
+    select patient_id, max(start_date) as started_on
+    from therapy_orders(getvariable('deficiency_untreated.therapy_groups'))
+    group by patient_id
+),
+
+new_results as (
+    select patient_id, max(collected_at)::date as latest_on
+    from lab_results
+    where analyte is not null and collected_at::date <= getvariable('run.as_of')::date
+    group by patient_id
+),
+
+final as (
+    select
+        left_worklist.patient_id,
+        left_worklist.previous_as_of,
+        left_worklist.priority as previous_priority,
+        left_worklist.criteria as previous_criteria,
+        case
+            when suppressed.patient_id is not null then 'feedback'
+            when therapy_started.started_on > left_worklist.previous_as_of then 'treatment started'
+            when new_results.latest_on > left_worklist.previous_as_of then 'new result'
+            else 'no longer met'
+        end as reason,
+        case
+            when suppressed.patient_id is not null then suppressed.detail
+            when therapy_started.started_on > left_worklist.previous_as_of
+                then 'B12 therapy started ' || therapy_started.started_on
+            when new_results.latest_on > left_worklist.previous_as_of
+                then 'new result on ' || new_results.latest_on
+            else 'criteria no longer met on ' || getvariable('run.as_of')::date
+        end as detail
+    from left_worklist
+    left join suppressed on suppressed.patient_id = left_worklist.patient_id
+    left join therapy_started on therapy_started.patient_id = left_worklist.patient_id
+    left join new_results on new_results.patient_id = left_worklist.patient_id
+)
+
+select * from final
+order by patient_id
