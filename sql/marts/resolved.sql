@@ -3,6 +3,7 @@
 -- run with an earlier as-of date. The reason is the first that applies:
 --   feedback            a clinician's feedback now suppresses their flags;
 --   treatment started   a B12 therapy order started after the previous as-of date;
+--   corrected result    one of their lab results was corrected since the previous run;
 --   new result          a new valid lab result was collected after the previous as-of date;
 --   no longer met       otherwise (results aged out of their look-back, or the rules changed).
 with previous_run as (
@@ -35,6 +36,13 @@ therapy_started as (
     group by patient_id
 ),
 
+corrections as (
+    select patient_id, max(as_of) as corrected_on
+    from lab_result_corrections
+    where as_of <= getvariable('run.as_of')::date
+    group by patient_id
+),
+
 new_results as (
     select patient_id, max(collected_at)::date as latest_on
     from lab_results
@@ -51,6 +59,7 @@ final as (
         case
             when suppressed.patient_id is not null then 'feedback'
             when therapy_started.started_on > left_worklist.previous_as_of then 'treatment started'
+            when corrections.corrected_on > left_worklist.previous_as_of then 'corrected result'
             when new_results.latest_on > left_worklist.previous_as_of then 'new result'
             else 'no longer met'
         end as reason,
@@ -58,6 +67,8 @@ final as (
             when suppressed.patient_id is not null then suppressed.detail
             when therapy_started.started_on > left_worklist.previous_as_of
                 then 'B12 therapy started ' || therapy_started.started_on
+            when corrections.corrected_on > left_worklist.previous_as_of
+                then 'a result was corrected on ' || corrections.corrected_on
             when new_results.latest_on > left_worklist.previous_as_of
                 then 'new result on ' || new_results.latest_on
             else 'criteria no longer met on ' || getvariable('run.as_of')::date
@@ -65,6 +76,7 @@ final as (
     from left_worklist
     left join suppressed on suppressed.patient_id = left_worklist.patient_id
     left join therapy_started on therapy_started.patient_id = left_worklist.patient_id
+    left join corrections on corrections.patient_id = left_worklist.patient_id
     left join new_results on new_results.patient_id = left_worklist.patient_id
 )
 
