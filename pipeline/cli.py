@@ -84,12 +84,18 @@ def cli(verbose: bool) -> None:
     default=None,
     help="Rules file (.toml) or a shipped profile name: guidance (default) or primary-sources.",
 )
-def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None) -> None:
+@click.option(
+    "--memory-limit",
+    default="3GB",
+    show_default=True,
+    help="DuckDB memory ceiling; past it DuckDB spills to DB.spill/ beside the database.",
+)
+def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None, memory_limit: str) -> None:
     """Run one screening (what the nightly schedule runs).
 
     \b
     Exit status: 0 when the run completed (also when rows were quarantined);
-    2-6 with a one-line cause on stderr when it could not (see docs/errors in the README).
+    2-6 with a one-line cause on stderr when it could not (exit codes: see the README).
     """
     from pipeline.runner import RunConfig, run_screening
 
@@ -100,6 +106,7 @@ def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None) -> None:
         db=db,
         rules=rules,
         progress=None,
+        memory_limit=memory_limit,
     )
     try:
         result = run_screening(config)

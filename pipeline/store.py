@@ -80,7 +80,11 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> 
         [table],
     ).fetchone()[0]
     if not exists:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {incoming} LIMIT 0")
+        # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
+        # filled with more than one row group in the same transaction reads as empty to joins
+        # and DISTINCT aggregates until the commit (tests/test_validation_scale.py).
+        columns = ", ".join(f'"{name}" {dtype}' for name, dtype in _columns(con, incoming).items())
+        con.execute(f"CREATE TABLE {table} ({columns})")
         return
     have = _columns(con, table)
     for name, dtype in _columns(con, incoming).items():

@@ -10,12 +10,14 @@ is dropped without a trace.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import pandera.polars as pa
+import pandera.polars as pandera
 import polars as pl
+import pyarrow as pa
 from pandera.config import ValidationDepth, config_context
 
 from pipeline.resources import read_sql
@@ -31,12 +33,14 @@ class ValidationResult:
     rows_quarantined: int
 
 
-def failing_rows(frame: pl.DataFrame, schema: pa.DataFrameSchema, model_name: str) -> pl.DataFrame:
+def failing_rows(
+    frame: pl.DataFrame, schema: pandera.DataFrameSchema, model_name: str
+) -> pl.DataFrame:
     """(_rid, reason) for every failed check of every row of ``frame``; empty when all pass."""
     try:
         with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
             schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
+    except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         # Never log `cases` whole: its failure_case column holds row values.
         whole_frame = cases.filter(pl.col("index").is_null())
@@ -61,6 +65,28 @@ def failing_rows(frame: pl.DataFrame, schema: pa.DataFrameSchema, model_name: st
     return pl.DataFrame(schema={"_rid": pl.Int64, "reason": pl.String})
 
 
+def _frames(relation: duckdb.DuckDBPyRelation, rows: int | None) -> Iterator[pl.DataFrame]:
+    """The relation as frames of about ``rows`` rows, or as one frame when ``rows`` is None.
+
+    DuckDB 2.0 hands Arrow batches of one row group (122,880 rows) whatever size is asked, so
+    batches are regrouped here: checks across rows (a duplicate patient_id) must see the whole
+    frame they are meant for.
+    """
+    if rows is None:
+        yield pl.from_arrow(relation.to_arrow_table())
+        return
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in relation.to_arrow_reader(rows):
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pl.from_arrow(pa.Table.from_batches(pending))
+            pending, count = [], 0
+    if pending:
+        yield pl.from_arrow(pa.Table.from_batches(pending))
+
+
 def _raw_json(con: duckdb.DuckDBPyConnection, raw_table: str) -> str:
     cols = [
         r[0]
@@ -77,17 +103,21 @@ def stage_and_validate(
     table = f"incoming_{kind}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
+    ((staged, read),) = con.execute(
+        f"SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM raw_{kind})"
+    ).fetchall()
+    if staged != read:  # a join in the staging SQL fanned rows out: a bug, never data
+        raise RuntimeError(f"staging {kind} turned {read} rows into {staged}")
     schema = schema_for(kind, as_of)
     model_name = MODELS[kind].__name__
     columns = ", ".join(f'"{c}"' for c in validation_columns(kind))
     # Patients are checked in one piece, in file order, so "first of a duplicate id" is global.
     order = " ORDER BY _rid" if kind == "patients" else ""
     size = None if kind == "patients" else batch_rows
-    reader = con.sql(f"SELECT {columns} FROM {table}{order}").to_arrow_reader(size or 1 << 62)
+    frames = _frames(con.sql(f"SELECT {columns} FROM {table}{order}"), size)
     failures: list[pl.DataFrame] = []
     checked = 0
-    for batch in reader:
-        frame = pl.from_arrow(batch)
+    for frame in frames:
         checked += frame.height
         bad = failing_rows(frame, schema, model_name)
         if bad.height:

@@ -30,19 +30,25 @@ END;
 
 -- The number in a reported value: '154', '154.0', '<150', '>2000', '1,200' (a comma only as a
 -- thousands separator: '4,5' is not read as 45 but as unparseable).
-CREATE OR REPLACE TEMP MACRO _value_text(v) AS regexp_replace(trim(v::VARCHAR), '^[<>]=?\s*', '');
+CREATE OR REPLACE TEMP MACRO _value_text(v) AS CASE
+    WHEN trim(v::VARCHAR)[1] IN ('<', '>') THEN regexp_replace(trim(v::VARCHAR), '^[<>]=?\s*', '')
+    ELSE trim(v::VARCHAR)
+END;
 
+-- (the plain-number pattern is tried first: it is by far the most common and the cheapest)
 CREATE OR REPLACE TEMP MACRO value_number(v) AS CASE
-    WHEN regexp_full_match(_value_text(v), '-?\d{1,3}(,\d{3})+(\.\d+)?')
-        THEN replace(_value_text(v), ',', '')::DOUBLE
     WHEN regexp_full_match(_value_text(v), '-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
         THEN _value_text(v)::DOUBLE
+    WHEN contains(_value_text(v), ',')
+        AND regexp_full_match(_value_text(v), '-?\d{1,3}(,\d{3})+(\.\d+)?')
+        THEN replace(_value_text(v), ',', '')::DOUBLE
 END;
 
 -- A date or date-time in ISO 8601 ('2026-11-01', '2026-11-01 08:30', '2026-11-01T08:30:00Z').
 -- A time with a UTC offset ('Z', '+02:00') is converted to UTC (runs set TimeZone = 'UTC');
 -- one without is taken as written.
 CREATE OR REPLACE TEMP MACRO iso_timestamp(v) AS CASE
+    WHEN typeof(v) IN ('TIMESTAMP', 'DATE') THEN TRY_CAST(v AS TIMESTAMP)  -- typed Parquet
     WHEN regexp_matches(trim(v::VARCHAR), '\d[T ]\d.*(Z|[+-]\d\d(:?\d\d)?)$')
         THEN TRY_CAST(TRY_CAST(trim(v::VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP)
     ELSE TRY_CAST(v AS TIMESTAMP)

@@ -15,8 +15,16 @@ lab_codes as (
     select loinc, analyte from rule_lab_codes
 ),
 
+-- Test names and units are keyed once per distinct spelling (hundreds), not once per row.
 test_names as (
-    select test_name_key, analyte from ref_lab_test_names
+    select spelled.test_name, ref_lab_test_names.analyte
+    from (select distinct nullif(trim(test_name::varchar), '') as test_name from source) as spelled
+    inner join ref_lab_test_names on ref_lab_test_names.test_name_key = text_key(spelled.test_name)
+),
+
+unit_keys as (
+    select spelled.unit_text, unit_key(spelled.unit_text) as unit_key
+    from (select distinct unit::varchar as unit_text from source) as spelled
 ),
 
 units as (
@@ -44,11 +52,12 @@ typed as (
         unit::varchar as unit_reported,
         value_censor(value) as censor,
         value_number(value) as value_number,
-        unit_key(unit) as unit_key,
+        unit_keys.unit_key,
         nullif(trim(result_id::varchar), '') as result_id,
         try_cast(reference_low as double) as reference_low,
         try_cast(reference_high as double) as reference_high
     from source
+    left join unit_keys on unit_keys.unit_text = source.unit::varchar
 ),
 
 coded as (
@@ -61,7 +70,7 @@ coded as (
         end as coded_by
     from typed
     left join lab_codes on lab_codes.loinc = typed.loinc
-    left join test_names on test_names.test_name_key = text_key(typed.test_name)
+    left join test_names on test_names.test_name = typed.test_name
 ),
 
 final as (
