@@ -1,29 +1,67 @@
 """The nightly screening flow: one Prefect task per stage of pipeline.runner.ScreeningRun.
 
-The flow holds no logic of its own; the CLI (`b12screen run`) and this flow run the same
-stages. Tasks take the run object, so input hashing is switched off (NO_CACHE). A failure in
-any stage rolls the run back and leaves the previous outputs in place, as in the CLI.
+The flow holds no screening logic of its own; the CLI (`b12screen run`) and this flow run the
+same stages. Tasks take the run object, so input hashing is switched off (NO_CACHE). A failure
+in any stage rolls the run back and leaves the previous outputs in place, as in the CLI.
+
+* Retries: only ``prepare`` (rules, extracts fingerprinted, database opened; no transaction
+  yet) retries, and only on a transient cause (busy database, timed-out share): 3 retries
+  after 1, 5 and 15 minutes. Bad data (ExtractsError, RulesError) fails at once.
+* Failure hook: makes sure the failed run is in the ``runs`` table once (see
+  flows/failures.py; a busy database queues it until the next run).
+* Artifacts: after publish, a markdown summary (key ``b12screen-run``) and a table of
+  patients per criterion (key ``b12screen-criteria``), counts only. Artifacts live in
+  Prefect's database: never put patient rows or ids in them.
 
 Run it locally without a server:  python -m flows.nightly --extracts DIR --out DIR --as-of DATE
+Deployed with a nightly cron schedule by prefect.yaml (deployment ``nightly-screening``).
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.logging import get_run_logger
+from prefect.logging.loggers import flow_run_logger
 
+from flows import failures
+from flows.retry import RETRIES, RETRY_DELAYS_S, is_transient, retry_on_transient
 from pipeline.runner import RunConfig, ScreeningRun
 
+__all__ = ["nightly_screening", "retry_on_transient", "run_summary_markdown"]
+
 _TASK = {"cache_policy": NO_CACHE}
+RUN_ARTIFACT_KEY = "b12screen-run"
+CRITERIA_ARTIFACT_KEY = "b12screen-criteria"
+PRIORITIES = ("urgent", "high", "routine")
+
+# Failed runs waiting for the failure hook, by flow run id (the hook runs in this process).
+_failed: dict[str, tuple[ScreeningRun, BaseException]] = {}
+_failed_lock = threading.Lock()
 
 
-@task(name="prepare", **_TASK)
+@task(
+    name="prepare",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    retry_condition_fn=retry_on_transient,
+    **_TASK,
+)
 def prepare(run: ScreeningRun) -> None:
-    run.prepare()
+    try:
+        run.prepare()
+    except Exception as exc:
+        if is_transient(exc):
+            run.close()  # a retry opens the database afresh
+        raise
 
 
 @task(name="ingest", **_TASK)
@@ -51,18 +89,74 @@ def publish(run: ScreeningRun) -> dict:
     return run.publish().record
 
 
-@flow(name="nightly_screening", log_prints=False)
+# -- failure hook ----------------------------------------------------------------------------
+def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_failure / on_crashed hook: the failed run is in the registry exactly once.
+
+    Logs ids and the outcome only; the cause goes to the registry row, not to the log.
+    """
+    logger = flow_run_logger(flow_run, flow)
+    with _failed_lock:
+        entry = _failed.pop(str(flow_run.id), None)
+    params = dict(flow_run.parameters or {})
+    db = Path(params.get("db") or "b12screen.duckdb")
+    if entry is not None:
+        run, exc = entry
+        failed = failures.from_run(run, exc)
+    else:  # ended before the screening run started (bad parameters, crash)
+        failed = failures.FailedRun(
+            run_id=f"prefect-{flow_run.id}",
+            as_of=_as_date(params.get("as_of")),
+            started_at=None,
+            finished_at=failures.utc_now(),
+            error=f"flow run {state.name.lower()} before the screening run started",
+        )
+    outcome = failures.record_failed_run(db, failed)
+    logger.info("run %s failed; registry: %s", failed.run_id, outcome)
+    try:
+        create_markdown_artifact(
+            markdown=_failure_markdown(failed, outcome),
+            key=RUN_ARTIFACT_KEY,
+            description=f"b12screen run {failed.run_id}: failed",
+        )
+    except Exception as exc:  # the summary is a convenience; never hide the failure
+        logger.warning("run %s: failure summary not stored (%s)", failed.run_id, type(exc).__name__)
+
+
+def _as_date(value: object) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+# -- the flow --------------------------------------------------------------------------------
+@flow(
+    name="nightly_screening",
+    log_prints=False,
+    on_failure=[record_failure],
+    on_crashed=[record_failure],
+)
 def nightly_screening(
     extracts: str,
     out: str,
     as_of: date | None = None,
     db: str = "b12screen.duckdb",
     rules: str | None = None,
+    retry_delays_s: list[float] | None = None,
 ) -> dict:
     """Screen the extracts in ``extracts`` and publish the outputs to ``out``.
 
-    Returns the run's counts (no patient data), which Prefect stores as the flow result.
+    ``retry_delays_s`` overrides the waits before the retries of ``prepare`` (1, 5 and 15
+    minutes). Returns the run's counts (no patient data), which Prefect stores as the flow
+    result.
     """
+    logger = get_run_logger()
+    moved = failures.flush_pending(Path(db))
+    if moved:
+        logger.info("%d earlier failed run(s) moved into the registry", moved)
     run = ScreeningRun(
         RunConfig(
             extracts=Path(extracts),
@@ -73,17 +167,118 @@ def nightly_screening(
             progress=False,
         )
     )
+    prepare_task = (
+        prepare
+        if retry_delays_s is None
+        else prepare.with_options(retry_delay_seconds=retry_delays_s)
+    )
     try:
-        prepare(run)
+        prepare_task(run)
         ingest(run)
         validate(run)
         screen(run)
         build_outputs(run)
         record = publish(run)
     except BaseException as exc:
+        context = FlowRunContext.get()
+        if context is not None and context.flow_run is not None:
+            with _failed_lock:  # for the failure hook, which runs after the flow ends
+                _failed[str(context.flow_run.id)] = (run, exc)
         run.fail(exc)
         raise
+    try:
+        create_markdown_artifact(
+            markdown=run_summary_markdown(record),
+            key=RUN_ARTIFACT_KEY,
+            description=f"b12screen run {record.get('run_id')}: counts only",
+        )
+        create_table_artifact(
+            table=criteria_table(record),
+            key=CRITERIA_ARTIFACT_KEY,
+            description=f"Patients per criterion, run {record.get('run_id')}",
+        )
+    except Exception as exc:  # the run is published; a missing summary must not fail it
+        logger.warning("run %s: summary artifact not stored (%s)", run.run_id, type(exc).__name__)
     return {"run_id": record["run_id"], "as_of": record["as_of"], "counts": record["counts"]}
+
+
+# -- summaries (counts only) -----------------------------------------------------------------
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+def criteria_table(record: dict) -> list[dict[str, object]]:
+    by_criterion = (record.get("counts") or {}).get("patients_by_criterion") or {}
+    return [
+        {"criterion": str(criterion), "patients": _int(n)} for criterion, n in by_criterion.items()
+    ]
+
+
+def run_summary_markdown(record: dict) -> str:
+    """The run as a markdown summary: ids, versions and counts; never a patient row."""
+    counts = record.get("counts") or {}
+    rules = record.get("rules") or {}
+    rows_read = counts.get("rows_read") or {}
+    quarantined = counts.get("rows_quarantined") or {}
+    worklist = counts.get("worklist") or {}
+    kinds = list(dict.fromkeys([*rows_read, *quarantined]))
+    lines = [
+        f"# b12screen run `{record.get('run_id', '?')}`",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| as-of date | {record.get('as_of', '?')} |",
+        f"| status | {record.get('status', 'succeeded')} |",
+        f"| rules | {rules.get('name', '?')} {rules.get('version', '?')} |",
+        f"| code version | {record.get('code_version', '?')} |",
+        f"| input files | {len(record.get('inputs') or [])} |",
+        f"| patients | {_int(counts.get('patients'))} |",
+        "",
+        "## Rows read and quarantined",
+        "",
+        "| kind | rows read | rows quarantined |",
+        "|---|---:|---:|",
+        *(f"| {k} | {_int(rows_read.get(k))} | {_int(quarantined.get(k))} |" for k in kinds),
+        f"| **total** | {sum(map(_int, rows_read.values()))} "
+        f"| {sum(map(_int, quarantined.values()))} |",
+        "",
+        "## Worklist",
+        "",
+        "| priority | patients |",
+        "|---|---:|",
+        *(f"| {p} | {_int(worklist.get(p))} |" for p in PRIORITIES),
+        f"| **total** | {_int(worklist.get('total'))} |",
+        "",
+        "## Patients per criterion",
+        "",
+        "| criterion | patients |",
+        "|---|---:|",
+        *(f"| {row['criterion']} | {row['patients']} |" for row in criteria_table(record)),
+        "",
+        "Counts only: patient-level rows are in the run's output folder, never in Prefect.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _failure_markdown(failed: failures.FailedRun, outcome: str) -> str:
+    return "\n".join(
+        [
+            f"# b12screen run `{failed.run_id}`: failed",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| as-of date | {failed.as_of or '?'} |",
+            f"| rules | {failed.rules_version or '?'} |",
+            f"| cause | {failed.error.replace('|', '/')} |",
+            f"| run registry | {outcome} |",
+            "",
+            "The previous outputs are unchanged; the run's database work was rolled back.",
+            "",
+        ]
+    )
 
 
 def main() -> None:

@@ -36,7 +36,14 @@ OPTIONAL_COLUMNS = {
     "feedback": ("until", "note"),
 }
 # Read errors that may pass by themselves (a network share timing out): worth a retry.
-TRANSIENT_ERRNOS = {errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.ESTALE, errno.EINTR}
+TRANSIENT_ERRNOS = {
+    errno.EIO,
+    errno.ETIMEDOUT,
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.ESTALE,
+    errno.EINTR,
+}
 # At least one of these must be present for a file to be usable.
 ONE_OF_COLUMNS = {
     "labs": ("loinc", "test_name"),

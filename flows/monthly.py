@@ -1,0 +1,116 @@
+"""The monthly audit flow: a thin wrapper around pipeline.monthly.write_month_report.
+
+Writes OUT/audit-YYYY-MM.html, .json and .csv from the run registry (counts only) for the
+previous calendar month unless ``month`` is given. Failed runs queued while the database was
+busy (flows/failures.py) are moved into the registry first. Reading the registry retries only
+when the database is busy (another run at work), as the nightly flow's ``prepare`` does.
+
+Run it locally without a server:  python -m flows.monthly --db screening.duckdb --out audit
+Deployed with a monthly cron schedule by prefect.yaml (deployment ``monthly-audit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from flows import failures
+from flows.retry import RETRIES, RETRY_DELAYS_S, retry_on_transient
+from pipeline.monthly import (
+    PRIORITIES,
+    build_month_report,
+    previous_month,
+    read_month_runs,
+    write_report_files,
+)
+
+MONTHLY_ARTIFACT_KEY = "b12screen-monthly-audit"
+
+
+@task(
+    name="write-month-report",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,
+)
+def write_report(db: Path, month: str, out: Path) -> dict:
+    report = build_month_report(read_month_runs(db, month), month)
+    report["database"] = db.name
+    path = write_report_files(report, out)
+    return {"html": str(path), "totals": report["totals"]}
+
+
+@flow(name="monthly_audit", log_prints=False)
+def monthly_audit(
+    db: str, out: str, month: str | None = None, retry_delays_s: list[float] | None = None
+) -> str:
+    """Write the audit report of ``month`` ('YYYY-MM'; default: the previous calendar month)."""
+    logger = get_run_logger()
+    month = month or previous_month(date.today())
+    moved = failures.flush_pending(Path(db))
+    if moved:
+        logger.info("%d queued failed run(s) moved into the registry", moved)
+    write = (
+        write_report
+        if retry_delays_s is None
+        else write_report.with_options(retry_delay_seconds=retry_delays_s)
+    )
+    result = write(Path(db), month, Path(out))
+    totals = result["totals"]
+    logger.info(
+        "audit %s: %d run(s), %d succeeded, %d failed",
+        month,
+        totals["runs"],
+        totals["succeeded"],
+        totals["failed"],
+    )
+    try:
+        create_markdown_artifact(
+            markdown=month_summary_markdown(month, totals, Path(result["html"]).name),
+            key=MONTHLY_ARTIFACT_KEY,
+            description=f"b12screen audit {month}: counts only",
+        )
+    except Exception as exc:  # the report is written; a missing summary must not fail it
+        logger.warning("audit %s: summary artifact not stored (%s)", month, type(exc).__name__)
+    return result["html"]
+
+
+def month_summary_markdown(month: str, totals: dict, report_name: str) -> str:
+    worklist = totals["worklist"]
+    return "\n".join(
+        [
+            f"# b12screen monthly audit {month}",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| runs | {totals['runs']} |",
+            f"| succeeded | {totals['succeeded']} |",
+            f"| failed | {totals['failed']} |",
+            f"| rows quarantined (sum) | {totals['rows_quarantined']} |",
+            *(f"| worklist {p} (sum) | {worklist[p]} |" for p in PRIORITIES),
+            "",
+            f"Report: `{report_name}` (with .json and .csv) in the audit folder. "
+            "Sums are over the month's succeeded runs. Counts only.",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the monthly_audit flow once, locally.")
+    parser.add_argument("--db", default="b12screen.duckdb")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--month", default=None, help="YYYY-MM; default: the previous month")
+    args = parser.parse_args()
+    print(monthly_audit(args.db, args.out, args.month))
+
+
+if __name__ == "__main__":
+    main()
