@@ -333,8 +333,10 @@ def catalogue(rules: str | None, out: Path | None) -> None:
 
 def _register_bench() -> None:
     from pipeline.bench import bench
+    from pipeline.bench_incremental import bench_incremental
 
     cli.add_command(bench)
+    cli.add_command(bench_incremental)
 
 
 _register_bench()
