@@ -210,6 +210,10 @@ class ScreeningRun:
             db.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(db))
+            # DuckDB's own progress bar only where a person watches (the contract: quiet otherwise)
+            self.con.execute(
+                f"SET enable_progress_bar = {str(bool(self.progress.enabled)).lower()}"
+            )
             if self.config.memory_limit:
                 self.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
                 spill = db.with_name(db.name + ".spill").as_posix().replace("'", "''")

@@ -10,6 +10,7 @@ is dropped without a trace.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -139,5 +140,7 @@ def stage_and_validate(
         )
         con.execute(f"INSERT INTO rejected_{kind} SELECT _rid FROM _reasons")
     finally:
-        con.unregister("_reasons")
+        # after a failed statement unregister() raises too; keep the first error visible
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("_reasons")
     return ValidationResult(kind, checked, reasons.height)
