@@ -74,77 +74,81 @@ def ensure_kept_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> None:
-    """Create the kept table from the incoming shape; add columns a newer staging has."""
+    """Create the kept table from the incoming shape plus the bookkeeping columns; add columns a
+    newer staging has."""
+    wanted = _columns(con, incoming) | {
+        name: dtype for name, dtype in _BOOKKEEPING.items() if name != "record_key"
+    }
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
         [table],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
         # and DISTINCT aggregates until the commit (tests/test_validation_scale.py).
-        columns = ", ".join(f'"{name}" {dtype}' for name, dtype in _columns(con, incoming).items())
+        columns = ", ".join(f'"{name}" {dtype}' for name, dtype in wanted.items())
         con.execute(f"CREATE TABLE {table} ({columns})")
         return
     have = _columns(con, table)
-    for name, dtype in _columns(con, incoming).items():
+    for name, dtype in wanted.items():
         if name not in have:
             con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
 
 
 def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
+    """Merge the valid incoming rows of ``kind`` into its kept table, in one pass of writing."""
     table, compared = KEPT[kind]
+    source = f"incoming_{kind}"
     counts = MergeCounts(kind)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _valid AS
-        SELECT * FROM incoming_{kind} ANTI JOIN rejected_{kind} USING (_rid)
-        """
-    )
-    counts.valid, distinct = con.execute(
-        "SELECT count(*), count(DISTINCT record_key) FROM _valid"
-    ).fetchone()
-    last_of_each_key = (
-        "QUALIFY row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) = 1"
-        if distinct < counts.valid
-        else ""
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _incoming AS
-        SELECT *, hash(record_key) AS key_hash, getvariable('run.id') AS run_id,
-               getvariable('run.as_of')::DATE AS received_on
-        FROM _valid {last_of_each_key}
-        """
-    )
-    con.execute("DROP TABLE _valid")
-    _ensure_table(con, table, "_incoming")
+    # Rows not to merge: the rejected ones, and earlier copies of a key within this run.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _skip AS SELECT _rid FROM rejected_{kind}")
+    ((counts.valid, distinct),) = con.execute(
+        f"SELECT count(*), count(DISTINCT hash(record_key)) FROM {source} ANTI JOIN _skip USING (_rid)"
+    ).fetchall()
+    within_run_copies = 0
+    if distinct < counts.valid:  # (a hash collision only sends us down this exact path)
+        con.execute(
+            f"""
+            INSERT INTO _skip
+            SELECT _rid FROM (
+                SELECT _rid, row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) AS copy
+                FROM {source} ANTI JOIN rejected_{kind} USING (_rid)
+            ) WHERE copy > 1
+            """
+        )
+        within_run_copies = (
+            counts.valid
+            - con.execute(f"SELECT count(*) FROM {source} ANTI JOIN _skip USING (_rid)").fetchall()[
+                0
+            ][0]
+        )
+    _ensure_table(con, table, source)
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _matched AS
         SELECT i._rid AS new_rid, o._rid AS old_rid, ({changed}) AS changed
-        FROM _incoming i
-        INNER JOIN {table} o ON o.key_hash = i.key_hash AND o.record_key = i.record_key
+        FROM (SELECT * FROM {source} ANTI JOIN _skip USING (_rid)) AS i
+        INNER JOIN {table} AS o ON o.key_hash = hash(i.record_key) AND o.record_key = i.record_key
         """
     )
-    matched, counts.corrected = con.execute(
+    ((matched, counts.corrected),) = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE changed) FROM _matched"
-    ).fetchone()
-    incoming = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
-    counts.new = incoming - matched
-    counts.resent = counts.valid - incoming + (matched - counts.corrected)
+    ).fetchall()
+    counts.new = counts.valid - within_run_copies - matched
+    counts.resent = within_run_copies + (matched - counts.corrected)
     if counts.corrected:
         if kind == "labs":
             con.execute(
-                """
+                f"""
                 INSERT INTO lab_result_corrections
                 SELECT getvariable('run.id'), getvariable('run.as_of')::DATE, i.record_key,
                        i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
                        i.value_reported, i.unit_reported, o.source_file, i.source_file
                 FROM _matched m
                 INNER JOIN lab_results o ON o._rid = m.old_rid
-                INNER JOIN _incoming i ON i._rid = m.new_rid
+                INNER JOIN {source} i ON i._rid = m.new_rid
                 WHERE m.changed
                 """
             )
@@ -154,9 +158,12 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     con.execute(
         f"""
         INSERT INTO {table} BY NAME
-        SELECT * FROM _incoming
-        WHERE _rid NOT IN (SELECT new_rid FROM _matched WHERE NOT changed)
+        SELECT *, hash(record_key) AS key_hash, getvariable('run.id') AS run_id,
+               getvariable('run.as_of')::DATE AS received_on
+        FROM {source}
+        WHERE _rid NOT IN (SELECT _rid FROM _skip)
+            AND _rid NOT IN (SELECT new_rid FROM _matched WHERE NOT changed)
         """
     )
-    con.execute("DROP TABLE _incoming; DROP TABLE _matched")
+    con.execute("DROP TABLE _skip; DROP TABLE _matched")
     return counts
