@@ -291,3 +291,32 @@ def test_deficiency_untreated_appears_when_a_week_has_passed(week: dict) -> None
     text = week["worklist7"].decode()
     p1 = next(line for line in text.splitlines() if line.startswith("p1,"))
     assert "deficiency_untreated" in p1  # B12 150 on 2026-11-15, 8 days before 2026-11-23
+
+
+def test_backfill_replays_past_dates_from_the_database(week: dict, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "backfill",
+            "--from",
+            DAYS[1].isoformat(),
+            "--to",
+            DAYS[7].isoformat(),
+            "--every",
+            "3",
+            "--out",
+            str(tmp_path / "replay"),
+            "--db",
+            str(week["db"]),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "replay").iterdir()) == [
+        "2026-11-17",
+        "2026-11-20",
+        "2026-11-23",
+    ]
+    # Day 1 replayed with today's knowledge: p3's MMA (collected on day 2) is not yet there, p2's
+    # feedback (received on day 6) is not yet in force, and p5's B12 has its corrected value.
+    assert set(_worklist(tmp_path / "replay" / "2026-11-17")) == {"p1", "p2", "p3"}
+    assert "2026-11-17: 3 on the worklist" in result.output
