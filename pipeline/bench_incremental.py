@@ -24,22 +24,12 @@ from pathlib import Path
 import click
 import duckdb
 
-from pipeline.runner import RunConfig, ScreeningRun
+from pipeline.runner import RunConfig, run_screening
 
 
 def _run(extracts: Path, out: Path, db: Path, as_of: date) -> dict:
-    run = ScreeningRun(RunConfig(extracts, out, as_of, db, progress=False))
     start = time.perf_counter()
-    try:
-        run.prepare()
-        run.ingest()
-        run.validate()
-        run.screen()
-        run.build_outputs()
-        result = run.publish()
-    except BaseException as exc:
-        run.fail(exc)
-        raise
+    result = run_screening(RunConfig(extracts, out, as_of, db, progress=False))
     timings = result.record["timings_s"]
     merged = result.record["counts"]["merged"]["labs"]
     return {

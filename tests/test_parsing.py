@@ -15,30 +15,11 @@ import pytest
 # These tests are about reading lab results: only the lab criteria are compared (a deficient
 # result more than a week old also meets deficiency_untreated, which tests/test_criteria_meds.py
 # covers).
-LAB_CRITERIA = frozenset(
-    {
-        "b12_deficient",
-        "b12_indeterminate",
-        "mma_elevated",
-        "homocysteine_elevated",
-        "folate_low",
-        "anemia",
-        "critical_anemia",
-        "leukopenia",
-        "neutropenia",
-        "thrombocytopenia",
-        "macrocytosis",
-        "pancytopenia",
-        "deficiency_with_cytopenia",
-        "cytopenia_b12_untested",
-        "pseudo_tma_suspect",
-    }
-)
 
 try:
-    from harness import StagingDB, screen
+    from harness import LAB_CRITERIA, StagingDB, screen
 except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.harness import StagingDB, screen
+    from tests.harness import LAB_CRITERIA, StagingDB, screen
 
 UNREADABLE_VALUE = "value is not a number"
 NEGATIVE = "negative value"

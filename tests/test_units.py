@@ -22,30 +22,11 @@ from hypothesis import strategies as st
 # These tests are about reading lab results: only the lab criteria are compared (a deficient
 # result more than a week old also meets deficiency_untreated, which tests/test_criteria_meds.py
 # covers).
-LAB_CRITERIA = frozenset(
-    {
-        "b12_deficient",
-        "b12_indeterminate",
-        "mma_elevated",
-        "homocysteine_elevated",
-        "folate_low",
-        "anemia",
-        "critical_anemia",
-        "leukopenia",
-        "neutropenia",
-        "thrombocytopenia",
-        "macrocytosis",
-        "pancytopenia",
-        "deficiency_with_cytopenia",
-        "cytopenia_b12_untested",
-        "pseudo_tma_suspect",
-    }
-)
 
 try:
-    from harness import RULES, StagingDB, param, screen, unit_rows
+    from harness import LAB_CRITERIA, RULES, StagingDB, param, screen, unit_rows
 except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.harness import RULES, StagingDB, param, screen, unit_rows
+    from tests.harness import LAB_CRITERIA, RULES, StagingDB, param, screen, unit_rows
 
 DECIMALS = RULES["settings"]["canonical_decimals"]["value"]
 HALF_STEP = 0.5 * 10**-DECIMALS
