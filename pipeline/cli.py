@@ -124,6 +124,9 @@ def _summary(record: dict, out: Path) -> None:
         f"{wl['total']} on the worklist ({wl['urgent']} urgent, {wl['high']} high, {wl['routine']} routine), "
         f"{quarantined} rows quarantined"
     )
+    skipped = record.get("skipped_files") or []
+    if skipped:
+        click.echo(f"{len(skipped)} input file(s) skipped: already ingested by an earlier run")
     click.echo(f"worklist: {out / 'worklist.csv'}")
     click.echo(f"audit:    {out / 'audit.html'}")
 
