@@ -142,7 +142,7 @@ def _summary(record: dict, out: Path) -> None:
 @click.option(
     "--patients",
     "n_patients",
-    type=click.IntRange(min=10),
+    type=click.IntRange(min=500),
     default=3000,
     show_default=True,
     help="Size of the synthetic population (planted cases come on top).",
