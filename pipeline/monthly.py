@@ -26,11 +26,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from jinja2 import Environment, select_autoescape
 
 from pipeline import __version__
-from pipeline.errors import B12ScreenError, DatabaseBusyError
+from pipeline.errors import B12ScreenError
+from pipeline.registry import reading
 
 PRIORITIES = ("urgent", "high", "routine")
 AUDIENCE = (
@@ -87,21 +87,8 @@ def month_bounds(month: str) -> tuple[date, date]:
 def read_month_runs(db: Path, month: str) -> list[RunRow]:
     """The registry's runs whose as-of date is in ``month``, oldest first."""
     start, end = month_bounds(month)
-    db = Path(db)
-    if not db.exists():
-        raise B12ScreenError(f"database not found: {db}")
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise DatabaseBusyError(
-                f"database {db} is in use by a run; try again when it has finished"
-            ) from None
-        raise B12ScreenError(f"cannot open database {db}: {str(exc).splitlines()[0]}") from None
-    try:
-        if not con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'"
-        ).fetchone()[0]:
+    with reading(db) as con:
+        if con is None:
             return []
         rows = con.execute(
             """
@@ -114,8 +101,6 @@ def read_month_runs(db: Path, month: str) -> list[RunRow]:
             """,
             [start, end],
         ).fetchall()
-    finally:
-        con.close()
     return [_run_row(*row) for row in rows]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -9,22 +11,38 @@ import duckdb
 from pipeline.errors import B12ScreenError, DatabaseBusyError
 
 
-def list_runs(db: Path, limit: int = 20) -> list[dict]:
-    """The newest runs first, with their counts (no patient data)."""
-    if not db.exists():
-        raise B12ScreenError(f"database not found: {db}")
+def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database; another process holding it is a (transient) DatabaseBusyError."""
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        return duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise DatabaseBusyError(
-                f"database {db} is in use by a run; try again when it has finished"
+                f"database {db} is in use by another run; try again when it has finished"
             ) from None
-        raise
+        raise B12ScreenError(f"cannot open database {db}: {str(exc).splitlines()[0]}") from None
+
+
+@contextmanager
+def reading(db: Path) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A read-only connection to an existing database; None when it has no run registry yet."""
+    db = Path(db)
+    if not db.exists():
+        raise B12ScreenError(f"database not found: {db}")
+    con = connect(db, read_only=True)
     try:
-        if not con.execute(
+        has_runs = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'"
-        ).fetchone()[0]:
+        ).fetchall()[0][0]
+        yield con if has_runs else None
+    finally:
+        con.close()
+
+
+def list_runs(db: Path, limit: int = 20) -> list[dict]:
+    """The newest runs first, with their counts (no patient data)."""
+    with reading(db) as con:
+        if con is None:
             return []
         cur = con.execute(
             """
@@ -39,5 +57,3 @@ def list_runs(db: Path, limit: int = 20) -> list[dict]:
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        con.close()

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import __version__, outputs
-from pipeline.errors import B12ScreenError, DatabaseBusyError, ExtractsError, OutputError
+from pipeline import __version__, outputs, registry
+from pipeline.errors import B12ScreenError, ExtractsError, OutputError
 from pipeline.extracts import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.ingest import LoadedFile, load_extracts
 from pipeline.progress import Progress
@@ -208,22 +208,13 @@ class ScreeningRun:
         db = self.config.db
         if db.parent and not db.parent.exists():
             db.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(db))
-            # DuckDB's own progress bar only where a person watches (the contract: quiet otherwise)
-            self.con.execute(
-                f"SET enable_progress_bar = {str(bool(self.progress.enabled)).lower()}"
-            )
-            if self.config.memory_limit:
-                self.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
-                spill = db.with_name(db.name + ".spill").as_posix().replace("'", "''")
-                self.con.execute(f"SET temp_directory = '{spill}'")
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise DatabaseBusyError(
-                    f"database {db} is in use by another run; try again when it has finished"
-                ) from None
-            raise B12ScreenError(f"cannot open database {db}: {str(exc).splitlines()[0]}") from None
+        self.con = registry.connect(db)
+        # DuckDB's own progress bar only where a person watches (the contract: quiet otherwise)
+        self.con.execute(f"SET enable_progress_bar = {str(bool(self.progress.enabled)).lower()}")
+        if self.config.memory_limit:
+            self.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
+            spill = db.with_name(db.name + ".spill").as_posix().replace("'", "''")
+            self.con.execute(f"SET temp_directory = '{spill}'")
 
     def _load_reference_tables(self) -> None:
         """The code lists and mappings in data/, as temp tables keyed the way staging keys rows."""
@@ -308,6 +299,10 @@ class ScreeningRun:
             f"""INSERT INTO flags_history SELECT '{self.run_id}', DATE '{as_of}', patient_id, criterion,
                 value, unit, observed_at, detail, source_file, row_number, ? FROM run_flags""",
             [self.rules.version],
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE int_previous_worklist AS "
+            + read_sql("intermediate/int_previous_worklist.sql")
         )
         con.execute("CREATE OR REPLACE TEMP TABLE run_worklist AS " + outputs.worklist_sql())
         con.execute(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 PATIENTS_CSV = """patient_id,sex,birth_date,site
@@ -41,3 +45,24 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness():
         yield
+
+
+@contextmanager
+def _database_held_by_another_process(db: Path) -> Iterator[None]:
+    """Another process holds the DuckDB file (as a concurrent run would) while the block runs."""
+    duckdb.connect(str(db)).close()
+    script = f"import duckdb, sys\ncon = duckdb.connect({str(db)!r})\nprint('ready', flush=True)\nsys.stdin.read()\n"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        holder.communicate("")
+
+
+@pytest.fixture
+def hold_database():
+    """``with hold_database(db): ...`` runs the block while another process holds ``db``."""
+    return _database_held_by_another_process

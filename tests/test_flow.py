@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -65,31 +60,6 @@ def _runs(db: Path) -> list[tuple]:
         return con.execute(
             "SELECT run_id, status, error, CAST(record AS VARCHAR) FROM runs ORDER BY started_at"
         ).fetchall()
-
-
-@contextmanager
-def _database_held_by_another_process(db: Path) -> Iterator[None]:
-    duckdb.connect(str(db)).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"""
-            import duckdb, sys
-            con = duckdb.connect({str(db)!r})
-            print('ready', flush=True)
-            sys.stdin.read()
-            """),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        yield
-    finally:
-        holder.communicate("")
 
 
 def _task_runs(flow_run_id) -> dict[str, object]:
@@ -175,6 +145,7 @@ def test_run_summary_is_counts_only() -> None:
 
 
 def test_failed_run_is_recorded_once_and_queued_while_the_database_is_busy(
+    hold_database,
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "db.duckdb"
@@ -190,7 +161,7 @@ def test_failed_run_is_recorded_once_and_queued_while_the_database_is_busy(
 
     assert failures.record_failed_run(db, failed("a")) == failures.RECORDED  # creates `runs`
     assert failures.record_failed_run(db, failed("a")) == failures.ALREADY_RECORDED
-    with _database_held_by_another_process(db):
+    with hold_database(db):
         assert failures.record_failed_run(db, failed("b")) == failures.QUEUED
         assert failures.flush_pending(db) == 0  # still busy: left queued
     assert [f.run_id for f in failures.pending(db)] == ["b"]
@@ -277,12 +248,12 @@ def test_bad_data_is_not_retried_and_the_hook_records_it(
 
 @pytest.mark.prefect
 def test_busy_database_is_retried_then_the_failure_is_recorded(
-    prefect_harness, tmp_path: Path, small_extracts: Path
+    hold_database, prefect_harness, tmp_path: Path, small_extracts: Path
 ) -> None:
     from flows.monthly import monthly_audit
 
     db, out = tmp_path / "db.duckdb", tmp_path / "out"
-    with _database_held_by_another_process(db):
+    with hold_database(db):
         state = nightly_screening(
             str(small_extracts), str(out), AS_OF, str(db), retry_delays_s=[0.05], return_state=True
         )

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
-import sys
-import textwrap
 from datetime import date, datetime
 from pathlib import Path
 
@@ -216,27 +213,8 @@ def test_database_without_registry_and_missing_database(tmp_path: Path) -> None:
         write_month_report(tmp_path / "nope.duckdb", "2026-11", tmp_path / "audit")
 
 
-def test_busy_database_is_a_transient_error(tmp_path: Path) -> None:
+def test_busy_database_is_a_transient_error(tmp_path: Path, hold_database) -> None:
     db = _registry(tmp_path / "db.duckdb", [])
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"""
-            import duckdb, sys
-            con = duckdb.connect({str(db)!r})
-            print('ready', flush=True)
-            sys.stdin.read()
-            """),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(DatabaseBusyError) as caught:
-            read_month_runs(db, "2026-11")
-        assert caught.value.transient is True
-    finally:
-        holder.communicate("")
+    with hold_database(db), pytest.raises(DatabaseBusyError) as caught:
+        read_month_runs(db, "2026-11")
+    assert caught.value.transient is True

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
-import textwrap
 from datetime import date
 from pathlib import Path
 
@@ -142,31 +139,12 @@ def test_quarantined_rows_do_not_fail_the_run(tmp_path: Path, small_extracts: Pa
 
 
 def test_second_run_against_a_busy_database_stops_clearly(
-    tmp_path: Path, small_extracts: Path
+    tmp_path: Path, small_extracts: Path, hold_database
 ) -> None:
     db = tmp_path / "db.duckdb"
-    duckdb.connect(str(db)).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"""
-            import duckdb, sys, time
-            con = duckdb.connect({str(db)!r})
-            print('ready', flush=True)
-            sys.stdin.read()
-        """),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with hold_database(db):
         result = _run_cli(small_extracts, tmp_path / "out", db)
-        _assert_one_line(result, DatabaseBusyError.exit_code, "in use by another run")
-    finally:
-        holder.communicate("")
+    _assert_one_line(result, DatabaseBusyError.exit_code, "in use by another run")
 
 
 def test_gzip_and_parquet_extracts_are_read_like_csv(tmp_path: Path, small_extracts: Path) -> None:

@@ -1,23 +1,13 @@
 -- Mart: patients who were on the previous run's worklist and are not on this one, with why.
--- Grain: one row per patient who left the worklist. The previous run is the latest successful
--- run with an earlier as-of date. The reason is the first that applies:
+-- Grain: one row per patient who left the worklist (the previous run: int_previous_worklist).
+-- The reason is the first that applies:
 --   feedback            a clinician's feedback now suppresses their flags;
 --   treatment started   a B12 therapy order started after the previous as-of date;
 --   corrected result    one of their lab results was corrected since the previous run;
 --   new result          a new valid lab result was collected after the previous as-of date;
 --   no longer met       otherwise (results aged out of their look-back, or the rules changed).
-with previous_run as (
-    select run_id, as_of from runs
-    where status = 'succeeded' and as_of < getvariable('run.as_of')::date
-    order by as_of desc, finished_at desc
-    limit 1
-),
-
-previous_worklist as (
-    select worklist_history.patient_id, worklist_history.priority, worklist_history.criteria,
-        previous_run.as_of as previous_as_of
-    from worklist_history
-    inner join previous_run on previous_run.run_id = worklist_history.run_id
+with previous_worklist as (
+    select * from int_previous_worklist
 ),
 
 left_worklist as (

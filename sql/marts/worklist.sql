@@ -46,16 +46,8 @@ patients as (
     select patient_id, sex, birth_date, site from patients
 ),
 
-previous_run as (
-    select run_id from runs
-    where status = 'succeeded' and as_of < getvariable('run.as_of')::date
-    order by as_of desc, finished_at desc
-    limit 1
-),
-
 previous_worklist as (
-    select patient_id from worklist_history
-    where run_id in (select run_id from previous_run)
+    select patient_id from int_previous_worklist
 ),
 
 per_patient as (
