@@ -6,7 +6,7 @@ a test fails when the two differ.
 
 from __future__ import annotations
 
-from pipeline.rules import Rules, Sourced, describe_criterion
+from pipeline.rules import Rules, Sourced, describe_criterion, fill_values
 
 
 def _value(p: Sourced) -> str:
@@ -73,6 +73,44 @@ def render_markdown(rules: Rules) -> str:
             crits = ", ".join(f"`{c}`" for c in wl.criteria)
             lines.append(f"| `{name}` | {_cell(wl.title)} | {_cell(wl.audience)} | {crits} |")
         lines.append("")
+    if spec.measures:
+        lines += [
+            "## Care-process measures (audit report)",
+            "",
+            "Each is a numerator over a denominator of patients on the as-of date of a run",
+            "(`sql/measures/<id>.sql`); the audit report shows them and their trend across runs.",
+            "",
+        ]
+        for mid, m in spec.measures.items():
+            lines += [
+                f"### `{mid}`: {m.title}",
+                "",
+                f"- Denominator: {fill_values(rules, mid, m.denominator)}.",
+                f"- Numerator: {fill_values(rules, mid, m.numerator)}.",
+                f"- Better: {m.better}.",
+                "",
+            ]
+            if m.params:
+                lines += ["| parameter | value | unit | source |", "|---|---|---|---|"]
+                lines += [
+                    f"| `{mid}.{name}` | {_cell(_value(p))} | {_cell(p.unit)} | {_cell(p.source)} |"
+                    for name, p in m.params.items()
+                ]
+                lines.append("")
+    report = spec.report
+    lines += [
+        "## Reports",
+        "",
+        f"- Age bands: {', '.join(report.band_labels())} (years, at the end of the period).",
+        f"- Confidence intervals: {report.confidence:.0%} Wilson score intervals.",
+        f"- Implausible tails: beyond {report.implausible_iqr_fence:g} interquartile ranges "
+        "outside the quartiles.",
+        f"- Disclosure: counts of 1 to {report.disclosure.redact_at_or_below} are suppressed, "
+        f"others rounded to the nearest {report.disclosure.round_to}, with complementary "
+        f"suppression. Source: {report.disclosure.source}.",
+        f"- Source: {report.source}.",
+        "",
+    ]
     lines += [
         "## Settings",
         "",

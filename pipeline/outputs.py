@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
-from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pipeline import __version__
+from pipeline import __version__, audit
 from pipeline.extracts import sha256_of
 from pipeline.resources import data_dir, read_sql
-from pipeline.rules import describe_criterion
 
 if TYPE_CHECKING:
     from pipeline.runner import ScreeningRun
@@ -31,8 +30,10 @@ OUTPUT_FILES = (
     "quarantine.csv",
     "resolved.csv",
     "audit.html",
+    "audit.json",
     "run.json",
-)  # plus worklist_<name>.csv for each audience list of the rules file
+)  # plus worklist_<name>.csv for each audience list of the rules file, and audit/<table>.csv
+TREND_DAYS = 365  # how far back the nightly audit's trends reach
 REFERENCE_FILES = ("lab_units.csv", "lab_test_names.csv", "drug_codes.csv", "diagnosis_codes.csv")
 FLAG_COLUMNS = (
     "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number, "
@@ -117,96 +118,6 @@ def build_record(run: ScreeningRun) -> dict:
     }
 
 
-def _audit_context(run: ScreeningRun) -> dict:
-    con, rules = run.con, run.rules
-    catalogue = [
-        {
-            "id": cid,
-            "role": c.role,
-            "priority": c.priority or "",
-            "rule": describe_criterion(rules, cid),
-            "patients": run.criterion_counts.get(cid, 0),
-            "sources": "; ".join(f"{k}: {p.source}" for k, p in c.params.items()),
-        }
-        for cid, c in rules.spec.criteria.items()
-    ]
-    return {
-        "record": run.record,
-        "catalogue": catalogue,
-        "quarantine_reasons": _rows(
-            con,
-            "SELECT kind, source_file, reason, count(*) AS rows FROM quarantine "
-            "GROUP BY ALL ORDER BY kind, source_file, rows DESC, reason",
-        ),
-        "analytes": _rows(
-            con,
-            """SELECT a.analyte, a.label, a.canonical_unit, a.lookback_days,
-                      count(l._rid) AS results, count(DISTINCT l.patient_id) AS patients,
-                      count(*) FILTER (WHERE l.coded_by = 'loinc') AS by_loinc,
-                      count(*) FILTER (WHERE l.coded_by = 'test_name') AS by_name,
-                      count(*) FILTER (WHERE l.censor IS NOT NULL) AS censored
-               FROM rule_analytes a LEFT JOIN lab_results l ON l.analyte = a.analyte
-               GROUP BY ALL ORDER BY results DESC, a.analyte""",
-        ),
-        "conversions": _rows(
-            con,
-            """SELECT analyte, coalesce(unit_key, '(none)') AS unit, factor_to_canonical AS factor,
-                      count(*) AS results
-               FROM lab_results WHERE analyte IS NOT NULL GROUP BY ALL ORDER BY analyte, results DESC""",
-        ),
-        "unmapped_tests": _rows(
-            con,
-            """SELECT coalesce(loinc, '') AS loinc, coalesce(test_name, '') AS test_name, count(*) AS results
-               FROM lab_results WHERE analyte IS NULL GROUP BY ALL ORDER BY results DESC LIMIT 25""",
-        ),
-        "unmapped_total": con.execute(
-            "SELECT count(*) FROM lab_results WHERE analyte IS NULL"
-        ).fetchone()[0],
-        "drug_groups": _rows(
-            con,
-            """SELECT drug_group, count(DISTINCT _rid) AS orders, count(DISTINCT patient_id) AS patients,
-                      count(DISTINCT _rid) FILTER (WHERE matched_by LIKE '%name%') AS by_name,
-                      count(DISTINCT _rid) FILTER (WHERE matched_by LIKE '%rxnorm%') AS by_rxnorm,
-                      count(DISTINCT _rid) FILTER (WHERE matched_by LIKE '%atc%') AS by_atc
-               FROM int_medication_groups GROUP BY drug_group ORDER BY orders DESC""",
-        ),
-        "unlisted_medications": _rows(
-            con,
-            """SELECT coalesce(text_key(medication), '(no name)') AS medication, count(*) AS orders
-               FROM medications ANTI JOIN int_medication_groups USING (_rid)
-               GROUP BY ALL ORDER BY orders DESC, medication LIMIT 25""",
-        ),
-        "unlisted_total": con.execute(
-            "SELECT count(*) FROM medications ANTI JOIN int_medication_groups USING (_rid)"
-        ).fetchone()[0],
-        "conditions": _rows(
-            con,
-            "SELECT condition, count(*) AS patients FROM int_patient_conditions "
-            "GROUP BY ALL ORDER BY patients DESC",
-        ),
-        "diagnosis_codes": _diagnosis_code_quality(con),
-    }
-
-
-def _diagnosis_code_quality(con) -> dict:
-    """How many diagnosis rows carry a code that is not in the CDC ICD-10-CM tables."""
-    import simple_icd_10_cm as icd  # imported here: loading its tables takes a second
-
-    counts = con.execute("SELECT code_key, count(*) FROM diagnoses GROUP BY code_key").fetchall()
-    invalid = [(code, n) for code, n in counts if code is None or not icd.is_valid_item(code)]
-    return {
-        "rows": sum(n for _, n in counts),
-        "not_icd10cm": sum(n for _, n in invalid),
-        "examples": sorted(invalid, key=lambda x: (-x[1], x[0] or ""))[:10],
-    }
-
-
-def write_audit(run: ScreeningRun, folder: Path) -> None:
-    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape())
-    html = env.get_template("audit.html.j2").render(**_audit_context(run))
-    (folder / "audit.html").write_text(html, encoding="utf-8")
-
-
 def write_all(run: ScreeningRun, folder: Path) -> None:
     con = run.con
     con.execute(
@@ -236,7 +147,11 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
         mine.write_csv(folder / f"worklist_{name}.csv")
         sheets[name[:31]] = mine
     _write_xlsx(sheets, folder / "worklist.xlsx")
-    write_audit(run, folder)
+    as_of = run.config.as_of
+    doc = audit.audit_document(
+        con, as_of, as_of, run_id=run.run_id, trend_start=as_of - timedelta(days=TREND_DAYS)
+    )
+    audit.write_audit(doc, folder)
 
 
 def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
@@ -281,4 +196,12 @@ def publish(staging: Path, out: Path) -> None:
             old.unlink()
     for name in built:
         os.replace(staging / name, out / name)
+    for folder in sorted(p.name for p in staging.iterdir() if p.is_dir()):
+        # a folder can't replace a non-empty one: move the old one aside first
+        old = out / f".{folder}.previous"
+        shutil.rmtree(old, ignore_errors=True)
+        if (out / folder).exists():
+            os.replace(out / folder, old)
+        os.replace(staging / folder, out / folder)
+        shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)

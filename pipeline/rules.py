@@ -94,6 +94,62 @@ class WorklistSpec(BaseModel):
     criteria: list[str]
 
 
+class Measure(BaseModel):
+    """A care-process measure of the audit report: numerator / denominator, each defined."""
+
+    model_config = _STRICT
+    title: str
+    denominator: str
+    numerator: str
+    better: Literal["higher", "lower", "neither"]
+    params: dict[str, Sourced] = {}
+
+
+class Disclosure(BaseModel):
+    """The one small-number rule for every count that leaves the care team."""
+
+    model_config = _STRICT
+    redact_at_or_below: int
+    round_to: int
+    source: str
+
+    @model_validator(mode="after")
+    def _sane(self) -> Disclosure:
+        if self.redact_at_or_below < 0 or self.round_to < 1:
+            raise ValueError("redact_at_or_below must be >= 0 and round_to >= 1")
+        return self
+
+
+class Report(BaseModel):
+    """How the population report groups and states its figures."""
+
+    model_config = _STRICT
+    age_bands: list[int]
+    confidence: float
+    disclosure: Disclosure
+    implausible_iqr_fence: float
+    source: str
+
+    @field_validator("age_bands")
+    @classmethod
+    def _ascending(cls, v: list[int]) -> list[int]:
+        if not v or v[0] != 0 or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("must start at 0 and ascend (lower bounds of the bands, in years)")
+        return v
+
+    @field_validator("confidence")
+    @classmethod
+    def _level(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError("must be between 0 and 1 (0.95 for 95%)")
+        return v
+
+    def band_labels(self) -> list[str]:
+        bounds = self.age_bands
+        labels = [f"{a}-{b - 1}" for a, b in zip(bounds, bounds[1:], strict=False)]
+        return [*labels, f"{bounds[-1]}+"]
+
+
 class RulesFile(BaseModel):
     model_config = _STRICT
     ruleset: RuleSet
@@ -101,6 +157,8 @@ class RulesFile(BaseModel):
     analytes: dict[str, Analyte]
     criteria: dict[str, Criterion]
     worklists: dict[str, WorklistSpec] = {}
+    measures: dict[str, Measure] = {}
+    report: Report
 
     @model_validator(mode="after")
     def _worklists_name_criteria(self) -> RulesFile:
@@ -148,9 +206,10 @@ class Rules:
         out: dict[str, Value] = {
             f"settings.{k}": v.value for k, v in self.spec.settings if isinstance(v, Sourced)
         }
-        for cid, crit in self.spec.criteria.items():
+        for cid, crit in (*self.spec.criteria.items(), *self.spec.measures.items()):
             for pname, p in crit.params.items():
                 out[f"{cid}.{pname}"] = p.value
+        out["report.implausible_iqr_fence"] = self.spec.report.implausible_iqr_fence
         return out
 
 
@@ -284,6 +343,14 @@ def check_against_sql(rules: Rules) -> None:
     not_in_rules = sorted(criteria_sql - set(rules.criteria_order))
     if not_in_rules:
         raise RulesError(f"rules file {name}: missing criterion criteria.{not_in_rules[0]}")
+    measures_sql = {p.stem for p in (resources.sql_dir() / "measures").glob("*.sql")}
+    for mid in rules.spec.measures:
+        if mid not in measures_sql:
+            raise RulesError(
+                f"rules file {name}: unknown measure measures.{mid} (no sql/measures/{mid}.sql)"
+            )
+    if extra := sorted(measures_sql - set(rules.spec.measures)):
+        raise RulesError(f"rules file {name}: missing measure measures.{extra[0]}")
 
 
 def _sql_literal(value: Value) -> str:
@@ -344,12 +411,16 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
 
 def describe_criterion(rules: Rules, cid: str) -> str:
     """The criterion's summary with its parameter values filled in (for docs and the audit)."""
-    crit = rules.spec.criteria[cid]
+    return fill_values(rules, cid, rules.spec.criteria[cid].summary)
+
+
+def fill_values(rules: Rules, owner: str, text: str) -> str:
+    """``text`` with each ``{param}`` of ``owner`` (a criterion or measure) replaced by its value."""
     values = rules.variables()
 
     def fill(m: re.Match[str]) -> str:
         key = m.group(1)
-        full = key if "." in key else f"{cid}.{key}"
+        full = key if "." in key else f"{owner}.{key}"
         v = values.get(full)
         if v is None:
             return m.group(0)
@@ -357,4 +428,4 @@ def describe_criterion(rules: Rules, cid: str) -> str:
             return ", ".join(str(x).replace("_", " ") for x in v)
         return str(v).lower() if isinstance(v, bool) else f"{v:g}"
 
-    return re.sub(r"\{([a-z0-9_.]+)\}", fill, crit.summary)
+    return re.sub(r"\{([a-z0-9_.]+)\}", fill, text)

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import __version__, outputs, registry
+from pipeline import __version__, audit, outputs, registry
 from pipeline.errors import B12ScreenError, ExtractsError, OutputError
 from pipeline.extracts import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.ingest import LoadedFile, load_extracts
+from pipeline.measures import MEASURES_DDL, compute_measures
 from pipeline.progress import Progress
 from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
@@ -54,6 +55,8 @@ REGISTRY_DDL = [
     """CREATE TABLE IF NOT EXISTS quarantine_log (
         run_id VARCHAR, as_of DATE, kind VARCHAR, source_file VARCHAR, row_number BIGINT,
         reason VARCHAR, raw_row VARCHAR)""",
+    MEASURES_DDL,
+    audit.AUDIT_DDL,
 ]
 
 
@@ -98,6 +101,7 @@ class ScreeningRun:
         self.merged: dict[str, MergeCounts] = {}
         self.skipped: list = []  # input files whose content an earlier run ingested
         self.criterion_counts: dict[str, int] = {}
+        self.measures: list[dict] = []
         self.staging_dir: Path | None = None
         self.record: dict = {}
 
@@ -162,14 +166,20 @@ class ScreeningRun:
                 )
 
     def screen(self) -> None:
-        with self.progress.stage("screen", "applying the criteria"):
+        with self.progress.stage("screen", "applying the criteria and the care-process measures"):
             self.criterion_counts = screen(self.con, self.rules)
+            self.measures = compute_measures(self.con, self.rules)
 
     def build_outputs(self) -> None:
         with self.progress.stage("outputs", "writing outputs aside"):
             self._prepare_output_folder()
             self._record_history()
             self.record = outputs.build_record(self)
+            audit.record(
+                self.con, self.run_id, self.config.as_of, audit.collect(self), self.rules.version
+            )
+            # registered now (same transaction) so the audit reads this run like any other
+            self._register("succeeded", None)
             outputs.write_all(self, self.staging_dir)
 
     def publish(self) -> RunResult:

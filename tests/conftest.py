@@ -66,3 +66,20 @@ def _database_held_by_another_process(db: Path) -> Iterator[None]:
 def hold_database():
     """``with hold_database(db): ...`` runs the block while another process holds ``db``."""
     return _database_held_by_another_process
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (tests/browser.py).
+
+    Skips when Chromium is not installed, unless B12SCREEN_BROWSER_REQUIRED=1 (CI): then fails.
+    """
+    from browser import Browser, find_browser
+
+    if find_browser() is None:
+        message = "headless Chromium not installed (apt-get install chromium chromium-driver)"
+        if os.environ.get("B12SCREEN_BROWSER_REQUIRED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with Browser() as session:
+        yield session

@@ -1,10 +1,8 @@
--- drug_exposure(groups): exposure to a set of drug groups, the building block of the medication
--- criteria. Grain: one row per patient with any order of those groups started by the as-of date.
--- Each order covers start_date .. end_date (both days counted; an open-ended order, or one
--- ending after the as-of date, runs to the as-of date). Orders that overlap or touch merge into
--- one episode, so overlapping prescriptions count once; exposure_days adds up the episodes.
--- is_current: an episode reaches the as-of date. current_start_date: where that episode began.
-CREATE OR REPLACE TEMP MACRO drug_exposure(groups) AS TABLE
+-- drug_episodes(groups): the periods of exposure to a set of drug groups. Grain: one row per
+-- patient and episode. Each order covers start_date .. end_date (both days counted; an
+-- open-ended order, or one ending after the as-of date, runs to the as-of date). Orders that
+-- overlap or touch merge into one episode, so overlapping prescriptions count once.
+CREATE OR REPLACE TEMP MACRO drug_episodes(groups) AS TABLE
     with periods as (
         select
             patient_id,
@@ -33,14 +31,17 @@ CREATE OR REPLACE TEMP MACRO drug_exposure(groups) AS TABLE
                 over (partition by patient_id order by start_date, end_date rows unbounded preceding)
                 as episode
         from ordered
-    ),
-
-    episodes as (
-        select patient_id, episode, min(start_date) as start_date, max(end_date) as end_date
-        from numbered
-        group by patient_id, episode
     )
 
+    select patient_id, episode, min(start_date) as start_date, max(end_date) as end_date
+    from numbered
+    group by patient_id, episode;
+
+-- drug_exposure(groups): exposure to a set of drug groups, the building block of the medication
+-- criteria. Grain: one row per patient with any order of those groups started by the as-of date.
+-- exposure_days adds up the episodes of drug_episodes(groups).
+-- is_current: an episode reaches the as-of date. current_start_date: where that episode began.
+CREATE OR REPLACE TEMP MACRO drug_exposure(groups) AS TABLE
     select
         patient_id,
         sum(end_date - start_date + 1)::integer as exposure_days,
@@ -49,7 +50,7 @@ CREATE OR REPLACE TEMP MACRO drug_exposure(groups) AS TABLE
         max(start_date) filter (where end_date = getvariable('run.as_of')::date) as current_start_date,
         min(start_date) as first_start_date,
         count(*) as episodes
-    from episodes
+    from drug_episodes(groups)
     group by patient_id;
 
 -- long_term_exposure(groups, min_days, recent_days): patients whose exposure to the groups is

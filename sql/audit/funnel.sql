@@ -1,0 +1,65 @@
+-- Audit: the criteria funnel of this run. Grain: one row per stage and item: the patients in the
+-- database, those with a valid result of each analyte within its look-back (tested), those
+-- meeting each criterion, and those on the worklist (in all and per priority).
+with population as (
+    select 1 as stage_order, 0 as item_order, 'population' as stage, 'patients' as item,
+        'patients in the extracts (valid, stored)' as label, count(*) as patients
+    from patients
+),
+
+tested as (
+    select
+        2 as stage_order,
+        row_number() over (order by rule_analytes.analyte) as item_order,
+        'tested' as stage,
+        rule_analytes.analyte as item,
+        printf('%s result in the last %d days', rule_analytes.label, rule_analytes.lookback_days) as label,
+        count(distinct lab_results.patient_id) as patients
+    from rule_analytes
+    left join lab_results
+        on lab_results.analyte = rule_analytes.analyte
+        and lab_results.collected_at::date <= getvariable('run.as_of')::date
+        and lab_results.collected_at::date
+            >= getvariable('run.as_of')::date - rule_analytes.lookback_days::integer
+    group by rule_analytes.analyte, rule_analytes.label, rule_analytes.lookback_days
+),
+
+criteria as (
+    select
+        3 as stage_order,
+        rule_criteria.ordinal as item_order,
+        'criterion' as stage,
+        rule_criteria.criterion as item,
+        rule_criteria.criterion || ' (' || rule_criteria.role || ')' as label,
+        count(distinct run_flags.patient_id) as patients
+    from rule_criteria
+    left join run_flags on run_flags.criterion = rule_criteria.criterion
+    group by all
+),
+
+worklist as (
+    select
+        4 as stage_order,
+        coalesce(rank, 0) as item_order,
+        'worklist' as stage,
+        coalesce(priority, 'total') as item,
+        coalesce('on the worklist: ' || priority, 'on the worklist') as label,
+        patients
+    from (
+        select priority, min(rank) as rank, count(*) as patients
+        from (
+            select *, case priority when 'urgent' then 1 when 'high' then 2 else 3 end as rank
+            from run_worklist
+        )
+        group by rollup (priority)
+    )
+),
+
+final as (
+    select * from population
+    union all select * from tested
+    union all select * from criteria
+    union all select * from worklist
+)
+
+select stage, item, label, patients from final order by stage_order, item_order

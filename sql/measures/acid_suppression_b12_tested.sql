@@ -1,0 +1,27 @@
+-- Measure acid_suppression_b12_tested: of the long-term PPI or H2-blocker users (acid_suppression_long_term), how many have a
+-- result of tested_analytes collected in the lookback_days up to the as-of date.
+-- Grain: one row per patient in the denominator.
+with users as (
+    select distinct patient_id from run_flags where criterion = 'acid_suppression_long_term'
+),
+
+tested as (
+    select patient_id, max(collected_at)::date as tested_on
+    from lab_results
+    where list_contains(getvariable('acid_suppression_b12_tested.tested_analytes'), analyte)
+        and collected_at::date <= getvariable('run.as_of')::date
+        and collected_at::date >= getvariable('run.as_of')::date
+            - getvariable('acid_suppression_b12_tested.lookback_days')::integer
+    group by patient_id
+),
+
+final as (
+    select
+        users.patient_id,
+        tested.patient_id is not null as in_numerator,
+        tested.tested_on as event_date
+    from users
+    left join tested on tested.patient_id = users.patient_id
+)
+
+select * from final
