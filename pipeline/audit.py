@@ -272,7 +272,7 @@ def _measure_trends(con: duckdb.DuckDBPyConnection, runs: list[dict]) -> list[di
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _env() -> Environment:
+def template_env() -> Environment:
     env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape())
     env.filters["num"] = _num
     env.filters["pct"] = _pct
@@ -337,7 +337,9 @@ def _date(value: Any) -> date:
 
 def render_html(doc: dict) -> str:
     return (
-        _env().get_template("audit.html.j2").render(doc=doc, t=doc["tables"], svg=audit_charts(doc))
+        template_env()
+        .get_template("audit.html.j2")
+        .render(doc=doc, t=doc["tables"], svg=audit_charts(doc))
     )
 
 

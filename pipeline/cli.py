@@ -259,6 +259,60 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
     type=click.Path(path_type=Path),
     default=Path("b12screen.duckdb"),
     show_default=True,
+    help="DuckDB file of the runs (opened read-only).",
+)
+@click.option(
+    "--from", "date_from", type=DATE, required=True, help="First as-of date (YYYY-MM-DD)."
+)
+@click.option(
+    "--to", "date_to", type=DATE, required=True, help="Last as-of date (YYYY-MM-DD), included."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the report files (created; earlier reports there are replaced).",
+)
+@click.option(
+    "--rules",
+    default=None,
+    help="Rules file or profile whose [report] section sets the age bands and the disclosure "
+    "rule (default: guidance).",
+)
+def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
+    """Write the audit and population reports of a period, from the run registry.
+
+    \b
+    The period is every succeeded run whose as-of date is from --from to --to. Written:
+      audit.html, audit.json, audit/*.csv   funnel, care-process measures and their trends,
+                                            data quality, provenance; exact counts, for the
+                                            care and QI team only
+      population.html, .json, .csv          prevalence of each criterion by age band, sex
+                                            and site with 95% intervals; small numbers
+                                            suppressed, so it can be shared
+    \b
+    Example (a month):  b12screen report --db screening.duckdb --from 2026-11-01 --to 2026-11-30 --out reports/2026-11
+    """
+    from pipeline.report import write_period_report
+
+    try:
+        result = write_period_report(db, date_from.date(), date_to.date(), out, rules=rules)
+    except B12ScreenError as exc:
+        _fail(exc)
+    click.echo(
+        f"report of {result.runs} run(s), as of {date_from:%Y-%m-%d} to {date_to:%Y-%m-%d}, "
+        f"in {result.seconds:.1f} s"
+    )
+    click.echo(f"audit:      {out / 'audit.html'}  (care and QI team only)")
+    click.echo(f"population: {out / 'population.html'}  (shareable)")
+
+
+@cli.command()
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("b12screen.duckdb"),
+    show_default=True,
     help="DuckDB file of the runs.",
 )
 @click.option(
