@@ -1,7 +1,11 @@
-"""The monthly audit flow: a thin wrapper around pipeline.monthly.write_month_report.
+"""The monthly audit flow: thin wrappers around pipeline.monthly and pipeline.report.
 
-Writes OUT/audit-YYYY-MM.html, .json and .csv from the run registry (counts only) for the
-previous calendar month unless ``month`` is given. Failed runs queued while the database was
+For the previous calendar month unless ``month`` is given, from the run registry:
+OUT/audit-YYYY-MM.html, .json and .csv (every run of the month, failures and missing dates;
+counts only), and OUT/report-YYYY-MM/ with the period reports of ``b12screen report``
+(audit.html with the funnel, care-process measures and data quality; population.html, the
+shareable prevalence report with small numbers suppressed). A month without a succeeded run
+gets the first and a warning instead of the second. Failed runs queued while the database was
 busy (flows/failures.py) are moved into the registry first. Reading the registry retries only
 when the database is busy (another run at work), as the nightly flow's ``prepare`` does.
 
@@ -12,7 +16,7 @@ Deployed with a monthly cron schedule by prefect.yaml (deployment ``monthly-audi
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from prefect import flow, task
@@ -22,13 +26,16 @@ from prefect.logging import get_run_logger
 
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, retry_on_transient
+from pipeline.errors import B12ScreenError
 from pipeline.monthly import (
     PRIORITIES,
     build_month_report,
+    month_bounds,
     previous_month,
     read_month_runs,
     write_report_files,
 )
+from pipeline.report import write_period_report
 
 MONTHLY_ARTIFACT_KEY = "b12screen-monthly-audit"
 
@@ -45,6 +52,19 @@ def write_report(db: Path, month: str, out: Path) -> dict:
     report["database"] = db.name
     path = write_report_files(report, out)
     return {"html": str(path), "totals": report["totals"]}
+
+
+@task(
+    name="write-period-report",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,
+)
+def write_period(db: Path, month: str, out: Path) -> dict:
+    start, next_month = month_bounds(month)
+    result = write_period_report(db, start, next_month - timedelta(days=1), out)
+    return {"folder": str(result.out), "runs": result.runs, "seconds": result.seconds}
 
 
 @flow(name="monthly_audit", log_prints=False)
@@ -64,6 +84,19 @@ def monthly_audit(
     )
     result = write(Path(db), month, Path(out))
     totals = result["totals"]
+    period = None
+    if totals["succeeded"]:
+        period_task = (
+            write_period
+            if retry_delays_s is None
+            else write_period.with_options(retry_delay_seconds=retry_delays_s)
+        )
+        try:
+            period = period_task(Path(db), month, Path(out) / f"report-{month}")
+        except B12ScreenError as exc:  # the month's run report is written; say why not this
+            logger.warning("period report %s not written: %s", month, exc)
+    else:
+        logger.warning("period report %s not written: no succeeded run in the month", month)
     logger.info(
         "audit %s: %d run(s), %d succeeded, %d failed",
         month,
@@ -73,7 +106,7 @@ def monthly_audit(
     )
     try:
         create_markdown_artifact(
-            markdown=month_summary_markdown(month, totals, Path(result["html"]).name),
+            markdown=month_summary_markdown(month, totals, Path(result["html"]).name, period),
             key=MONTHLY_ARTIFACT_KEY,
             description=f"b12screen audit {month}: counts only",
         )
@@ -82,7 +115,9 @@ def monthly_audit(
     return result["html"]
 
 
-def month_summary_markdown(month: str, totals: dict, report_name: str) -> str:
+def month_summary_markdown(
+    month: str, totals: dict, report_name: str, period: dict | None = None
+) -> str:
     worklist = totals["worklist"]
     return "\n".join(
         [
@@ -98,6 +133,13 @@ def month_summary_markdown(month: str, totals: dict, report_name: str) -> str:
             "",
             f"Report: `{report_name}` (with .json and .csv) in the audit folder. "
             "Sums are over the month's succeeded runs. Counts only.",
+            "",
+            (
+                f"Period reports: `report-{month}/` (audit.html for the team; population.html, "
+                f"shareable), {period['runs']} run(s), built in {period['seconds']:.1f} s."
+                if period
+                else "Period reports: not written (no succeeded run in the month)."
+            ),
             "",
         ]
     )

@@ -276,3 +276,24 @@ def test_busy_database_is_retried_then_the_failure_is_recorded(
     report = json.loads(Path(html).with_suffix(".json").read_text())
     assert report["totals"]["failed"] == 1 and report["totals"]["succeeded"] == 0
     assert report["failures"][0]["run_id"] == queued.run_id
+
+
+@pytest.mark.prefect
+def test_monthly_flow_writes_the_period_reports_of_the_month(
+    prefect_harness, tmp_path: Path, small_extracts: Path
+) -> None:
+    from flows.monthly import monthly_audit
+
+    db = tmp_path / "db.duckdb"
+    for day in (date(2026, 11, 2), date(2026, 11, 9)):
+        extracts = small_extracts if day.day == 2 else None
+        run_screening(RunConfig(extracts, tmp_path / "runs" / str(day), day, db, progress=False))
+    state = monthly_audit(str(db), str(tmp_path / "audit"), "2026-11", return_state=True)
+    assert state.is_completed()
+    period = tmp_path / "audit" / "report-2026-11"
+    population = json.loads((period / "population.json").read_text())
+    assert population["period"] == {"from": "2026-11-01", "to": "2026-11-30"}
+    assert population["runs"] == 2
+    assert (period / "audit.html").is_file() and (period / "audit" / "measures.csv").is_file()
+    summary = _artifacts(state.state_details.flow_run_id)["b12screen-monthly-audit"]
+    assert "report-2026-11/" in summary.data and "2 run(s)" in summary.data
