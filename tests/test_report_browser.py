@@ -1,8 +1,8 @@
 """The HTML reports in headless Chromium: they load cleanly, stay on the machine, draw their charts.
 
-One module fixture builds a demo population (600 patients, as of 2026-11-24), backfills six
-earlier as-of dates (every 5 days from 2026-10-25) so the trends have several points, and
-writes the period report over the month. The pages checked:
+One module fixture builds a demo population (600 patients, as of 2026-11-24), backfills five
+earlier as-of dates (every 6 days from 2026-10-25) so the trends have six points, and writes
+the period report over the month (2026-10-25 to 2026-11-24). The pages checked:
 
 - the demo run's ``run/audit.html`` (written when the registry held only that run: its trend
   charts have one point each);
@@ -34,7 +34,8 @@ from pipeline.cli import cli
 
 AS_OF = "2026-11-24"
 PERIOD_FROM = "2026-10-25"
-BACKFILL_TO = "2026-11-19"  # 2026-10-25, -30, 11-04, -09, -14, -19: six earlier dates
+BACKFILL_TO = "2026-11-18"
+BACKFILL_EVERY = 6  # 2026-10-25, -31, 11-06, -12, -18: five dates at ~2 s each
 PATIENTS = 600
 POPULATION_FILES = ("population.html", "population.json", "population.csv")
 
@@ -61,26 +62,30 @@ class Reports:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Reports:
-    """Demo (600 patients) + backfill of six earlier dates + the month's report, in-process."""
+    """Demo (600 patients) + backfill of five earlier dates + the month's report, in-process."""
     root = tmp_path_factory.mktemp("report_browser")
     demo, period = root / "demo", root / "period"
     db = demo / "b12screen.duckdb"
     runner = CliRunner()
 
+    steps = []
+
     def invoke(*args: object) -> None:
+        began = time.perf_counter()
         result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
+        steps.append(f"{args[0]} {time.perf_counter() - began:.1f} s")
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     invoke("demo", "--out", demo, "--patients", PATIENTS, "--as-of", AS_OF)
     assert db.is_file()
     invoke(
-        "backfill", "--db", db, "--from", PERIOD_FROM, "--to", BACKFILL_TO, "--every", 5,
+        "backfill", "--db", db, "--from", PERIOD_FROM, "--to", BACKFILL_TO, "--every", BACKFILL_EVERY,
         "--out", root / "backfill",
     )  # fmt: skip
     invoke("report", "--db", db, "--from", PERIOD_FROM, "--to", AS_OF, "--out", period)
-    seconds = time.perf_counter() - began
-    print(f"\nreport fixture: demo + backfill (6 dates) + report in {seconds:.1f} s")
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    print(f"\nreport fixture: {seconds:.1f} s ({cpu:.1f} s CPU): {', '.join(steps)}")
     run_id = json.loads((demo / "run" / "run.json").read_text(encoding="utf-8"))["run_id"]
     return Reports(root, demo / "extracts", demo / "run", run_id, period, seconds)
 
