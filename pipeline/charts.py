@@ -170,7 +170,11 @@ def trends_svg(
 
         dates = sorted({d for points in series.values() for d, _ in points})
         n_points = len(dates)
-        fig = _figure(3.6 if len(series) <= 5 else 4.0)
+        # long names (measure titles) get one legend column; short ones share a row
+        longest = max(len(name) for name in series)
+        ncols = 1 if longest > 40 else 2 if longest > 20 else min(len(series), 5)
+        legend_rows = math.ceil(len(series) / ncols) if len(series) > 1 else 0
+        fig = _figure(3.2 + 0.22 * legend_rows)
         ax = fig.add_subplot()
         for i, (name, points) in enumerate(series.items()):
             ordered = sorted(points, key=lambda p: p[0])
@@ -189,16 +193,20 @@ def trends_svg(
             ax.set_xlim(dates[0] - timedelta(days=7), dates[0] + timedelta(days=7))
         locator = AutoDateLocator(minticks=3, maxticks=10)
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        # no offset label: with one point it named the month of the last tick, not the point's
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+        if len(dates) == 1:
+            ax.set_xlabel(dates[0].isoformat())
         _number_axis(ax.yaxis, percent=percent)
-        if percent:
-            ax.set_ylim(bottom=0)
+        if percent:  # from 0, with room below so a series flat at 0% stays visible
+            top = ax.get_ylim()[1]
+            ax.set_ylim(bottom=-0.03 * max(top, 0.01), top=top)
         ax.grid(axis="y", color="#dddddd", linewidth=0.8)
         ax.set_axisbelow(True)
         ax.set_ylabel(ylabel)
         _title(fig, title)
         if len(series) > 1:
-            fig.legend(loc="outside lower center", ncols=min(len(series), 5), frameon=False)
+            fig.legend(loc="outside lower center", ncols=ncols, frameon=False)
         return _to_svg(fig, chart_id=chart_id, title=title)
 
 
