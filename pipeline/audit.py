@@ -158,7 +158,18 @@ def latest_per_day(runs: list[dict]) -> list[dict]:
     return [by_day[d] for d in sorted(by_day)]
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Registries written by b12screen before the audit tables existed lack them."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchall()[0][0]
+    )
+
+
 def _snapshot(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list[dict]]:
+    if not _has_table(con, "audit_history"):
+        return {}
     return {
         name: json.loads(rows)
         for name, rows in con.execute(
@@ -187,6 +198,7 @@ def audit_document(
         return {}
     last = runs[-1]
     tables = _snapshot(con, last["run_id"])
+    snapshot_recorded = bool(tables)
     ids = [r["run_id"] for r in runs]
     if run_id is None:
         tables["quarantine_reasons"] = _rows(
@@ -235,7 +247,11 @@ def audit_document(
         "report": "b12screen audit",
         "scope": "run" if run_id else "period",
         "period": {"from": start.isoformat(), "to": end.isoformat()},
-        "snapshot_run": {"run_id": last["run_id"], "as_of": last["as_of"]},
+        "snapshot_run": {
+            "run_id": last["run_id"],
+            "as_of": last["as_of"],
+            "recorded": snapshot_recorded,
+        },
         "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "code_version": __version__,
         "audience": AUDIENCE,
@@ -258,7 +274,7 @@ def _placeholders(items: list) -> str:
 
 def _measure_trends(con: duckdb.DuckDBPyConnection, runs: list[dict]) -> list[dict]:
     ids = [r["run_id"] for r in runs]
-    if not ids:
+    if not ids or not _has_table(con, "measures_history"):
         return []
     rows = _rows(
         con,

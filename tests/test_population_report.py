@@ -258,3 +258,20 @@ def test_the_shareable_files_hold_no_patient_identifier(month: Path) -> None:
         text = (out / name).read_text(encoding="utf-8")
         leaked = [pid for pid in ids if pid in text]
         assert not leaked, (name, leaked[:3])
+
+
+def test_a_registry_from_before_the_audit_tables_still_reports(month: Path, tmp_path: Path) -> None:
+    """Runs made by an older b12screen have no audit snapshot or measures: say so, don't fail."""
+    import shutil
+
+    db = tmp_path / "old.duckdb"
+    shutil.copy(month / "screening.duckdb", db)
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE audit_history; DROP TABLE measures_history")
+    con.close()
+    write_period_report(db, START, END, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "audit.json").read_text())
+    assert doc["snapshot_run"]["recorded"] is False
+    assert doc["tables"]["measure_trends"] == []
+    assert "did not record the funnel" in (tmp_path / "out" / "audit.html").read_text()
+    assert (tmp_path / "out" / "population.csv").stat().st_size > 1000
