@@ -722,7 +722,9 @@ def _error_line(exc: BaseException) -> str:
 def pipeline_run(
     extracts: str, db: str, out: str, as_of_iso: str, memory_limit: str | None, threads: int | None
 ) -> dict:
+    from pipeline import audit as audit_module
     from pipeline import outputs as outputs_module
+    from pipeline import runner as runner_module
     from pipeline import validate as validate_module
     from pipeline.runner import RunConfig, ScreeningRun
 
@@ -734,8 +736,11 @@ def pipeline_run(
     # and the output writers (inclusive of the SQL they send).
     python_time: dict[str, list[float]] = {}
     _timed_function(validate_module, "failing_rows", python_time)
-    for fn in ("build_record", "_write_xlsx", "write_audit"):
+    for fn in ("build_record", "_write_xlsx"):
         _timed_function(outputs_module, fn, python_time)
+    for fn in ("collect", "audit_document", "write_audit"):  # the audit report's three steps
+        _timed_function(audit_module, fn, python_time)
+    _timed_function(runner_module, "compute_measures", python_time)
     log: list[dict] = []
     run = ScreeningRun(
         RunConfig(
