@@ -22,6 +22,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _params_table(owner: str, params: dict[str, Sourced]) -> list[str]:
+    """A criterion's or measure's values with their units and sources (none: no lines)."""
+    if not params:
+        return []
+    return [
+        "| parameter | value | unit | source |",
+        "|---|---|---|---|",
+        *(
+            f"| `{owner}.{name}` | {_cell(_value(p))} | {_cell(p.unit)} | {_cell(p.source)} |"
+            for name, p in params.items()
+        ),
+        "",
+    ]
+
+
 def render_markdown(rules: Rules) -> str:
     spec = rules.spec
     lines = [
@@ -48,13 +63,7 @@ def render_markdown(rules: Rules) -> str:
         lines += [f"### `{cid}`", "", f"{describe_criterion(rules, cid)}.", ""]
         if c.action:
             lines += [f"**Recommended action ({c.priority}):** {c.action}", ""]
-        if c.params:
-            lines += ["| parameter | value | unit | source |", "|---|---|---|---|"]
-            lines += [
-                f"| `{cid}.{name}` | {_cell(_value(p))} | {_cell(p.unit)} | {_cell(p.source)} |"
-                for name, p in c.params.items()
-            ]
-            lines.append("")
+        lines += _params_table(cid, c.params)
         if c.notes:
             lines += ["Notes added to the worklist:", ""]
             lines += [f"- `{key}`: {text}" for key, text in c.notes.items()]
@@ -90,13 +99,7 @@ def render_markdown(rules: Rules) -> str:
                 f"- Better: {m.better}.",
                 "",
             ]
-            if m.params:
-                lines += ["| parameter | value | unit | source |", "|---|---|---|---|"]
-                lines += [
-                    f"| `{mid}.{name}` | {_cell(_value(p))} | {_cell(p.unit)} | {_cell(p.source)} |"
-                    for name, p in m.params.items()
-                ]
-                lines.append("")
+            lines += _params_table(mid, m.params)
     report = spec.report
     lines += [
         "## Reports",

@@ -185,7 +185,7 @@ def trends_svg(
                 color=PALETTE[i % len(PALETTE)],
                 marker=MARKERS[i % len(MARKERS)],
                 linestyle=LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
-                markersize=5 if n_points <= 30 else 3.5,
+                markersize=8 if n_points <= 2 else 5 if n_points <= 30 else 3.5,
                 linewidth=1.6,
                 gid=f"series-{i}",
             )

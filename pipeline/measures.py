@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS measures_history (
 
 def compute_measures(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
     """Fill ``run_measure_members``; one dict per measure with its counts and definitions."""
+    # run_flags was rebuilt by the flags mart after the criteria: bind the macro over it anew
+    con.execute(read_sql("intermediate/deficiency.sql"))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE run_measure_members ("
         "measure VARCHAR, patient_id VARCHAR, in_numerator BOOLEAN, event_date DATE)"

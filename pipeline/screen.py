@@ -38,11 +38,13 @@ def screen(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, int]:
         + read_sql("intermediate/int_medication_groups.sql")
     )
     con.execute(read_sql("intermediate/drug_exposure.sql"))  # macros over the table above
+    con.execute(read_sql("intermediate/tested_within.sql"))  # a macro over lab_results
     con.execute(
         "CREATE OR REPLACE TEMP TABLE int_patient_conditions AS "
         + read_sql("intermediate/int_patient_conditions.sql")
     )
     con.execute(RUN_FLAGS_DDL)
+    con.execute(read_sql("intermediate/deficiency.sql"))  # a macro over run_flags
     counts: dict[str, int] = {}
     for cid in rules.criteria_order:
         con.execute(

@@ -352,10 +352,24 @@ fa-b12-day-minus-30         | med  | {FOLIC} | T-15  |      |       |        |
 fa-b12-day-minus-31         | lab  | b12     | T-20  |      | 150   | num    | T-15
 fa-b12-day-minus-31         | med  | {CYANO} | T-51  | T-45 |       |        |
 fa-b12-day-minus-31         | med  | {FOLIC} | T-15  |      |       |        |
+# B12 begun before the look-back counts while it still runs on the day the folic acid starts
+fa-b12-running-long-before  | lab  | b12     | T-20  |      | 150   | den    | T-15
+fa-b12-running-long-before  | med  | {CYANO} | T-110 |      |       |        |
+fa-b12-running-long-before  | med  | {FOLIC} | T-15  |      |       |        |
+fa-b12-ends-on-folate-day   | lab  | b12     | T-20  |      | 150   | den    | T-15
+fa-b12-ends-on-folate-day   | med  | {CYANO} | T-110 | T-15 |       |        |
+fa-b12-ends-on-folate-day   | med  | {FOLIC} | T-15  |      |       |        |
+fa-b12-ended-day-before     | lab  | b12     | T-20  |      | 150   | num    | T-15
+fa-b12-ended-day-before     | med  | {CYANO} | T-110 | T-16 |       |        |
+fa-b12-ended-day-before     | med  | {FOLIC} | T-15  |      |       |        |
 # MMA alone is a deficiency; no therapy at all is in the denominator only
 fa-mma-only                 | lab  | mma     | T-20  |      | 400   | num    | T-15
 fa-mma-only                 | med  | {FOLIC} | T-15  |      |       |        |
 fa-no-therapy               | lab  | b12     | T-20  |      | 150   | den    | T-20
+# the look-back runs from the earliest deficient result: MMA T-60 -> from T-90 (B12 T-20 -> T-50)
+fa-earliest-deficient-result | lab | mma     | T-60  |      | 400   | num    | T-80
+fa-earliest-deficient-result | lab | b12     | T-20  |      | 150   |        |
+fa-earliest-deficient-result | med | {FOLIC} | T-80  | T-70 |       |        |
 fa-not-deficient            | lab  | b12     | T-20  |      | 400   | -      |
 fa-not-deficient            | med  | {FOLIC} | T-15  |      |       |        |
 """
@@ -585,6 +599,12 @@ pt-mma-only            | lab  | hgb       |       |     | 9     |        |
 pt-mma-only            | lab  | platelets |       |     | 90    |        |
 pt-mma-only            | lab  | ldh       |       |     | 600   |        |
 pt-deficient-only      | lab  | b12       | T-40  |     | 150   | den    | T-40
+# event_date: the earliest deficient result (MMA T-30, B12 T-23)
+pt-mma-and-b12         | lab  | mma       | T-30  |     | 400   | num    | T-30
+pt-mma-and-b12         | lab  | b12       |       |     | 150   |        |
+pt-mma-and-b12         | lab  | hgb       |       |     | 9     |        |
+pt-mma-and-b12         | lab  | platelets |       |     | 90    |        |
+pt-mma-and-b12         | lab  | ldh       |       |     | 600   |        |
 pt-not-deficient       | lab  | b12       |       |     | 400   | -      |
 pt-not-deficient       | lab  | hgb       |       |     | 9     |        |
 pt-not-deficient       | lab  | platelets |       |     | 90    |        |

@@ -3,10 +3,7 @@
 -- order started since therapy_lookback_days before that result.
 -- Grain: one row per patient meeting it.
 with deficiency as (
-    select patient_id, min(observed_at)::date as deficient_on
-    from run_flags
-    where criterion in ('b12_deficient', 'mma_elevated')
-    group by patient_id
+    select * from deficient_patients()
 ),
 
 therapy as (

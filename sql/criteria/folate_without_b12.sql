@@ -3,10 +3,7 @@
 -- before the deficient result (the earliest deficient result of this run).
 -- Grain: one row per patient meeting it.
 with deficiency as (
-    select patient_id, min(observed_at)::date as deficient_on
-    from run_flags
-    where criterion in ('b12_deficient', 'mma_elevated')
-    group by patient_id
+    select * from deficient_patients()
 ),
 
 folic_acid as (

@@ -3,10 +3,7 @@
 -- Patients already on B12 therapy on the day of the result are not in the denominator.
 -- Grain: one row per patient in the denominator.
 with deficiency as (
-    select patient_id, min(observed_at)::date as deficient_on
-    from run_flags
-    where criterion in ('b12_deficient', 'mma_elevated')
-    group by patient_id
+    select * from deficient_patients()
 ),
 
 therapy as (

@@ -1,12 +1,11 @@
--- Measure folic_acid_before_b12: of the deficient patients, how many had folic acid started
--- (from lookback_days before the deficient result on) before any B12 therapy in that time,
--- or with no B12 therapy at all. Historical cases count even when both are current today.
+-- Measure folic_acid_before_b12: of the deficient patients, how many had their first folic
+-- acid order (from lookback_days before the deficient result on) start while no B12 therapy
+-- was under way: none begun in the look-back by that day (a same-day start counts as under
+-- way) and none begun earlier still running. Historical cases count even when both are
+-- current today.
 -- Grain: one row per patient in the denominator.
 with deficiency as (
-    select patient_id, min(observed_at)::date as deficient_on
-    from run_flags
-    where criterion in ('b12_deficient', 'mma_elevated')
-    group by patient_id
+    select * from deficient_patients()
 ),
 
 first_folate as (
@@ -19,25 +18,30 @@ first_folate as (
     group by deficiency.patient_id
 ),
 
-first_b12 as (
-    select deficiency.patient_id, min(orders.start_date) as started_on
-    from deficiency
+b12_by_then as (
+    -- B12 therapy under way when the folic acid started: begun in the look-back on or before
+    -- that day, or begun earlier and still running that day
+    select distinct first_folate.patient_id
+    from first_folate
+    inner join deficiency on deficiency.patient_id = first_folate.patient_id
     inner join therapy_orders(getvariable('folic_acid_before_b12.therapy_groups')) as orders
-        on orders.patient_id = deficiency.patient_id
-    where orders.start_date >= deficiency.deficient_on
-        - getvariable('folic_acid_before_b12.lookback_days')::integer
-    group by deficiency.patient_id
+        on orders.patient_id = first_folate.patient_id
+    where orders.start_date <= first_folate.started_on
+        and (
+            orders.start_date >= deficiency.deficient_on
+                - getvariable('folic_acid_before_b12.lookback_days')::integer
+            or coalesce(orders.end_date, getvariable('run.as_of')::date) >= first_folate.started_on
+        )
 ),
 
 final as (
     select
         deficiency.patient_id,
-        coalesce(first_folate.started_on < coalesce(first_b12.started_on, date '9999-12-31'), false)
-            as in_numerator,
+        first_folate.patient_id is not null and b12_by_then.patient_id is null as in_numerator,
         coalesce(first_folate.started_on, deficiency.deficient_on) as event_date
     from deficiency
     left join first_folate on first_folate.patient_id = deficiency.patient_id
-    left join first_b12 on first_b12.patient_id = deficiency.patient_id
+    left join b12_by_then on b12_by_then.patient_id = deficiency.patient_id
 )
 
 select * from final

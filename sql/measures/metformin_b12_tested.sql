@@ -6,13 +6,9 @@ with users as (
 ),
 
 tested as (
-    select patient_id, max(collected_at)::date as tested_on
-    from lab_results
-    where list_contains(getvariable('metformin_b12_tested.tested_analytes'), analyte)
-        and collected_at::date <= getvariable('run.as_of')::date
-        and collected_at::date >= getvariable('run.as_of')::date
-            - getvariable('metformin_b12_tested.lookback_days')::integer
-    group by patient_id
+    select * from tested_within(
+        getvariable('metformin_b12_tested.tested_analytes'), getvariable('metformin_b12_tested.lookback_days')
+    )
 ),
 
 final as (

@@ -2,10 +2,7 @@
 -- (anaemia, low platelets and a high LDH with B12 deficiency, which can mimic TTP).
 -- Grain: one row per patient in the denominator.
 with deficiency as (
-    select patient_id, min(observed_at)::date as deficient_on
-    from run_flags
-    where criterion in ('b12_deficient', 'mma_elevated')
-    group by patient_id
+    select * from deficient_patients()
 ),
 
 suspects as (
