@@ -1,17 +1,19 @@
 -- Audit: the distribution of every stored valid result per analyte, in its canonical unit,
 -- with the tails outside Tukey's fences (quartiles -/+ report.implausible_iqr_fence times the
 -- interquartile range) and values at or below zero, which no analyte here can have.
+-- Percentiles are approximate (t-digest, approx_quantile): exact quantiles hold every value
+-- of an analyte in memory and ran out of it at 50M results under a 3 GB limit.
 -- Grain: one row per analyte with results.
 with stats as (
     select
         analyte,
         count(value_canonical) as results,
         min(value_canonical) as min,
-        quantile_cont(value_canonical, 0.01) as p01,
-        quantile_cont(value_canonical, 0.25) as q1,
-        median(value_canonical) as median,
-        quantile_cont(value_canonical, 0.75) as q3,
-        quantile_cont(value_canonical, 0.99) as p99,
+        approx_quantile(value_canonical, 0.01) as p01,
+        approx_quantile(value_canonical, 0.25) as q1,
+        approx_quantile(value_canonical, 0.5) as median,
+        approx_quantile(value_canonical, 0.75) as q3,
+        approx_quantile(value_canonical, 0.99) as p99,
         max(value_canonical) as max,
         count(*) filter (where value_canonical <= 0) as at_or_below_zero
     from lab_results
