@@ -44,3 +44,9 @@ class DatabaseBusyError(B12ScreenError):
 
     exit_code = 6
     transient = True
+
+
+class OutOfMemoryError(B12ScreenError):
+    """DuckDB could not finish a step within its memory limit."""
+
+    exit_code = 7

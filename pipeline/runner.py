@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__, audit, outputs, registry
-from pipeline.errors import B12ScreenError, ExtractsError, OutputError
+from pipeline.errors import B12ScreenError, ExtractsError, OutOfMemoryError, OutputError
 from pipeline.extracts import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.ingest import LoadedFile, load_extracts
 from pipeline.measures import MEASURES_DDL, compute_measures
@@ -344,13 +344,20 @@ class ScreeningRun:
 def run_screening(config: RunConfig) -> RunResult:
     """Run every stage; on any failure roll back, keep old outputs, and re-raise."""
     run = ScreeningRun(config)
+    stage = "prepare"
     try:
-        run.prepare()
-        run.ingest()
-        run.validate()
-        run.screen()
-        run.build_outputs()
+        for stage in ("prepare", "ingest", "validate", "screen", "build_outputs"):
+            getattr(run, stage)()
+        stage = "publish"
         return run.publish()
+    except duckdb.OutOfMemoryException:
+        error = OutOfMemoryError(
+            f"DuckDB ran out of memory in the {stage} stage (memory limit "
+            f"{config.memory_limit or 'DuckDB default'}): raise --memory-limit, or free memory "
+            "on the machine; nothing was changed"
+        )
+        run.fail(error)
+        raise error from None
     except BaseException as exc:
         run.fail(exc)
         raise

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.errors import DatabaseBusyError, ExtractsError
+from pipeline.errors import DatabaseBusyError, ExtractsError, OutOfMemoryError
 from pipeline.outputs import OUTPUT_FILES
 from pipeline.runner import RunConfig, run_screening
 
@@ -164,3 +164,19 @@ def test_gzip_and_parquet_extracts_are_read_like_csv(tmp_path: Path, small_extra
     by_file = {i["file"]: i["rows_read"] for i in result.record["inputs"]}
     assert by_file["labs_a.csv.gz"] == by_file["labs_b.parquet"] == 5
     assert result.record["ignored_files"] == ["notes.txt"]
+
+
+def test_running_out_of_memory_is_one_line_and_keeps_the_outputs(
+    tmp_path: Path, small_extracts: Path
+) -> None:
+    out, db = tmp_path / "out", tmp_path / "db.duckdb"
+    assert _run_cli(small_extracts, out, db).exit_code == 0
+    before = _snapshot(out)
+    (small_extracts / "labs_more.csv").write_bytes((small_extracts / "labs.csv").read_bytes())
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--extracts", str(small_extracts), "--out", str(out), "--as-of", "2026-11-24"]
+        + ["--db", str(db), "--memory-limit", "1MB"],
+    )
+    _assert_one_line(result, OutOfMemoryError.exit_code, "ran out of memory", "--memory-limit")
+    assert _snapshot(out) == before
