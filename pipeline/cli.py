@@ -183,6 +183,12 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
         f"synthetic extracts: {extracts}  (expected flags of planted patients: {out / 'truth'})"
     )
     _summary(result.record, out / "run")
+    day = as_of.date().isoformat()
+    click.echo(
+        "next: a period report (add earlier dates with 'b12screen backfill'):\n"
+        f"  b12screen report --db {out / 'b12screen.duckdb'} --from {day} --to {day} "
+        f"--out {out / 'report'}"
+    )
 
 
 @cli.command()
