@@ -23,8 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,7 +216,9 @@ def audit_document(
         for r in runs
         for item in r["record"].get("skipped_files", [])
     ]
-    trend_runs = latest_per_day(succeeded_runs(con, trend_start or start, end))
+    trend_runs = latest_per_day(
+        runs if trend_start is None else succeeded_runs(con, trend_start, end)
+    )
     tables["measure_trends"] = _measure_trends(con, trend_runs)
     tables["worklist_trends"] = [
         {"as_of": r["as_of"], "run_id": r["run_id"]}
@@ -359,21 +359,14 @@ def render_html(doc: dict) -> str:
     )
 
 
-def write_audit(doc: dict, folder: Path, stem: str = "audit") -> Path:
-    """``stem``.html, ``stem``.json and ``stem``/<table>.csv in ``folder``; the HTML's path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _write(folder / f"{stem}.json", json.dumps(doc, indent=2, default=str) + "\n")
-    tables_dir = folder / stem
-    building = folder / f".{stem}.building"
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir()
+def write_audit(doc: dict, folder: Path) -> None:
+    """audit.html, audit.json and audit/<table>.csv into ``folder``, a folder being built
+    aside (the run's and the report's); the caller moves it into place."""
+    (folder / "audit.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", "utf-8")
+    (folder / "audit").mkdir()
     for name, rows in doc["tables"].items():
-        (building / f"{name}.csv").write_text(to_csv(rows), encoding="utf-8")
-    if tables_dir.exists():
-        shutil.rmtree(tables_dir)
-    os.replace(building, tables_dir)
-    _write(folder / f"{stem}.html", render_html(doc))
-    return folder / f"{stem}.html"
+        (folder / "audit" / f"{name}.csv").write_text(to_csv(rows), encoding="utf-8")
+    (folder / "audit.html").write_text(render_html(doc), encoding="utf-8")
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -393,9 +386,3 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, default=str)
     return value
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -108,6 +108,7 @@ def render_markdown(rules: Rules) -> str:
         f"- Confidence intervals: {report.confidence:.0%} Wilson score intervals.",
         f"- Implausible tails: beyond {report.implausible_iqr_fence:g} interquartile ranges "
         "outside the quartiles.",
+        f"- Trends in the nightly audit: the last {report.trend_days} days of runs.",
         f"- Disclosure: counts of 1 to {report.disclosure.redact_at_or_below} are suppressed, "
         f"others rounded to the nearest {report.disclosure.round_to}, with complementary "
         f"suppression. Source: {report.disclosure.source}.",

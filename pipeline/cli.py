@@ -19,6 +19,16 @@ from pipeline.errors import B12ScreenError
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
+def _period_options(command):
+    """--from and --to: a range of as-of dates, both included (backfill, report)."""
+    command = click.option(
+        "--to", "date_to", type=DATE, required=True, help="Last as-of date (YYYY-MM-DD), included."
+    )(command)
+    return click.option(
+        "--from", "date_from", type=DATE, required=True, help="First as-of date (YYYY-MM-DD)."
+    )(command)
+
+
 def _fail(exc: B12ScreenError) -> None:
     click.echo(f"b12screen: error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -192,12 +202,7 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
 
 
 @cli.command()
-@click.option(
-    "--from", "date_from", type=DATE, required=True, help="First as-of date (YYYY-MM-DD)."
-)
-@click.option(
-    "--to", "date_to", type=DATE, required=True, help="Last as-of date (YYYY-MM-DD), included."
-)
+@_period_options
 @click.option(
     "--every",
     type=click.IntRange(min=1),
@@ -267,12 +272,7 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
     show_default=True,
     help="DuckDB file of the runs (opened read-only).",
 )
-@click.option(
-    "--from", "date_from", type=DATE, required=True, help="First as-of date (YYYY-MM-DD)."
-)
-@click.option(
-    "--to", "date_to", type=DATE, required=True, help="Last as-of date (YYYY-MM-DD), included."
-)
+@_period_options
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -33,7 +33,6 @@ OUTPUT_FILES = (
     "audit.json",
     "run.json",
 )  # plus worklist_<name>.csv for each audience list of the rules file, and audit/<table>.csv
-TREND_DAYS = 365  # how far back the nightly audit's trends reach
 REFERENCE_FILES = ("lab_units.csv", "lab_test_names.csv", "drug_codes.csv", "diagnosis_codes.csv")
 FLAG_COLUMNS = (
     "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number, "
@@ -47,12 +46,6 @@ def worklist_sql() -> str:
 
 def _sql_path(path: Path) -> str:
     return "'" + path.as_posix().replace("'", "''") + "'"
-
-
-def _rows(con, sql: str, params: list | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def build_record(run: ScreeningRun) -> dict:
@@ -149,7 +142,11 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
     _write_xlsx(sheets, folder / "worklist.xlsx")
     as_of = run.config.as_of
     doc = audit.audit_document(
-        con, as_of, as_of, run_id=run.run_id, trend_start=as_of - timedelta(days=TREND_DAYS)
+        con,
+        as_of,
+        as_of,
+        run_id=run.run_id,
+        trend_start=as_of - timedelta(days=run.rules.spec.report.trend_days),
     )
     audit.write_audit(doc, folder)
 
@@ -194,14 +191,21 @@ def publish(staging: Path, out: Path) -> None:
     for old in out.glob("worklist_*.csv"):
         if old.name not in built:
             old.unlink()
-    for name in built:
-        os.replace(staging / name, out / name)
-    for folder in sorted(p.name for p in staging.iterdir() if p.is_dir()):
-        # a folder can't replace a non-empty one: move the old one aside first
-        old = out / f".{folder}.previous"
+    move_into(staging, out)
+
+
+def move_into(staging: Path, out: Path) -> None:
+    """Move every file and folder built in ``staging`` over its namesake in ``out``, then
+    remove ``staging``. One rename each; a folder cannot replace a non-empty one, so the old
+    one is moved aside first."""
+    for path in sorted(staging.iterdir()):
+        if path.is_file():
+            os.replace(path, out / path.name)
+    for path in sorted(p for p in staging.iterdir() if p.is_dir()):
+        old = out / f".{path.name}.previous"
         shutil.rmtree(old, ignore_errors=True)
-        if (out / folder).exists():
-            os.replace(out / folder, old)
-        os.replace(staging / folder, out / folder)
+        if (out / path.name).exists():
+            os.replace(out / path.name, old)
+        os.replace(path, out / path.name)
         shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)

@@ -27,6 +27,7 @@ import polars as pl
 
 from pipeline import __version__, charts
 from pipeline.disclosure import DisclosureRule, Group, protect, rate_with_interval
+from pipeline.screen import load_macros
 
 if TYPE_CHECKING:
     import duckdb
@@ -55,34 +56,22 @@ def _frames(
     con: duckdb.DuckDBPyConnection, run_ids: list[str], end: date, rules: Rules
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(population with age_band/sex/site, distinct (patient_id, measure) met in the runs)."""
+    load_macros(con)  # age_on(), the age the criteria use; temporary, so read-only is fine
     people = con.sql(
-        """SELECT p.patient_id, p.birth_date, p.sex, p.site
+        """SELECT p.patient_id, age_on(p.birth_date, ?) AS age, p.sex, p.site
            FROM patients AS p INNER JOIN runs AS r ON r.run_id = p.run_id
            WHERE r.started_at <= (SELECT started_at FROM runs WHERE run_id = ?)""",
-        params=[run_ids[-1]],
+        params=[end, run_ids[-1]],
     ).pl()
-    bounds = rules.spec.report.age_bands
-    labels = rules.spec.report.band_labels()
-    age = (
-        pl.lit(end.year)
-        - pl.col("birth_date").dt.year()
-        - (
-            (pl.col("birth_date").dt.month() > end.month)
-            | (
-                (pl.col("birth_date").dt.month() == end.month)
-                & (pl.col("birth_date").dt.day() > end.day)
-            )
-        ).cast(pl.Int32)
-    )
+    # the oldest band is tested first; no birth date (or one after the period) stays unknown
     band = pl.lit(UNKNOWN_AGE)
-    for lower, label in zip(bounds, labels, strict=True):  # the last (oldest) is tested first
-        band = pl.when(age >= lower).then(pl.lit(label)).otherwise(band)
+    for lower, label in zip(
+        rules.spec.report.age_bands, rules.spec.report.band_labels(), strict=True
+    ):
+        band = pl.when(pl.col("age") >= lower).then(pl.lit(label)).otherwise(band)
     people = people.select(
         "patient_id",
-        pl.when(pl.col("birth_date").is_null() | (age < 0))
-        .then(pl.lit(UNKNOWN_AGE))
-        .otherwise(band)
-        .alias("age_band"),
+        band.alias("age_band"),
         pl.col("sex").fill_null("U"),
         pl.col("site").fill_null(NO_SITE),
     )

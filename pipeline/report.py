@@ -12,7 +12,6 @@ only when all are written, so a failed report leaves an earlier one intact.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from pipeline import audit
 from pipeline.errors import B12ScreenError, OutputError
+from pipeline.outputs import move_into
 from pipeline.population import PopulationReport, build_population_report
 from pipeline.registry import reading
 from pipeline.rules import Rules, load_rules
@@ -61,14 +61,7 @@ def write_period_report(
         building.mkdir(parents=True)
         audit.write_audit(audit_doc, building)
         write_population(population, checked, building)
-        for name in REPORT_FILES:
-            os.replace(building / name, out / name)
-        old = out / ".audit.previous"
-        shutil.rmtree(old, ignore_errors=True)
-        if (out / "audit").exists():
-            os.replace(out / "audit", old)
-        os.replace(building / "audit", out / "audit")
-        shutil.rmtree(old, ignore_errors=True)
+        move_into(building, out)
     except OSError as exc:
         raise OutputError(f"cannot write the report to {out}: {exc.strerror}") from None
     finally:

@@ -128,6 +128,7 @@ class Report(BaseModel):
     confidence: float
     disclosure: Disclosure
     implausible_iqr_fence: float
+    trend_days: int
     source: str
 
     @field_validator("age_bands")

@@ -102,6 +102,20 @@ LAB_CRITERIA = frozenset(
         "pseudo_tma_suspect",
     }
 )
+# ... and those that read medications, diagnoses or the age as well.
+MED_CRITERIA = frozenset(
+    {
+        "metformin_long_term",
+        "acid_suppression_long_term",
+        "b12_lowering_drug",
+        "risk_condition",
+        "b12_screening_due",
+        "folate_without_b12",
+        "cyanocobalamin_renal",
+        "deficiency_untreated",
+        "monitoring_overdue",
+    }
+)
 
 
 # -- the rules file and reference data, read directly (never through project code) -----------
@@ -146,6 +160,15 @@ def units_of(analyte: str) -> list[tuple[str, str]]:
 
 
 # -- tables --------------------------------------------------------------------------------
+def rows_by_patient(text: str) -> dict[str, list[dict[str, str | None]]]:
+    """The rows of a given/expect table grouped by patient_id, patients in table order."""
+    grouped: dict[str, list[dict[str, str | None]]] = {}
+    for row in parse_table(text):
+        assert row["patient_id"], f"row without patient_id: {row}"
+        grouped.setdefault(row["patient_id"], []).append(row)
+    return grouped
+
+
 def parse_table(text: str) -> list[dict[str, str | None]]:
     """Rows of a small ASCII table: a header line, then one line per row, cells split by ``|``.
 

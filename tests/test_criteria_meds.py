@@ -38,23 +38,26 @@ from datetime import date, timedelta
 import pytest
 
 try:
-    from harness import AS_OF, ScreeningResult, criteria_set, param, parse_table, screen
+    from harness import (
+        AS_OF,
+        MED_CRITERIA,
+        ScreeningResult,
+        criteria_set,
+        param,
+        rows_by_patient,
+        screen,
+    )
 except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.harness import AS_OF, ScreeningResult, criteria_set, param, parse_table, screen
+    from tests.harness import (
+        AS_OF,
+        MED_CRITERIA,
+        ScreeningResult,
+        criteria_set,
+        param,
+        rows_by_patient,
+        screen,
+    )
 
-MED_CRITERIA = frozenset(
-    {
-        "metformin_long_term",
-        "acid_suppression_long_term",
-        "b12_lowering_drug",
-        "risk_condition",
-        "b12_screening_due",
-        "folate_without_b12",
-        "cyanocobalamin_renal",
-        "deficiency_untreated",
-        "monitoring_overdue",
-    }
-)
 DRUG_CONTEXT = frozenset({"metformin_long_term", "acid_suppression_long_term", "b12_lowering_drug"})
 DEFAULT_RECORDED_AT = "T-100"
 NEVER = "never-all-missing"  # in every run: no labs, no medications, no diagnoses
@@ -98,18 +101,9 @@ class Case:
 
 
 def cases_from(text: str, checked: frozenset[str]) -> list[Case]:
-    rows = parse_table(text)
-    order: list[str] = []
-    events: dict[str, list[dict]] = {}
-    for row in rows:
-        pid = row["patient_id"]
-        assert pid, f"row without patient_id: {row}"
-        if pid not in events:
-            order.append(pid)
-            events[pid] = []
-        events[pid].append(row)
+    events = rows_by_patient(text)
     cases = []
-    for pid in order:
+    for pid in events:
         expects = [r["expect"] for r in events[pid] if r.get("expect") is not None]
         assert len(expects) == 1, f"{pid}: give expect on exactly one row"
         born, labs, meds, dxs, quarantine = None, [], [], [], []

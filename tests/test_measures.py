@@ -38,9 +38,9 @@ import pytest
 from pipeline.runner import RunConfig, ScreeningRun, run_screening
 
 try:
-    from harness import AS_OF, ROOT, RULES, ScreeningResult, param, parse_table, screen
+    from harness import AS_OF, ROOT, RULES, ScreeningResult, param, rows_by_patient, screen
 except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.harness import AS_OF, ROOT, RULES, ScreeningResult, param, parse_table, screen
+    from tests.harness import AS_OF, ROOT, RULES, ScreeningResult, param, rows_by_patient, screen
 
 MEASURES = tuple(RULES["measures"])
 NEVER = "never-no-data"  # in every run: no labs, no medications, in no measure
@@ -116,17 +116,8 @@ class Case:
 
 def cases_from(text: str, expect: str = "expect") -> list[Case]:
     """The patients of a table, in order; ``expect`` names the column holding expectations."""
-    order: list[str] = []
-    events: dict[str, list[dict]] = {}
-    for row in parse_table(text):
-        pid = row["patient_id"]
-        if pid not in events:
-            order.append(pid)
-            events[pid] = []
-        events[pid].append(row)
     cases = []
-    for pid in order:
-        rows = events[pid]
+    for pid, rows in rows_by_patient(text).items():
         expects = [r for r in rows if r.get(expect) is not None]
         assert len(expects) == 1, f"{pid}: give {expect} on exactly one row"
         wanted, on = expects[0][expect], expects[0].get("event_on")

@@ -275,3 +275,18 @@ def test_a_registry_from_before_the_audit_tables_still_reports(month: Path, tmp_
     assert doc["tables"]["measure_trends"] == []
     assert "did not record the funnel" in (tmp_path / "out" / "audit.html").read_text()
     assert (tmp_path / "out" / "population.csv").stat().st_size > 1000
+
+
+def test_the_audit_states_the_fence_of_the_rules_file(tmp_path: Path, small_extracts: Path) -> None:
+    rules = tmp_path / "site.toml"
+    rules.write_text(
+        'extends = "guidance"\n[ruleset]\nname = "site"\nversion = "1"\n'
+        'description = "narrower fences"\n[report]\nimplausible_iqr_fence = 1.5\n'
+    )
+    out = tmp_path / "out"
+    run_screening(RunConfig(small_extracts, out, AS_OF, tmp_path / "db.duckdb", rules=rules))
+    doc = json.loads((out / "audit.json").read_text())
+    (row, *_) = doc["tables"]["value_distributions"]
+    assert row["iqr_fence"] == 1.5
+    assert row["high_fence"] == pytest.approx(row["q3"] + 1.5 * (row["q3"] - row["q1"]))
+    assert "minus and plus 1.5 interquartile ranges" in (out / "audit.html").read_text()

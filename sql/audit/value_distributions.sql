@@ -42,7 +42,8 @@ tails as (
 final as (
     select
         fenced.analyte, rule_analytes.canonical_unit as unit, results, min, p01, q1, median, q3,
-        p99, max, low_fence, high_fence, below_low_fence, above_high_fence, at_or_below_zero
+        p99, max, low_fence, high_fence, below_low_fence, above_high_fence, at_or_below_zero,
+        getvariable('report.implausible_iqr_fence')::double as iqr_fence
     from fenced
     inner join tails on tails.analyte = fenced.analyte
     left join rule_analytes on rule_analytes.analyte = fenced.analyte
