@@ -34,6 +34,7 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, is_transient, retry_on_transient
+from pipeline import render
 from pipeline.runner import RunConfig, ScreeningRun
 
 __all__ = ["nightly_screening", "retry_on_transient", "run_summary_markdown"]
@@ -232,7 +233,8 @@ def run_summary_markdown(record: dict) -> str:
         "|---|---|",
         f"| as-of date | {record.get('as_of', '?')} |",
         f"| status | {record.get('status', 'succeeded')} |",
-        f"| rules | {rules.get('name', '?')} {rules.get('version', '?')} |",
+        f"| rules | {render.markdown_text(rules.get('name', '?'))} "
+        f"{render.markdown_text(rules.get('version', '?'))} |",
         f"| code version | {record.get('code_version', '?')} |",
         f"| input files | {len(record.get('inputs') or [])} |",
         f"| patients | {_int(counts.get('patients'))} |",
@@ -271,8 +273,8 @@ def _failure_markdown(failed: failures.FailedRun, outcome: str) -> str:
             "| | |",
             "|---|---|",
             f"| as-of date | {failed.as_of or '?'} |",
-            f"| rules | {failed.rules_version or '?'} |",
-            f"| cause | {failed.error.replace('|', '/')} |",
+            f"| rules | {render.markdown_text(failed.rules_version or '?')} |",
+            f"| cause | {render.markdown_text(failed.error)} |",
             f"| run registry | {outcome} |",
             "",
             "The previous outputs are unchanged; the run's database work was rolled back.",

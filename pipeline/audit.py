@@ -20,16 +20,12 @@ population report (pipeline/population.py) is the one for sharing outside it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
-from pipeline import __version__, charts
+from pipeline import __version__, charts, render
 from pipeline.resources import read_sql
 from pipeline.rules import describe_criterion
 
@@ -288,29 +284,6 @@ def _measure_trends(con: duckdb.DuckDBPyConnection, runs: list[dict]) -> list[di
 
 
 # -- writing ----------------------------------------------------------------------------------
-def template_env() -> Environment:
-    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape())
-    env.filters["num"] = _num
-    env.filters["pct"] = _pct
-    return env
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
-
-
-def _pct(value: Any) -> str:
-    return "" if value is None else f"{100 * value:.1f}%"
-
-
 def audit_charts(doc: dict) -> dict[str, str]:
     """The audit's charts as inline SVG."""
     tables = doc["tables"]
@@ -353,7 +326,7 @@ def _date(value: Any) -> date:
 
 def render_html(doc: dict) -> str:
     return (
-        template_env()
+        render.template_env()
         .get_template("audit.html.j2")
         .render(doc=doc, t=doc["tables"], svg=audit_charts(doc))
     )
@@ -365,24 +338,5 @@ def write_audit(doc: dict, folder: Path) -> None:
     (folder / "audit.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", "utf-8")
     (folder / "audit").mkdir()
     for name, rows in doc["tables"].items():
-        (folder / "audit" / f"{name}.csv").write_text(to_csv(rows), encoding="utf-8")
+        (folder / "audit" / f"{name}.csv").write_text(render.csv_of_dicts(rows), encoding="utf-8")
     (folder / "audit.html").write_text(render_html(doc), encoding="utf-8")
-
-
-def to_csv(rows: list[dict]) -> str:
-    """A table as CSV: the union of the rows' keys as the header, nested values as JSON."""
-    header = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(k)) for k in header])
-    return buffer.getvalue()
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return value

@@ -29,6 +29,18 @@ def _period_options(command):
     )(command)
 
 
+def _memory_size(ctx, param, value: str | None) -> str | None:
+    """--memory-limit checked before anything runs: a number and a unit (3GB, 512MiB)."""
+    from pipeline.sqltext import memory_setting
+
+    if value is None:
+        return None
+    try:
+        return memory_setting(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _fail(exc: B12ScreenError) -> None:
     click.echo(f"b12screen: error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -98,7 +110,8 @@ def cli(verbose: bool) -> None:
     "--memory-limit",
     default="3GB",
     show_default=True,
-    help="DuckDB memory ceiling; past it DuckDB spills to DB.spill/ beside the database.",
+    callback=_memory_size,
+    help="DuckDB memory ceiling (3GB, 512MiB); past it DuckDB spills to DB.spill/ beside the database.",
 )
 def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None, memory_limit: str) -> None:
     """Run one screening (what the nightly schedule runs).

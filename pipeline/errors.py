@@ -21,6 +21,12 @@ class B12ScreenError(Exception):
             self.transient = transient
 
 
+class UsageError(B12ScreenError):
+    """An option or argument that cannot be used as given."""
+
+    exit_code = 2
+
+
 class ExtractsError(B12ScreenError):
     """The extracts folder or one of its files cannot be used (missing, unreadable, wrong shape)."""
 

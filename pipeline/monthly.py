@@ -16,8 +16,6 @@ small numbers, so it is not for sharing outside that team. Plain Python; no Pref
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 import json
 import os
 import re
@@ -26,9 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
-
-from pipeline import __version__
+from pipeline import __version__, render
 from pipeline.errors import B12ScreenError
 from pipeline.registry import reading
 
@@ -282,12 +278,10 @@ def _csv(report: dict) -> str:
         *(f"worklist_{p}" for p in (*PRIORITIES, "total")),
         *(f"criterion_{c}" for c in criteria),
     ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    rows: list[list[Any]] = []
     for run in report["runs"]:
         ok = run["status"] == "succeeded"
-        writer.writerow(
+        rows.append(
             [
                 run["run_id"],
                 run["as_of"],
@@ -304,7 +298,7 @@ def _csv(report: dict) -> str:
                 *(_cell(run["patients_by_criterion"].get(c, 0) if ok else None) for c in criteria),
             ]
         )
-    writer.writerow(
+    rows.append(
         [
             "total",
             "",
@@ -321,7 +315,7 @@ def _csv(report: dict) -> str:
             *(totals["patients_by_criterion"][c] for c in criteria),
         ]
     )
-    return buffer.getvalue()
+    return render.csv_text(rows, header)
 
 
 def _cell(value: Any) -> Any:
@@ -332,6 +326,7 @@ _TEMPLATE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+{{ csp_meta }}
 <title>b12screen monthly audit {{ r.month }}</title>
 <style>
   body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 76rem; color: #1b1b1b; padding: 0 1rem; }
@@ -418,8 +413,7 @@ no outputs and changed nothing in the database; their counts are left blank.</p>
 
 
 def _html(report: dict) -> str:
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    template = env.from_string(_TEMPLATE)
+    template = render.template_env().from_string(_TEMPLATE)
     totals = report["totals"]
     return template.render(
         r=report,

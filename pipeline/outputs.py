@@ -14,11 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import polars as pl
 
-from pipeline import __version__, audit
+from pipeline import __version__, audit, render
 from pipeline.extracts import sha256_of
 from pipeline.resources import data_dir, read_sql
+from pipeline.sqltext import ident, path_literal
 
 if TYPE_CHECKING:
     from pipeline.runner import ScreeningRun
@@ -42,10 +44,6 @@ FLAG_COLUMNS = (
 
 def worklist_sql() -> str:
     return read_sql("marts/worklist.sql")
-
-
-def _sql_path(path: Path) -> str:
-    return "'" + path.as_posix().replace("'", "''") + "'"
 
 
 def build_record(run: ScreeningRun) -> dict:
@@ -116,19 +114,18 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
     con.execute(
         f"""COPY (SELECT {FLAG_COLUMNS}, ? AS rules_version, ? AS run_id, getvariable('run.as_of')::DATE AS as_of
                   FROM run_flags ORDER BY patient_id, criterion)
-            TO {_sql_path(folder / "flags.parquet")} (FORMAT parquet)""",
+            TO {path_literal(folder / "flags.parquet")} (FORMAT parquet)""",
         [run.rules.version, run.run_id],
     )
-    con.execute(
-        f"""COPY (SELECT source_file, row_number, kind, reason, raw_row FROM quarantine
-                  ORDER BY kind, source_file, row_number)
-            TO {_sql_path(folder / "quarantine.csv")} (FORMAT csv, HEADER true)"""
+    copy_csv(
+        con,
+        "SELECT source_file, row_number, kind, reason, raw_row FROM quarantine "
+        "ORDER BY kind, source_file, row_number",
+        folder / "quarantine.csv",
     )
-    con.execute(
-        f"COPY (SELECT * FROM run_resolved) TO {_sql_path(folder / 'resolved.csv')} (FORMAT csv, HEADER true)"
-    )
+    copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv")
     worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
-    worklist.write_csv(folder / "worklist.csv")
+    render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets = {"worklist": worklist}
     for name, spec in run.rules.spec.worklists.items():
         mine = worklist.filter(
@@ -137,7 +134,7 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
             .list.eval(pl.element().is_in(spec.criteria))
             .list.any()
         )
-        mine.write_csv(folder / f"worklist_{name}.csv")
+        render.neutral_frame(mine).write_csv(folder / f"worklist_{name}.csv")
         sheets[name[:31]] = mine
     _write_xlsx(sheets, folder / "worklist.xlsx")
     as_of = run.config.as_of
@@ -151,6 +148,20 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
     audit.write_audit(doc, folder)
 
 
+def copy_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """COPY ``query`` to a CSV file at ``path``, its text cells neutralised (pipeline/render.py)."""
+    described = con.execute(f"DESCRIBE {query}").fetchall()
+    columns = ", ".join(
+        (render.neutral_sql(ident(name)) + f" AS {ident(name)}")
+        if dtype == "VARCHAR"
+        else ident(name)
+        for name, dtype, *_ in described
+    )
+    con.execute(
+        f"COPY (SELECT {columns} FROM ({query})) TO {path_literal(path)} (FORMAT csv, HEADER true)"
+    )
+
+
 def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
     """One sheet per list: the whole worklist first, then each audience's.
 
@@ -160,7 +171,7 @@ def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
     import xlsxwriter
 
     widths = {"criteria": 40, "recommended_action": 60, "evidence": 60, "feedback": 40}
-    with xlsxwriter.Workbook(path, {"constant_memory": True}) as workbook:
+    with xlsxwriter.Workbook(path, {"constant_memory": True, **render.XLSX_OPTIONS}) as workbook:
         header = workbook.add_format({"bold": True, "bg_color": "#E8E8E8", "border": 1})
         wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
         for name, frame in sheets.items():
@@ -170,7 +181,7 @@ def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
                 sheet.set_column(col, col, wide or 14, wrap if wide else None)
             sheet.write_row(0, 0, frame.columns, header)
             for row, values in enumerate(frame.iter_rows(), start=1):
-                sheet.write_row(row, 0, values)
+                sheet.write_row(row, 0, [render.xlsx_cell(v) for v in values])
             sheet.freeze_panes(1, 0)
             sheet.autofilter(0, 0, max(frame.height, 1), max(frame.width - 1, 0))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pipeline import audit
+from pipeline import audit, render
 from pipeline.errors import B12ScreenError, OutputError
 from pipeline.outputs import move_into
 from pipeline.population import PopulationReport, build_population_report
@@ -72,9 +72,9 @@ def write_period_report(
 def write_population(report: PopulationReport, rules: Rules, folder: Path) -> None:
     doc = report.doc
     (folder / "population.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (folder / "population.csv").write_text(audit.to_csv(doc["prevalence"]), encoding="utf-8")
+    (folder / "population.csv").write_text(render.csv_of_dicts(doc["prevalence"]), encoding="utf-8")
     html = (
-        audit.template_env()
+        render.template_env()
         .get_template("population.html.j2")
         .render(
             doc=doc,

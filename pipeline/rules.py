@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from pipeline import resources
 from pipeline.errors import RulesError
+from pipeline.sqltext import ident, literal
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -360,7 +361,7 @@ def _sql_literal(value: Value) -> str:
     if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
         return f"{value!r}::INTEGER[]"
     if isinstance(value, list):
-        items = ", ".join("'" + v.replace("'", "''") + "'" for v in value)
+        items = ", ".join(literal(v) for v in value)
         return f"[{items}]::VARCHAR[]"
     return repr(float(value))
 
@@ -368,7 +369,7 @@ def _sql_literal(value: Value) -> str:
 def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     """Set every parameter as a DuckDB variable and write the rule tables the SQL joins."""
     for key, value in rules.variables().items():
-        con.execute(f'SET VARIABLE "{key}" = {_sql_literal(value)}')
+        con.execute(f"SET VARIABLE {ident(key)} = {_sql_literal(value)}")
     spec = rules.spec
     analytes = pl.DataFrame(
         {

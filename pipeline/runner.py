@@ -26,7 +26,13 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__, audit, outputs, registry
-from pipeline.errors import B12ScreenError, ExtractsError, OutOfMemoryError, OutputError
+from pipeline.errors import (
+    B12ScreenError,
+    ExtractsError,
+    OutOfMemoryError,
+    OutputError,
+    UsageError,
+)
 from pipeline.extracts import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.ingest import LoadedFile, load_extracts
 from pipeline.measures import MEASURES_DDL, compute_measures
@@ -34,6 +40,7 @@ from pipeline.progress import Progress
 from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screen import load_macros, screen
+from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
 from pipeline.store import KEPT, MergeCounts, ensure_kept_tables, merge
 from pipeline.validate import ValidationResult, stage_and_validate
 
@@ -78,6 +85,11 @@ class RunConfig:
         self.extracts = Path(self.extracts) if self.extracts is not None else None
         self.out = Path(self.out)
         self.db = Path(self.db)
+        if self.memory_limit:
+            try:
+                self.memory_limit = memory_setting(self.memory_limit)
+            except ValueError as exc:
+                raise UsageError(f"--memory-limit: {exc}") from None
 
 
 @dataclass
@@ -222,9 +234,10 @@ class ScreeningRun:
         # DuckDB's own progress bar only where a person watches (the contract: quiet otherwise)
         self.con.execute(f"SET enable_progress_bar = {str(bool(self.progress.enabled)).lower()}")
         if self.config.memory_limit:
-            self.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
-            spill = db.with_name(db.name + ".spill").as_posix().replace("'", "''")
-            self.con.execute(f"SET temp_directory = '{spill}'")
+            self.con.execute(f"SET memory_limit = {literal(self.config.memory_limit)}")
+            self.con.execute(
+                f"SET temp_directory = {path_literal(db.with_name(db.name + '.spill'))}"
+            )
 
     def _load_reference_tables(self) -> None:
         """The code lists and mappings in data/, as temp tables keyed the way staging keys rows."""
@@ -244,11 +257,11 @@ class ScreeningRun:
             ),
             ("ref_diagnosis_codes", "diagnosis_codes.csv", "condition, code"),
         ):
-            path = (data_dir() / name).as_posix().replace("'", "''")
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {select} "
-                f"FROM read_csv('{path}', header = true, all_varchar = true)"
-            )
+            with literal_files([data_dir() / name]) as (path,):
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {select} "
+                    f"FROM read_csv({path}, header = true, all_varchar = true)"
+                )
 
     def _prepare_output_folder(self) -> None:
         out = self.config.out

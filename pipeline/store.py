@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
+from pipeline.sqltext import ident
+
 # kind -> (kept table, columns whose change makes a stored row a correction)
 KEPT = {
     "patients": ("patients", ("sex", "birth_date", "site")),
@@ -87,13 +89,13 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> 
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
         # and DISTINCT aggregates until the commit (tests/test_validation_scale.py).
-        columns = ", ".join(f'"{name}" {dtype}' for name, dtype in wanted.items())
+        columns = ", ".join(f"{ident(name)} {dtype}" for name, dtype in wanted.items())
         con.execute(f"CREATE TABLE {table} ({columns})")
         return
     have = _columns(con, table)
     for name, dtype in wanted.items():
         if name not in have:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(name)} {dtype}")
 
 
 def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:

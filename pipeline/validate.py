@@ -22,6 +22,7 @@ import pyarrow as pa
 from pandera.config import ValidationDepth, config_context
 
 from pipeline.resources import read_sql
+from pipeline.sqltext import ident
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
@@ -94,7 +95,7 @@ def _raw_json(con: duckdb.DuckDBPyConnection, raw_table: str) -> str:
         for r in con.execute(f"DESCRIBE {raw_table}").fetchall()
         if r[0] not in ("_rid", "source_file", "row_number")
     ]
-    inner = ", ".join(f'"{c}" := raw."{c}"' for c in cols)
+    inner = ", ".join(f"{ident(c)} := raw.{ident(c)}" for c in cols)
     return f"to_json(struct_pack({inner}))::VARCHAR"
 
 
@@ -111,7 +112,7 @@ def stage_and_validate(
         raise RuntimeError(f"staging {kind} turned {read} rows into {staged}")
     schema = schema_for(kind, as_of)
     model_name = MODELS[kind].__name__
-    columns = ", ".join(f'"{c}"' for c in validation_columns(kind))
+    columns = ", ".join(ident(c) for c in validation_columns(kind))
     # Patients are checked in one piece, in file order, so "first of a duplicate id" is global.
     order = " ORDER BY _rid" if kind == "patients" else ""
     size = None if kind == "patients" else batch_rows
