@@ -606,13 +606,12 @@ def _med_criteria(
     tested = any(r.analyte in ("b12", "mma") and 0 <= (as_of - r.on).days <= window for r in rows)
     met["b12_screening_due"] = at_risk and not tested
 
-    # the deficient result's date: the earlier of the two when both flags are met
+    # every deficient result is judged on its own: met when any one of them meets it
     flagged_on = [
         latest[analyte].on
         for analyte, criterion in (("b12", "b12_deficient"), ("mma", "mma_elevated"))
         if lab[criterion]
     ]
-    deficient_on = min(flagged_on) if flagged_on else None
     therapy_groups = set(_names("deficiency_untreated.therapy_groups"))
     therapy = [o for o in orders if o.groups & therapy_groups and o.start <= as_of]
 
@@ -621,20 +620,18 @@ def _med_criteria(
         return any(o.start >= since for o in therapy)
 
     met["folate_without_b12"] = (
-        deficient_on is not None
-        and current(_names("folate_without_b12.folate_groups"))
+        current(_names("folate_without_b12.folate_groups"))
         and not current(_names("folate_without_b12.therapy_groups"))
-        and not started_since(deficient_on)
+        and any(not started_since(day) for day in flagged_on)
     )
     egfr = latest.get("egfr")
     met["cyanocobalamin_renal"] = current(_names("cyanocobalamin_renal.drug_groups")) and (
         (egfr is not None and egfr.value < THRESHOLDS["cyanocobalamin_renal.egfr_below"])
         or _has_condition(diagnoses, _names("cyanocobalamin_renal.ckd_conditions"), as_of)
     )
-    met["deficiency_untreated"] = (
-        deficient_on is not None
-        and (as_of - deficient_on).days > _number("deficiency_untreated.grace_days")
-        and not started_since(deficient_on)
+    met["deficiency_untreated"] = any(
+        (as_of - day).days > _number("deficiency_untreated.grace_days") and not started_since(day)
+        for day in flagged_on
     )
     met["monitoring_overdue"] = _monitoring_overdue(
         episodes(_names("monitoring_overdue.therapy_groups")), rows, as_of, rd
@@ -1817,11 +1814,18 @@ PLANTED: tuple[PlantedPatient, ...] = (
        probes="deficiency_untreated"),
     _p("UNTREATED-7D", "F", 64, "N", "b12_deficient", "B12 150 7 days ago, no B12 therapy",
        [_r("b12", "150", "pg/mL", 7)], probes="deficiency_untreated"),
-    _p("UNTREATED-TWO-FLAGS", "M", 67, "N", "b12_deficient mma_elevated",
-       "B12 150 40 days ago, MMA 450 10 days ago; IM cyanocobalamin 60..54 days ago started after "
-       "the earlier result - 30 (70 days ago)",
+    # each deficient result is judged on its own: an older one answered does not excuse a newer
+    _p("UNTREATED-TWO-FLAGS", "M", 67, "N", "b12_deficient mma_elevated deficiency_untreated",
+       "B12 150 40 days ago, MMA 450 10 days ago; IM cyanocobalamin 60..54 days ago answers the "
+       "B12 (cut-off 70 days ago) but not the newer MMA (cut-off 40 days ago)",
        [_r("b12", "150", "pg/mL", 40), _r("mma", "450", "nmol/L", 10)],
        [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 60, 54,
+           route="IM")], probes="deficiency_untreated"),
+    _p("UNTREATED-TWO-ANSWERED", "F", 67, "N", "b12_deficient mma_elevated",
+       "B12 150 40 days ago, MMA 450 10 days ago; IM cyanocobalamin 38..30 days ago answers both "
+       "(started after 70 and 40 days ago)",
+       [_r("b12", "150", "pg/mL", 40), _r("mma", "450", "nmol/L", 10)],
+       [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 38, 30,
            route="IM")], probes="deficiency_untreated"),
     _p("UNTREATED-AFTER", "F", 64, "N", "b12_deficient",
        "B12 150 30 days ago; oral B12 25..5 days ago (ended)", [_r("b12", "150", "pg/mL", 30)],

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 try:
     from harness import (
@@ -527,7 +529,7 @@ def test_screening_run_never_flags_the_empty_patient(screening_run):
 
 # =============================================================================================
 # folate_without_b12: (b12_deficient or mma_elevated) and folic acid current and no B12
-# therapy current or started on/after (deficient result date - 30 days)
+# therapy current, and for some deficient result no therapy started on/after (its date - 30)
 # =============================================================================================
 # The deficient result is dated T-23 unless stated, so the therapy cut-off is T-53.
 FOLIC = "Folic acid 1 mg tablet"
@@ -572,15 +574,32 @@ fwb-neo-cytamen         | med   | Neo-Cytamen 1000 micrograms/1ml     | T-5   | 
 # folinic acid (leucovorin) is not folic acid
 fwb-folinic-acid        | lab   | b12                                 |       |       | 150   | -
 fwb-folinic-acid        | med   | Folinic acid 15 mg tablet           | T-60  |       |       |
-# both met: the earlier result date counts (B12 at T-40, MMA at T-10: cut-off T-70)
-fwb-both-in-cutoff      | lab   | b12                                 | T-40  |       | 150   | -
-fwb-both-in-cutoff      | lab   | mma                                 | T-10  |       | 400   |
-fwb-both-in-cutoff      | med   | {FOLIC}                             | T-90  |       |       |
-fwb-both-in-cutoff      | med   | Cyanocobalamin 1000 mcg tablet      | T-65  | T-62  |       |
+# both met: each result is judged on its own, met when either is. B12 at T-40 (cut-off
+# T-70), MMA at T-10 (cut-off T-40): a course at T-65 answers the B12 but not the newer MMA
+fwb-both-newer-unanswered | lab | b12                                 | T-40  |       | 150   | folate_without_b12
+fwb-both-newer-unanswered | lab | mma                                 | T-10  |       | 400   |
+fwb-both-newer-unanswered | med | {FOLIC}                             | T-90  |       |       |
+fwb-both-newer-unanswered | med | Cyanocobalamin 1000 mcg tablet      | T-65  | T-62  |       |
 fwb-both-before-cutoff  | lab   | b12                                 | T-40  |       | 150   | folate_without_b12
 fwb-both-before-cutoff  | lab   | mma                                 | T-10  |       | 400   |
 fwb-both-before-cutoff  | med   | {FOLIC}                             | T-90  |       |       |
 fwb-both-before-cutoff  | med   | Cyanocobalamin 1000 mcg tablet      | T-71  | T-68  |       |
+# a course started after the older result and 30 days or less before the newer: both answered
+fwb-both-answered       | lab   | b12                                 | T-40  |       | 150   | -
+fwb-both-answered       | lab   | mma                                 | T-10  |       | 400   |
+fwb-both-answered       | med   | {FOLIC}                             | T-90  |       |       |
+fwb-both-answered       | med   | Cyanocobalamin 1000 mcg tablet      | T-40  | T-30  |       |
+# older evidence never switches the alert off (the defect this table once missed): an old
+# raised MMA, a B12 course after it, then a new deficient B12 with folic acid running. The
+# same patients without the old result meet it too (fwb-b12, fwb-mma).
+fwb-old-mma-course-new-b12 | lab | mma                                 | T-200 |       | 400   | folate_without_b12
+fwb-old-mma-course-new-b12 | lab | b12                                 | T-20  |       | 150   |
+fwb-old-mma-course-new-b12 | med | Hydroxocobalamin 1 mg/mL injection  | T-190 | T-150 |       |
+fwb-old-mma-course-new-b12 | med | {FOLIC}                             | T-60  |       |       |
+fwb-old-b12-course-new-mma | lab | b12                                 | T-200 |       | 150   | folate_without_b12
+fwb-old-b12-course-new-mma | lab | mma                                 | T-20  |       | 400   |
+fwb-old-b12-course-new-mma | med | Hydroxocobalamin 1 mg/mL injection  | T-190 | T-150 |       |
+fwb-old-b12-course-new-mma | med | {FOLIC}                             | T-60  |       |       |
 """
 FOLATE_CASES = cases_from(FOLATE, frozenset({"folate_without_b12"}))
 folate_run = table_fixture(FOLATE_CASES)
@@ -671,8 +690,8 @@ def test_renal_run_never_flags_the_empty_patient(renal_run):
 
 
 # =============================================================================================
-# deficiency_untreated: a b12_deficient or mma_elevated result dated more than 7 days before
-# as_of, and no B12 therapy order starting on or after (result date - 30 days)
+# deficiency_untreated: some b12_deficient or mma_elevated result dated more than 7 days before
+# as_of with no B12 therapy order starting on or after (its date - 30 days)
 # =============================================================================================
 HYDROXO = "Hydroxocobalamin 1 mg/mL injection"
 UNTREATED = f"""
@@ -703,16 +722,33 @@ unt-folic-acid-only     | lab   | b12                           | T-23  |       
 unt-folic-acid-only     | med   | {FOLIC}                       | T-10  |       |       |                      |
 unt-order-quarantined   | lab   | b12                           | T-23  |       | 150   | deficiency_untreated |
 unt-order-quarantined   | med   | {HYDROXO}                     | T-10  | soon  |       |                      | end_date is not a date
-# both met: the earlier result date counts (B12 at T-40, MMA at T-10: cut-off T-70)
-unt-both-earlier-b12    | lab   | b12                           | T-40  |       | 150   | -                    |
-unt-both-earlier-b12    | lab   | mma                           | T-10  |       | 400   |                      |
-unt-both-earlier-b12    | med   | {HYDROXO}                     | T-65  | T-62  |       |                      |
+# both met: each result is judged on its own, met when either is. B12 at T-40 (cut-off T-70),
+# MMA at T-10 (cut-off T-40, and 10 days > 7): an order at T-65 answers only the B12
+unt-both-newer-unanswered | lab | b12                           | T-40  |       | 150   | deficiency_untreated |
+unt-both-newer-unanswered | lab | mma                           | T-10  |       | 400   |                      |
+unt-both-newer-unanswered | med | {HYDROXO}                     | T-65  | T-62  |       |                      |
 unt-both-before-cutoff  | lab   | b12                           | T-40  |       | 150   | deficiency_untreated |
 unt-both-before-cutoff  | lab   | mma                           | T-10  |       | 400   |                      |
 unt-both-before-cutoff  | med   | {HYDROXO}                     | T-71  | T-68  |       |                      |
-# B12 only 5 days old, but the MMA 40 days old: more than 7 days
+# an order at T-40 is 30 days or less before both results: both answered
+unt-both-answered       | lab   | b12                           | T-40  |       | 150   | -                    |
+unt-both-answered       | lab   | mma                           | T-10  |       | 400   |                      |
+unt-both-answered       | med   | {HYDROXO}                     | T-40  | T-30  |       |                      |
+# B12 only 5 days old (within grace), but the MMA 40 days old and unanswered: met
 unt-both-earlier-mma    | lab   | b12                           | T-5   |       | 150   | deficiency_untreated |
 unt-both-earlier-mma    | lab   | mma                           | T-40  |       | 400   |                      |
+# the newer result within grace, the older one answered by an order at T-65: not met
+unt-newer-in-grace      | lab   | b12                           | T-5   |       | 150   | -                    |
+unt-newer-in-grace      | lab   | mma                           | T-40  |       | 400   |                      |
+unt-newer-in-grace      | med   | {HYDROXO}                     | T-65  | T-62  |       |                      |
+# older evidence never switches the alert off: an old raised MMA, a course after it, then a
+# new deficient B12 23 days ago with nothing since
+unt-old-mma-course-new-b12 | lab | mma                          | T-200 |       | 400   | deficiency_untreated |
+unt-old-mma-course-new-b12 | lab | b12                          | T-23  |       | 150   |                      |
+unt-old-mma-course-new-b12 | med | {HYDROXO}                    | T-190 | T-150 |       |                      |
+unt-old-b12-course-new-mma | lab | b12                          | T-200 |       | 150   | deficiency_untreated |
+unt-old-b12-course-new-mma | lab | mma                          | T-23  |       | 400   |                      |
+unt-old-b12-course-new-mma | med | {HYDROXO}                    | T-190 | T-150 |       |                      |
 """
 UNTREATED_CASES = cases_from(UNTREATED, frozenset({"deficiency_untreated"}))
 untreated_run = table_fixture(UNTREATED_CASES)
@@ -941,3 +977,71 @@ def test_worklist_roles_and_priorities(screening_run, folate_run, renal_run, mon
     mon = worklist(monitoring_run)
     assert mon["mon-d10-15-past"]["priority"] == "routine"
     assert "mon-d10-14-past" not in mon
+
+
+# =============================================================================================
+# The law behind the two safety criteria above: a further deficient result (of the other
+# analyte, at any date in its look-back) can add folate_without_b12 or deficiency_untreated,
+# never take one away. Each example is one run of paired patients, without and with it.
+# =============================================================================================
+SAFETY = frozenset({"folate_without_b12", "deficiency_untreated"})
+DEFICIENT_VALUE = {"b12": "150", "mma": "400"}
+THERAPIES = (HYDROXO, "Cyanocobalamin 1000 mcg tablet")
+_days = st.integers(min_value=1, max_value=360)
+
+
+@st.composite
+def _safety_scenario(draw):
+    analyte = draw(st.sampled_from(("b12", "mma")))
+    labs = [(analyte, draw(_days))]
+    meds = []
+    if draw(st.booleans()):
+        meds.append((FOLIC, draw(_days), None))
+    for _ in range(draw(st.integers(0, 2))):
+        start = draw(_days)
+        end = draw(st.none() | st.integers(0, start - 1))
+        meds.append((draw(st.sampled_from(THERAPIES)), start, end))
+    other = "mma" if analyte == "b12" else "b12"
+    return labs, meds, (other, draw(_days))
+
+
+def _rows(pid: str, labs, meds) -> tuple[list[dict], list[dict]]:
+    lab_rows = [
+        {
+            "patient_id": pid,
+            "analyte": a,
+            "value": DEFICIENT_VALUE[a],
+            "collected_at": day(f"T-{d}"),
+        }
+        for a, d in labs
+    ]
+    med_rows = [
+        {
+            "patient_id": pid,
+            "medication": m,
+            "start_date": day(f"T-{s}"),
+            "end_date": None if e is None else day(f"T-{e}"),
+        }
+        for m, s, e in meds
+    ]
+    return lab_rows, med_rows
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_safety_scenario(), min_size=20, max_size=20))
+def test_a_further_deficient_result_never_switches_a_safety_alert_off(tmp_path_factory, scenarios):
+    labs, meds, patients = [], [], []
+    for n, (base_labs, base_meds, extra) in enumerate(scenarios):
+        for pid, lab_list in ((f"base-{n}", base_labs), (f"more-{n}", [*base_labs, extra])):
+            lab_rows, med_rows = _rows(pid, lab_list, base_meds)
+            labs += lab_rows
+            meds += med_rows
+            patients.append({"patient_id": pid})
+    result = screen(
+        patients, labs, medications=meds, workdir=tmp_path_factory.mktemp("law"), diagnoses=[]
+    )
+    for n in range(len(scenarios)):
+        without = result.criteria(f"base-{n}") & SAFETY
+        assert without <= result.criteria(f"more-{n}"), result.explain(f"more-{n}")

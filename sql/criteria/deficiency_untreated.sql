@@ -1,13 +1,32 @@
--- Criterion deficiency_untreated: B12 deficiency (b12_deficient or mma_elevated; the earliest
--- deficient result of this run) more than grace_days before the as-of date, and no B12 therapy
--- order started since therapy_lookback_days before that result.
+-- Criterion deficiency_untreated: a deficient result (b12_deficient or mma_elevated) more than
+-- grace_days before the as-of date with no B12 therapy order started since therapy_lookback_days
+-- before it. Each deficient result is judged on its own (therapy before an older result does
+-- not answer a newer one); the row shows the most recent result that meets it.
 -- Grain: one row per patient meeting it.
 with deficiency as (
-    select * from deficient_patients()
+    select * from deficient_results()
 ),
 
 therapy as (
     select * from therapy_orders(getvariable('deficiency_untreated.therapy_groups'))
+),
+
+unanswered as (
+    select patient_id, deficient_on
+    from deficiency
+    where getvariable('run.as_of')::date - deficient_on > getvariable('deficiency_untreated.grace_days')
+        and not exists (
+            select 1 from therapy
+            where therapy.patient_id = deficiency.patient_id
+                and therapy.start_date >= deficiency.deficient_on
+                    - getvariable('deficiency_untreated.therapy_lookback_days')::integer
+        )
+),
+
+most_recent as (
+    select patient_id, max(deficient_on) as deficient_on
+    from unanswered
+    group by patient_id
 ),
 
 final as (
@@ -21,14 +40,7 @@ final as (
             deficient_on, getvariable('run.as_of')::date - deficient_on,
             deficient_on - getvariable('deficiency_untreated.therapy_lookback_days')::integer)
             as detail
-    from deficiency
-    where getvariable('run.as_of')::date - deficient_on > getvariable('deficiency_untreated.grace_days')
-        and not exists (
-            select 1 from therapy
-            where therapy.patient_id = deficiency.patient_id
-                and therapy.start_date >= deficiency.deficient_on
-                    - getvariable('deficiency_untreated.therapy_lookback_days')::integer
-        )
+    from most_recent
 )
 
 select * from final

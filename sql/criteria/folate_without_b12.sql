@@ -1,9 +1,10 @@
 -- Criterion folate_without_b12 (safety): B12 deficiency (b12_deficient or mma_elevated), folic
--- acid current, and no B12 therapy that is current or started since therapy_lookback_days
--- before the deficient result (the earliest deficient result of this run).
+-- acid current, and for some deficient result no B12 therapy that is current or started since
+-- therapy_lookback_days before it. Each deficient result is judged on its own (an older one
+-- cannot excuse a newer one); the row shows the most recent result that meets it.
 -- Grain: one row per patient meeting it.
 with deficiency as (
-    select * from deficient_patients()
+    select * from deficient_results()
 ),
 
 folic_acid as (
@@ -17,16 +18,8 @@ therapy as (
     select * from therapy_orders(getvariable('folate_without_b12.therapy_groups'))
 ),
 
-final as (
-    select
-        deficiency.patient_id,
-        'folate_without_b12' as criterion,
-        null::double as value,
-        null::varchar as unit,
-        deficiency.deficient_on::timestamp as observed_at,
-        printf('folic acid current since %s; deficient B12 or MMA result on %s; no B12 therapy',
-            folic_acid.since, deficiency.deficient_on) as detail,
-        detail as evidence
+unaddressed as (
+    select deficiency.patient_id, deficiency.deficient_on, folic_acid.since
     from deficiency
     inner join folic_acid on folic_acid.patient_id = deficiency.patient_id
     where not exists (
@@ -38,6 +31,25 @@ final as (
                     - getvariable('folate_without_b12.therapy_lookback_days')::integer
             )
     )
+),
+
+most_recent as (
+    select patient_id, max(deficient_on) as deficient_on, any_value(since) as since
+    from unaddressed
+    group by patient_id
+),
+
+final as (
+    select
+        patient_id,
+        'folate_without_b12' as criterion,
+        null::double as value,
+        null::varchar as unit,
+        deficient_on::timestamp as observed_at,
+        printf('folic acid current since %s; deficient B12 or MMA result on %s; no B12 therapy',
+            since, deficient_on) as detail,
+        detail as evidence
+    from most_recent
 )
 
 select * from final
