@@ -1,4 +1,4 @@
-"""The monthly audit flow: thin wrappers around pipeline.monthly and pipeline.report.
+"""The monthly audit flow: thin wrappers around pipeline.reports.monthly and pipeline.report.
 
 For the previous calendar month unless ``month`` is given, from the run registry:
 OUT/audit-YYYY-MM.html, .json and .csv (every run of the month, failures and missing dates;
@@ -27,7 +27,7 @@ from prefect.logging import get_run_logger
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, retry_on_transient
 from pipeline.errors import B12ScreenError
-from pipeline.monthly import (
+from pipeline.reports.monthly import (
     PRIORITIES,
     build_month_report,
     month_bounds,
@@ -35,7 +35,7 @@ from pipeline.monthly import (
     read_month_runs,
     write_report_files,
 )
-from pipeline.report import write_period_report
+from pipeline.reports.period import write_period_report
 
 MONTHLY_ARTIFACT_KEY = "b12screen-monthly-audit"
 

@@ -34,7 +34,7 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, is_transient, retry_on_transient
-from pipeline import render
+from pipeline.publish import render
 from pipeline.runner import RunConfig, ScreeningRun
 
 __all__ = ["nightly_screening", "retry_on_transient", "run_summary_markdown"]

@@ -312,7 +312,7 @@ def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
     \b
     Example (a month):  b12screen report --db screening.duckdb --from 2026-11-01 --to 2026-11-30 --out reports/2026-11
     """
-    from pipeline.report import write_period_report
+    from pipeline.reports.period import write_period_report
 
     try:
         result = write_period_report(db, date_from.date(), date_to.date(), out, rules=rules)
@@ -393,7 +393,7 @@ def runs(db: Path, limit: int) -> None:
 )
 def catalogue(rules: str | None, out: Path | None) -> None:
     """Print the criteria catalogue (ids, roles, rules, values and their sources) from a rules file."""
-    from pipeline.catalogue import render_markdown
+    from pipeline.reports.catalogue import render_markdown
     from pipeline.rules import load_rules
 
     try:
@@ -408,8 +408,8 @@ def catalogue(rules: str | None, out: Path | None) -> None:
 
 
 def _register_bench() -> None:
-    from pipeline.bench import bench
-    from pipeline.bench_incremental import bench_incremental
+    from pipeline.bench.full import bench
+    from pipeline.bench.incremental import bench_incremental
 
     cli.add_command(bench)
     cli.add_command(bench_incremental)

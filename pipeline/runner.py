@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import __version__, audit, outputs, registry
+from pipeline import __version__, registry
 from pipeline.errors import (
     B12ScreenError,
     ExtractsError,
@@ -33,16 +33,18 @@ from pipeline.errors import (
     OutputError,
     UsageError,
 )
-from pipeline.extracts import KINDS, REQUIRED_KINDS, Extracts, discover
-from pipeline.ingest import LoadedFile, load_extracts
-from pipeline.measures import MEASURES_DDL, compute_measures
 from pipeline.progress import Progress
+from pipeline.publish import outputs
+from pipeline.read.discover import KINDS, REQUIRED_KINDS, Extracts, discover
+from pipeline.read.ingest import LoadedFile, load_extracts
+from pipeline.reports import audit
 from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
-from pipeline.screen import load_macros, screen
+from pipeline.screening.criteria import load_macros, screen
+from pipeline.screening.measures import MEASURES_DDL, compute_measures
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
-from pipeline.store import KEPT, MergeCounts, ensure_kept_tables, merge
-from pipeline.validate import ValidationResult, stage_and_validate
+from pipeline.store.merge import KEPT, MergeCounts, ensure_kept_tables, merge
+from pipeline.store.validate import ValidationResult, stage_and_validate
 
 log = logging.getLogger("b12screen")
 

@@ -1,4 +1,4 @@
-"""Report charts (pipeline/charts.py): well-formed inline SVG, deterministic, ids scoped."""
+"""Report charts (pipeline/reports/charts.py): well-formed inline SVG, deterministic, ids scoped."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import charts
+from pipeline.reports import charts
 
 REPO = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -286,7 +286,7 @@ def test_labels_are_escaped_text() -> None:
 
 def test_importing_the_module_does_not_import_pyplot() -> None:
     code = (
-        "import sys; import pipeline.charts as c; "
+        "import sys; import pipeline.reports.charts as c; "
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'; "
         "c.funnel_svg([('a', 'b', 1)], chart_id='x', title='t'); "
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"

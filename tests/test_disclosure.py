@@ -1,4 +1,4 @@
-"""Disclosure control (pipeline/disclosure.py): suppression, rounding and Wilson intervals.
+"""Disclosure control (pipeline/reports/disclosure.py): suppression, rounding and Wilson intervals.
 
 - the rule at its thresholds (default 7/5 and a custom 10/10), worked out by hand;
 - complementary suppression on 1-D groups and on 2x2 tables with margins, every status
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.disclosure import (
+from pipeline.reports.disclosure import (
     Cell,
     DisclosureRule,
     Group,

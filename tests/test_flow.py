@@ -35,7 +35,7 @@ from pipeline.errors import (
     OutputError,
     RulesError,
 )
-from pipeline.outputs import OUTPUT_FILES
+from pipeline.publish.outputs import OUTPUT_FILES
 from pipeline.runner import RunConfig, run_screening
 
 AS_OF = date(2026, 11, 24)

@@ -1,4 +1,4 @@
-"""The monthly audit report (pipeline/monthly.py) read from the run registry; no Prefect."""
+"""The monthly audit report (pipeline/reports/monthly.py) read from the run registry; no Prefect."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import polars as pl
 import pytest
 
 from pipeline.errors import B12ScreenError, DatabaseBusyError
-from pipeline.monthly import month_bounds, previous_month, read_month_runs, write_month_report
+from pipeline.reports.monthly import (
+    month_bounds,
+    previous_month,
+    read_month_runs,
+    write_month_report,
+)
 from pipeline.runner import RunConfig, run_screening
 
 RUNS_DDL = """CREATE TABLE IF NOT EXISTS runs (

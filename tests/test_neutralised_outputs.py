@@ -1,4 +1,4 @@
-"""Hostile text from an extract is inert in every file a person opens (pipeline/render.py).
+"""Hostile text from an extract is inert in every file a person opens (pipeline/publish/render.py).
 
 One population carries markup and spreadsheet formulas in every field that reaches a page, a
 workbook or a CSV file (patient id, site, test name, medication, diagnosis text, feedback note,
@@ -22,9 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from pipeline import audit, render
-from pipeline.monthly import write_month_report
-from pipeline.report import _by_dimension, write_period_report
+from pipeline.publish import render
+from pipeline.reports import audit
+from pipeline.reports.monthly import write_month_report
+from pipeline.reports.period import _by_dimension, write_period_report
 from pipeline.rules import load_rules
 from pipeline.runner import RunConfig, run_screening
 
@@ -214,7 +215,7 @@ def test_every_template_escapes_every_field(hostile_run: Path) -> None:
     )
     assert_inert_page(page)
     assert page.count("&lt;img src=x onerror=alert(1)&gt;") > 5
-    from pipeline import monthly
+    from pipeline.reports import monthly
 
     month = json.loads(next((hostile_run / "monthly").glob("*.json")).read_text("utf-8"))
     poisoned = _poisoned(copy.deepcopy(month), IMG_TEST)

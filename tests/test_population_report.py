@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.demo import generate_population
-from pipeline.population import build_population_report
-from pipeline.report import write_period_report
+from pipeline.reports.period import write_period_report
+from pipeline.reports.population import build_population_report
 from pipeline.rules import load_rules
 from pipeline.runner import RunConfig, run_screening
 

@@ -9,8 +9,8 @@ import pytest
 import simple_icd_10_cm as icd
 
 from pipeline import resources
-from pipeline.catalogue import render_markdown
 from pipeline.errors import RulesError
+from pipeline.reports.catalogue import render_markdown
 from pipeline.rules import load_rules
 
 DATA = resources.data_dir()

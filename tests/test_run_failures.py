@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import DatabaseBusyError, ExtractsError, OutOfMemoryError
-from pipeline.outputs import OUTPUT_FILES
+from pipeline.publish.outputs import OUTPUT_FILES
 from pipeline.runner import RunConfig, run_screening
 
 AS_OF = date(2026, 11, 24)

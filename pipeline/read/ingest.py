@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import ExtractsError
-from pipeline.extracts import (
+from pipeline.read.discover import (
     KINDS,
     ONE_OF_COLUMNS,
     OPTIONAL_COLUMNS,

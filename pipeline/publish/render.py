@@ -45,7 +45,7 @@ XLSX_CUT_NOTE = " [… cut: the full text is in the CSV file]"
 
 def template_env() -> Environment:
     """The one template environment of every page (audit, population, period report)."""
-    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=True)
+    env = Environment(loader=PackageLoader("pipeline.reports", "templates"), autoescape=True)
     env.globals["csp_meta"] = Markup(CSP_META)  # a constant of ours, not data
     env.filters["num"] = number
     env.filters["pct"] = percent

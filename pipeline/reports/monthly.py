@@ -24,8 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__, render
+from pipeline import __version__
 from pipeline.errors import B12ScreenError
+from pipeline.publish import render
 from pipeline.registry import reading
 
 PRIORITIES = ("urgent", "high", "routine")

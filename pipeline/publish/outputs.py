@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
-from pipeline import __version__, audit, render
-from pipeline.extracts import sha256_of
+from pipeline import __version__
+from pipeline.publish import render
+from pipeline.read.discover import sha256_of
+from pipeline.reports import audit
 from pipeline.resources import data_dir, read_sql
 from pipeline.sqltext import ident, path_literal
 
@@ -149,7 +151,7 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
 
 
 def copy_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """COPY ``query`` to a CSV file at ``path``, its text cells neutralised (pipeline/render.py)."""
+    """COPY ``query`` to a CSV file at ``path``, its text cells neutralised (pipeline/publish/render.py)."""
     described = con.execute(f"DESCRIBE {query}").fetchall()
     columns = ", ".join(
         (render.neutral_sql(ident(name)) + f" AS {ident(name)}")

@@ -15,7 +15,7 @@ own transaction, and its ``audit.html`` is rendered from the registry like any p
 so ``b12screen report`` over one day gives the same figures as that night's audit.
 
 Counts are exact (not suppressed): the audit is for the team that runs the screening. The
-population report (pipeline/population.py) is the one for sharing outside it.
+population report (pipeline/reports/population.py) is the one for sharing outside it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import __version__, charts, render
+from pipeline import __version__
+from pipeline.publish import render
+from pipeline.reports import charts
 from pipeline.resources import read_sql
 from pipeline.rules import describe_criterion
 

@@ -581,7 +581,7 @@ def floors(
     computing the lab criteria)."""
     from pipeline.resources import data_dir
     from pipeline.rules import apply_rules, load_rules
-    from pipeline.screen import load_macros
+    from pipeline.screening.criteria import load_macros
 
     as_of = date.fromisoformat(as_of_iso)
     con = _connect(Path(db), memory_limit, threads)
@@ -722,11 +722,11 @@ def _error_line(exc: BaseException) -> str:
 def pipeline_run(
     extracts: str, db: str, out: str, as_of_iso: str, memory_limit: str | None, threads: int | None
 ) -> dict:
-    from pipeline import audit as audit_module
-    from pipeline import outputs as outputs_module
     from pipeline import runner as runner_module
-    from pipeline import validate as validate_module
+    from pipeline.publish import outputs as outputs_module
+    from pipeline.reports import audit as audit_module
     from pipeline.runner import RunConfig, ScreeningRun
+    from pipeline.store import validate as validate_module
 
     db_path = Path(db)
     for p in (db_path, db_path.with_name(db_path.name + ".wal")):

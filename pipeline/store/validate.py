@@ -4,7 +4,7 @@ For each kind the staging SQL (sql/staging/stg_<kind>.sql) types, codes and conv
 rows of this run's new files into ``incoming_<kind>``; the pandera schema of that kind
 (schemas/extracts.py) then checks it in batches, lazily, with data checks really run. Every
 failing row is copied to the quarantine table with its reasons and raw row, and its id goes to
-``rejected_<kind>``, which the merge into the database leaves out (pipeline/store.py). Nothing
+``rejected_<kind>``, which the merge into the database leaves out (pipeline/store/merge.py). Nothing
 is dropped without a trace.
 """
 

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pipeline import audit, render
 from pipeline.errors import B12ScreenError, OutputError
-from pipeline.outputs import move_into
-from pipeline.population import PopulationReport, build_population_report
+from pipeline.publish import render
+from pipeline.publish.outputs import move_into
 from pipeline.registry import reading
+from pipeline.reports import audit
+from pipeline.reports.population import PopulationReport, build_population_report
 from pipeline.rules import Rules, load_rules
 
 REPORT_FILES = ("audit.html", "audit.json", "population.html", "population.json", "population.csv")

@@ -10,7 +10,7 @@ For a period (as-of dates ``start`` to ``end``, both included) and the succeeded
 * prevalence is patients meeting / population, overall and by age band, by sex, by site, and
   by age band and sex together, with a Wilson score interval.
 
-Every count passes the rules file's disclosure rule (pipeline/disclosure.py) before it is
+Every count passes the rules file's disclosure rule (pipeline/reports/disclosure.py) before it is
 written: small counts are suppressed, complementary cells hidden, the rest rounded, and rates
 and intervals are computed from the published counts. The report holds no patient identifier,
 no date of birth and no date finer than the period. The exact counts stay in memory
@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from pipeline import __version__, charts
-from pipeline.disclosure import DisclosureRule, Group, protect, rate_with_interval
-from pipeline.screen import load_macros
+from pipeline import __version__
+from pipeline.reports import charts
+from pipeline.reports.disclosure import DisclosureRule, Group, protect, rate_with_interval
+from pipeline.screening.criteria import load_macros
 
 if TYPE_CHECKING:
     import duckdb

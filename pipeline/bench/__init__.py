@@ -1,0 +1,1 @@
+"""Benchmark tooling (b12screen bench): not imported by a run."""

@@ -1,0 +1,1 @@
+"""Reports: the audit, the shareable population report, the monthly and period reports, charts, disclosure control, the criteria catalogue."""
