@@ -70,11 +70,11 @@ def hold_database():
 
 @pytest.fixture(scope="session")
 def browser():
-    """One headless Chromium for the session (tests/browser.py).
+    """One headless Chromium for the session (tests/chromium.py).
 
     Skips when Chromium is not installed, unless B12SCREEN_BROWSER_REQUIRED=1 (CI): then fails.
     """
-    from browser import Browser, find_browser
+    from chromium import Browser, find_browser
 
     if find_browser() is None:
         message = "headless Chromium not installed (apt-get install chromium chromium-driver)"

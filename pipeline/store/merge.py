@@ -88,7 +88,7 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> 
     if not exists:
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
-        # and DISTINCT aggregates until the commit (tests/test_validation_scale.py).
+        # and DISTINCT aggregates until the commit (tests/integration/test_validation_scale.py).
         columns = ", ".join(f"{ident(name)} {dtype}" for name, dtype in wanted.items())
         con.execute(f"CREATE TABLE {table} ({columns})")
         return

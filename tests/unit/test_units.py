@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 # These tests are about reading lab results: only the lab criteria are compared (a deficient
-# result more than a week old also meets deficiency_untreated, which tests/test_criteria_meds.py
+# result more than a week old also meets deficiency_untreated, which tests/spec/test_criteria_meds.py
 # covers).
 
 try:

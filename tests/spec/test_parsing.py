@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 # These tests are about reading lab results: only the lab criteria are compared (a deficient
-# result more than a week old also meets deficiency_untreated, which tests/test_criteria_meds.py
+# result more than a week old also meets deficiency_untreated, which tests/spec/test_criteria_meds.py
 # covers).
 
 try:

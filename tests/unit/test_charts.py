@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.reports import charts
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
@@ -101,7 +101,7 @@ def test_chart_is_deterministic(make) -> None:
 
 def test_chart_is_deterministic_across_processes() -> None:
     code = (
-        "import sys; from tests.test_charts import ALL; "
+        "import sys; from tests.unit.test_charts import ALL; "
         "sys.stdout.write(''.join(make() for make in ALL.values()))"
     )
     other = subprocess.run(

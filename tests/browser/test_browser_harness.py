@@ -1,11 +1,11 @@
-"""The browser harness itself (tests/browser.py): each check passes a good page, fails a bad one."""
+"""The browser harness itself (tests/chromium.py): each check passes a good page, fails a bad one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from browser import WINDOW, ink
+from chromium import WINDOW, ink
 from PIL import Image
 
 pytestmark = pytest.mark.browser

@@ -122,7 +122,7 @@ def _looks_like_chart(drawn, min_colours: int) -> bool:
 
 
 def _measure(browser, label: str, selector: str):
-    from browser import ink
+    from chromium import ink
 
     drawn = ink(browser.screenshot(selector))
     print(

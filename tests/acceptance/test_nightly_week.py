@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAY1 = date(2026, 11, 17)
 DAYS = {n: DAY1 + timedelta(days=n - 1) for n in range(1, 8)}
 

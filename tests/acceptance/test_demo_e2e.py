@@ -40,7 +40,7 @@ from pipeline.demo import (
     patient_criteria,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 24)
 N_PATIENTS = 1500
 CRITERION_ANALYTES = {"b12", "mma", "homocysteine", "folate", "hgb", "wbc", "anc"}
