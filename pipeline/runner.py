@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,18 +34,27 @@ from pipeline.errors import (
     OutputError,
     UsageError,
 )
+from pipeline.facts import (
+    MergeCounts,
+    Prepared,
+    Read,
+    Screened,
+    Validated,
+    ValidationResult,
+    frozen_map,
+)
 from pipeline.progress import Progress
 from pipeline.publish import outputs
 from pipeline.read.discover import KINDS, REQUIRED_KINDS, Extracts, discover
-from pipeline.read.ingest import LoadedFile, load_extracts
+from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
 from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import MEASURES_DDL, compute_measures
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
-from pipeline.store.merge import KEPT, MergeCounts, ensure_kept_tables, merge
-from pipeline.store.validate import ValidationResult, stage_and_validate
+from pipeline.store.merge import KEPT, ensure_kept_tables, merge
+from pipeline.store.validate import stage_and_validate
 
 log = logging.getLogger("b12screen")
 
@@ -102,25 +112,30 @@ class RunResult:
 
 
 class ScreeningRun:
+    """The stages of one run. Each stage records what it found as one immutable fact
+    (pipeline/facts.py) that the later stages read: ``prepared``, ``read``, ``validated``,
+    ``screened``. The DuckDB connection and the building folder are the run's resources."""
+
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
         self.started_at = datetime.now(UTC).replace(tzinfo=None)
         self.progress = Progress(config.progress, total=STAGES)
-        self.rules: Rules | None = None
-        self.extracts: Extracts | None = None
+        self.rules: Rules | None = None  # set first, so a failed run still records its rules
         self.con: duckdb.DuckDBPyConnection | None = None
-        self.loaded: list[LoadedFile] = []
-        self.validation: dict[str, ValidationResult] = {}
-        self.merged: dict[str, MergeCounts] = {}
-        self.skipped: list = []  # input files whose content an earlier run ingested
-        self.criterion_counts: dict[str, int] = {}
-        self.measures: list[dict] = []
         self.staging_dir: Path | None = None
+        self.prepared: Prepared | None = None
+        self.read: Read | None = None
+        self.validated: Validated | None = None
+        self.screened: Screened | None = None
         self.record: dict = {}
 
+    @property
+    def validation(self) -> Mapping[str, ValidationResult]:
+        return self.validated.validation if self.validated else {}
+
     # -- stages ------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> Prepared:
         with self.progress.stage("prepare", "checking rules and extracts"):
             self.rules = load_rules(self.config.rules)  # fails before any data is read
             found = (
@@ -138,63 +153,82 @@ class ScreeningRun:
             con.execute("BEGIN TRANSACTION")
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
             # a file whose content was ingested before (or appears twice tonight) is skipped
+            skipped = []
             for f in found.files:
                 if f.sha256 in seen:
-                    self.skipped.append(f)
+                    skipped.append(f)
                 seen.add(f.sha256)
-            self.extracts = Extracts(
-                found.folder, tuple(f for f in found.files if f not in self.skipped), found.ignored
+            extracts = Extracts(
+                found.folder, tuple(f for f in found.files if f not in skipped), found.ignored
             )
-            self._check_required_kinds()
-            con.execute(f"SET VARIABLE \"run.as_of\" = DATE '{self.config.as_of.isoformat()}'")
-            con.execute(f"SET VARIABLE \"run.id\" = '{self.run_id}'")
+            self._check_required_kinds(extracts)
+            con.execute('SET VARIABLE "run.as_of" = ?::DATE', [self.config.as_of])
+            con.execute('SET VARIABLE "run.id" = ?', [self.run_id])
             load_macros(con)
             apply_rules(con, self.rules)
             self._load_reference_tables()
+            self.prepared = Prepared(
+                run_id=self.run_id,
+                as_of=self.config.as_of,
+                started_at=self.started_at,
+                rules=self.rules,
+                extracts_folder=self.config.extracts,
+                extracts=extracts,
+                skipped=tuple(skipped),
+            )
             log.info(
                 "run %s: %d input files, rules %s",
                 self.run_id,
-                len(self.extracts.files),
+                len(extracts.files),
                 self.rules.version,
             )
+        return self.prepared
 
-    def ingest(self) -> None:
+    def ingest(self) -> Read:
         with self.progress.stage("ingest", "reading new extract files into DuckDB"):
             first_id = self.con.execute("SELECT count(*) + 1 FROM ingested_files").fetchone()[0]
-            self.loaded = load_extracts(self.con, self.extracts, first_id)
-            for item in self.loaded:
+            loaded = load_extracts(self.con, self.prepared.extracts, first_id)
+            self.read = Read(tuple(loaded))
+            for item in loaded:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
-            for f in self.skipped:
+            for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
+        return self.read
 
-    def validate(self) -> None:
+    def validate(self) -> Validated:
         with self.progress.stage("validate", "validating (pandera), quarantining, merging"):
+            validation: dict[str, ValidationResult] = {}
+            merged: dict[str, MergeCounts] = {}
             for kind in KINDS:  # patients first: the others check their patient_id against it
                 result = stage_and_validate(self.con, kind, self.config.as_of)
-                self.validation[kind] = result
-                self.merged[kind] = merge(self.con, kind)
-                m = self.merged[kind]
+                validation[kind] = result
+                merged[kind] = m = merge(self.con, kind)
                 self.progress.note(
                     f"{kind}: {result.rows_quarantined:,} of {result.rows_checked:,} quarantined; "
                     f"{m.new:,} new, {m.resent:,} re-sent, {m.corrected:,} corrected"
                 )
+            self.validated = Validated(frozen_map(validation), frozen_map(merged))
+        return self.validated
 
-    def screen(self) -> None:
+    def screen(self) -> Screened:
         with self.progress.stage("screen", "applying the criteria and the care-process measures"):
-            self.criterion_counts = screen(self.con, self.rules)
-            self.measures = compute_measures(self.con, self.rules)
+            counts = screen(self.con, self.rules)
+            measures = compute_measures(self.con, self.rules)
+            self.screened = Screened(frozen_map(counts), tuple(frozen_map(m) for m in measures))
+        return self.screened
 
     def build_outputs(self) -> None:
         with self.progress.stage("outputs", "writing outputs aside"):
             self._prepare_output_folder()
             self._record_history()
-            self.record = outputs.build_record(self)
-            audit.record(
-                self.con, self.run_id, self.config.as_of, audit.collect(self), self.rules.version
+            self.record = outputs.build_record(
+                self.con, self.prepared, self.read, self.validated, self.screened
             )
+            snapshot = audit.collect(self.con, self.rules, self.screened)
+            audit.record(self.con, self.run_id, self.config.as_of, snapshot, self.rules.version)
             # registered now (same transaction) so the audit reads this run like any other
             self._register("succeeded", None)
-            outputs.write_all(self, self.staging_dir)
+            outputs.write_all(self.con, self.prepared, self.staging_dir)
 
     def publish(self) -> RunResult:
         with self.progress.stage("publish", "committing and publishing"):
@@ -274,11 +308,11 @@ class ScreeningRun:
         except OSError as exc:
             raise OutputError(f"cannot write to output folder {out}: {exc.strerror}") from None
 
-    def _check_required_kinds(self) -> None:
+    def _check_required_kinds(self, extracts: Extracts) -> None:
         """A database must have received patients and labs at least once."""
         for kind in REQUIRED_KINDS:
             table = KEPT[kind][0]
-            if self.extracts.of_kind(kind):
+            if extracts.of_kind(kind):
                 continue
             exists = self.con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
@@ -306,7 +340,7 @@ class ScreeningRun:
         quarantined = dict(
             con.execute("SELECT source_file, count(*) FROM quarantine GROUP BY 1").fetchall()
         )
-        for item in self.loaded:
+        for item in self.read.loaded:
             con.execute(
                 "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [

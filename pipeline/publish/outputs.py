@@ -12,20 +12,17 @@ import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
 
 from pipeline import __version__
+from pipeline.facts import Prepared, Read, Screened, Validated
 from pipeline.publish import render
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
 from pipeline.resources import data_dir, read_sql
 from pipeline.sqltext import ident, path_literal
-
-if TYPE_CHECKING:
-    from pipeline.runner import ScreeningRun
 
 OUTPUT_FILES = (
     "worklist.csv",
@@ -48,9 +45,14 @@ def worklist_sql() -> str:
     return read_sql("marts/worklist.sql")
 
 
-def build_record(run: ScreeningRun) -> dict:
+def build_record(
+    con: duckdb.DuckDBPyConnection,
+    prepared: Prepared,
+    read: Read,
+    validated: Validated,
+    screened: Screened,
+) -> dict:
     """The provenance record (run.json and the runs table)."""
-    con = run.con
     quarantined_by_file = dict(
         con.execute("SELECT source_file, count(*) FROM quarantine GROUP BY source_file").fetchall()
     )
@@ -64,17 +66,17 @@ def build_record(run: ScreeningRun) -> dict:
             "rows_read": item.rows_read,
             "rows_quarantined": int(quarantined_by_file.get(item.file.name, 0)),
         }
-        for item in run.loaded
+        for item in read.loaded
     ]
     worklist = dict(
         con.execute("SELECT priority, count(*) FROM run_worklist GROUP BY 1").fetchall()
     )
-    rules = run.rules
+    rules = prepared.rules
     return {
-        "run_id": run.run_id,
-        "as_of": run.config.as_of.isoformat(),
+        "run_id": prepared.run_id,
+        "as_of": prepared.as_of.isoformat(),
         "status": "succeeded",
-        "started_at": run.started_at.isoformat(),
+        "started_at": prepared.started_at.isoformat(),
         "code_version": __version__,
         "rules": {
             "name": rules.spec.ruleset.name,
@@ -85,25 +87,26 @@ def build_record(run: ScreeningRun) -> dict:
         "reference_data": [
             {"file": name, "sha256": sha256_of(data_dir() / name)} for name in REFERENCE_FILES
         ],
-        "extracts_folder": str(run.config.extracts),
+        "extracts_folder": str(prepared.extracts_folder),
         "inputs": inputs,
-        "ignored_files": list(run.extracts.ignored),
+        "ignored_files": list(prepared.extracts.ignored),
         "skipped_files": [
             {"kind": f.kind, "file": f.name, "sha256": f.sha256, "reason": "already ingested"}
-            for f in run.skipped
+            for f in prepared.skipped
         ],
         "counts": {
             "rows_read": {
-                k: sum(i["rows_read"] for i in inputs if i["kind"] == k) for k in run.validation
+                k: sum(i["rows_read"] for i in inputs if i["kind"] == k)
+                for k in validated.validation
             },
             "rows_quarantined": dict(
                 con.execute(
                     "SELECT kind, count(*) FROM quarantine GROUP BY kind ORDER BY kind"
                 ).fetchall()
             ),
-            "merged": {kind: m.as_dict() for kind, m in run.merged.items()},
+            "merged": {kind: m.as_dict() for kind, m in validated.merged.items()},
             "patients": con.execute("SELECT count(*) FROM patients").fetchone()[0],
-            "patients_by_criterion": run.criterion_counts,
+            "patients_by_criterion": dict(screened.criterion_counts),
             "worklist": {p: int(worklist.get(p, 0)) for p in ("urgent", "high", "routine")}
             | {"total": int(sum(worklist.values()))},
         },
@@ -111,13 +114,13 @@ def build_record(run: ScreeningRun) -> dict:
     }
 
 
-def write_all(run: ScreeningRun, folder: Path) -> None:
-    con = run.con
+def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) -> None:
+    rules = prepared.rules
     con.execute(
         f"""COPY (SELECT {FLAG_COLUMNS}, ? AS rules_version, ? AS run_id, getvariable('run.as_of')::DATE AS as_of
                   FROM run_flags ORDER BY patient_id, criterion)
             TO {path_literal(folder / "flags.parquet")} (FORMAT parquet)""",
-        [run.rules.version, run.run_id],
+        [rules.version, prepared.run_id],
     )
     copy_csv(
         con,
@@ -129,7 +132,7 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
     worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets = {"worklist": worklist}
-    for name, spec in run.rules.spec.worklists.items():
+    for name, spec in rules.spec.worklists.items():
         mine = worklist.filter(
             pl.col("criteria")
             .str.split(";")
@@ -139,13 +142,13 @@ def write_all(run: ScreeningRun, folder: Path) -> None:
         render.neutral_frame(mine).write_csv(folder / f"worklist_{name}.csv")
         sheets[name[:31]] = mine
     _write_xlsx(sheets, folder / "worklist.xlsx")
-    as_of = run.config.as_of
+    as_of = prepared.as_of
     doc = audit.audit_document(
         con,
         as_of,
         as_of,
-        run_id=run.run_id,
-        trend_start=as_of - timedelta(days=run.rules.spec.report.trend_days),
+        run_id=prepared.run_id,
+        trend_start=as_of - timedelta(days=rules.spec.report.trend_days),
     )
     audit.write_audit(doc, folder)
 

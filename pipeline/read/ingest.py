@@ -14,7 +14,6 @@ import csv
 import gzip
 import re
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import ExtractsError
+from pipeline.facts import LoadedFile
 from pipeline.read.discover import (
     KINDS,
     ONE_OF_COLUMNS,
@@ -38,13 +38,6 @@ CREATE OR REPLACE TEMP TABLE quarantine (
 )
 """
 _FILE_ID_STRIDE = 1_000_000_000_000  # rows per file before _rid ranges would overlap
-
-
-@dataclass
-class LoadedFile:
-    file: InputFile
-    rows_read: int
-    malformed_lines: int
 
 
 def _safe_message(exc: Exception) -> str:
@@ -219,8 +212,14 @@ def load_kind(
     counts = dict(
         con.execute(f"SELECT source_file, count(*) FROM {table} GROUP BY source_file").fetchall()
     )
-    for item in loaded:
-        item.rows_read = int(counts.get(item.file.name, 0)) + item.malformed_lines
+    loaded = [
+        LoadedFile(
+            item.file,
+            int(counts.get(item.file.name, 0)) + item.malformed_lines,
+            item.malformed_lines,
+        )
+        for item in loaded
+    ]
     for offset in range(len(files)):
         con.execute(f"DROP TABLE IF EXISTS _load_{first_file_id + offset}")
     return loaded

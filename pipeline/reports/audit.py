@@ -34,7 +34,8 @@ from pipeline.rules import describe_criterion
 if TYPE_CHECKING:
     import duckdb
 
-    from pipeline.runner import ScreeningRun
+    from pipeline.facts import Screened
+    from pipeline.rules import Rules
 
 AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS audit_history (run_id VARCHAR, as_of DATE, name VARCHAR, rows JSON)
@@ -64,9 +65,10 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def collect(run: ScreeningRun) -> dict[str, list[dict]]:
+def collect(
+    con: duckdb.DuckDBPyConnection, rules: Rules, screened: Screened
+) -> dict[str, list[dict]]:
     """The run's snapshot tables, computed inside its transaction."""
-    con, rules = run.con, run.rules
     tables: dict[str, list[dict]] = {}
     for name, limit in SNAPSHOT_SQL.items():
         sql = read_sql(f"audit/{name}.sql")
@@ -77,12 +79,12 @@ def collect(run: ScreeningRun) -> dict[str, list[dict]]:
             "role": c.role,
             "priority": c.priority or "",
             "rule": describe_criterion(rules, cid),
-            "patients": run.criterion_counts.get(cid, 0),
+            "patients": screened.criterion_counts.get(cid, 0),
             "sources": "; ".join(f"{k}: {p.source}" for k, p in c.params.items()),
         }
         for cid, c in rules.spec.criteria.items()
     ]
-    tables["measures"] = run.measures
+    tables["measures"] = [dict(m) for m in screened.measures]
     tables["quarantine_reasons"] = _rows(con, read_sql("audit/quarantine_reasons.sql"))
     tables["data_quality_summary"] = _summary(con)
     return tables

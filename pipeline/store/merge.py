@@ -15,10 +15,9 @@ only the 64-bit key hash column, so merging a night's files costs little beyond 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import duckdb
 
+from pipeline.facts import MergeCounts
 from pipeline.sqltext import ident
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
@@ -52,18 +51,6 @@ CREATE TABLE IF NOT EXISTS ingested_files (
     run_id VARCHAR, as_of DATE, rows_read BIGINT, rows_quarantined BIGINT
 )
 """
-
-
-@dataclass
-class MergeCounts:
-    kind: str
-    valid: int = 0
-    new: int = 0
-    resent: int = 0
-    corrected: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -102,14 +89,13 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     """Merge the valid incoming rows of ``kind`` into its kept table, in one pass of writing."""
     table, compared = KEPT[kind]
     source = f"incoming_{kind}"
-    counts = MergeCounts(kind)
     # Rows not to merge: the rejected ones, and earlier copies of a key within this run.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _skip AS SELECT _rid FROM rejected_{kind}")
-    ((counts.valid, distinct),) = con.execute(
+    ((valid, distinct),) = con.execute(
         f"SELECT count(*), count(DISTINCT hash(record_key)) FROM {source} ANTI JOIN _skip USING (_rid)"
     ).fetchall()
     within_run_copies = 0
-    if distinct < counts.valid:  # (a hash collision only sends us down this exact path)
+    if distinct < valid:  # (a hash collision only sends us down this exact path)
         con.execute(
             f"""
             INSERT INTO _skip
@@ -120,7 +106,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             """
         )
         within_run_copies = (
-            counts.valid
+            valid
             - con.execute(f"SELECT count(*) FROM {source} ANTI JOIN _skip USING (_rid)").fetchall()[
                 0
             ][0]
@@ -135,11 +121,16 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
         INNER JOIN {table} AS o ON o.key_hash = hash(i.record_key) AND o.record_key = i.record_key
         """
     )
-    ((matched, counts.corrected),) = con.execute(
+    ((matched, corrected),) = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE changed) FROM _matched"
     ).fetchall()
-    counts.new = counts.valid - within_run_copies - matched
-    counts.resent = within_run_copies + (matched - counts.corrected)
+    counts = MergeCounts(
+        kind,
+        valid=valid,
+        new=valid - within_run_copies - matched,
+        resent=within_run_copies + (matched - corrected),
+        corrected=corrected,
+    )
     if counts.corrected:
         if kind == "labs":
             con.execute(

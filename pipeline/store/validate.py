@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -21,18 +20,12 @@ import polars as pl
 import pyarrow as pa
 from pandera.config import ValidationDepth, config_context
 
+from pipeline.facts import ValidationResult
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
-
-
-@dataclass
-class ValidationResult:
-    kind: str
-    rows_checked: int
-    rows_quarantined: int
 
 
 def failing_rows(

@@ -167,13 +167,14 @@ def capture_measures(run_it):
     captured: dict[str, Any] = {}
     original = ScreeningRun.screen
 
-    def screen_and_keep(self: ScreeningRun) -> None:
-        original(self)
+    def screen_and_keep(self: ScreeningRun):
+        screened = original(self)
         captured["rows"] = self.con.execute(
             "SELECT measure, patient_id, in_numerator, event_date FROM run_measure_members"
         ).fetchall()
-        captured["measures"] = {m["measure"]: m for m in self.measures}
+        captured["measures"] = {m["measure"]: dict(m) for m in screened.measures}
         captured["run_id"] = self.run_id
+        return screened
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ScreeningRun, "screen", screen_and_keep)

@@ -1,0 +1,87 @@
+"""What each stage of a run hands the next: typed, immutable facts.
+
+    prepare  -> Prepared   the run's id and date, the checked rules, the files to read
+    ingest   -> Read       each file read, with its row counts
+    validate -> Validated  per kind: rows checked and quarantined, rows new / re-sent / corrected
+    screen   -> Screened   patients per criterion, the care-process measures
+
+The stages hold their data in the run's DuckDB transaction; these objects carry only what
+the later stages, the provenance record (run.json) and the audit need to know about it.
+They are frozen: a later stage can read an earlier stage's facts but never change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pipeline.read.discover import Extracts, InputFile
+from pipeline.rules import Rules
+
+
+def frozen_map(items: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(items))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    run_id: str
+    as_of: date
+    started_at: datetime
+    rules: Rules
+    extracts_folder: Path | None
+    extracts: Extracts  # the files this run reads (already-ingested ones left out)
+    skipped: tuple[InputFile, ...]  # files whose content an earlier run ingested
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    file: InputFile
+    rows_read: int
+    malformed_lines: int
+
+
+@dataclass(frozen=True)
+class Read:
+    loaded: tuple[LoadedFile, ...]
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    kind: str
+    rows_checked: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    kind: str
+    valid: int = 0
+    new: int = 0
+    resent: int = 0
+    corrected: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "valid": self.valid,
+            "new": self.new,
+            "resent": self.resent,
+            "corrected": self.corrected,
+        }
+
+
+@dataclass(frozen=True)
+class Validated:
+    validation: Mapping[str, ValidationResult]
+    merged: Mapping[str, MergeCounts]
+
+
+@dataclass(frozen=True)
+class Screened:
+    criterion_counts: Mapping[str, int]
+    measures: tuple[Mapping[str, Any], ...]
