@@ -35,6 +35,7 @@ from prefect.logging.loggers import flow_run_logger
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, is_transient, retry_on_transient
 from pipeline.publish import render
+from pipeline.rules import priority_scale
 from pipeline.runner import RunConfig, ScreeningRun
 
 __all__ = ["nightly_screening", "retry_on_transient", "run_summary_markdown"]
@@ -42,7 +43,7 @@ __all__ = ["nightly_screening", "retry_on_transient", "run_summary_markdown"]
 _TASK = {"cache_policy": NO_CACHE}
 RUN_ARTIFACT_KEY = "b12screen-run"
 CRITERIA_ARTIFACT_KEY = "b12screen-criteria"
-PRIORITIES = ("urgent", "high", "routine")
+PRIORITIES = priority_scale()  # the rules file's scale (pipeline/rules.py)
 
 # Failed runs waiting for the failure hook, by flow run id (the hook runs in this process).
 _failed: dict[str, tuple[ScreeningRun, BaseException]] = {}

@@ -138,13 +138,18 @@ def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None, memory_li
     _summary(result.record, out)
 
 
+def _by_priority(worklist: dict) -> str:
+    """'12 urgent, 3 high, 40 routine': the record's counts in its own (the rules') order."""
+    return ", ".join(f"{n} {p}" for p, n in worklist.items() if p != "total")
+
+
 def _summary(record: dict, out: Path) -> None:
     counts = record["counts"]
     wl = counts["worklist"]
     quarantined = sum(counts["rows_quarantined"].values())
     click.echo(
         f"run {record['run_id']} as of {record['as_of']}: {counts['patients']} patients screened, "
-        f"{wl['total']} on the worklist ({wl['urgent']} urgent, {wl['high']} high, {wl['routine']} routine), "
+        f"{wl['total']} on the worklist ({_by_priority(wl)}), "
         f"{quarantined} rows quarantined"
     )
     skipped = record.get("skipped_files") or []
@@ -270,10 +275,7 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
         except B12ScreenError as exc:
             _fail(exc)
         wl = result.record["counts"]["worklist"]
-        click.echo(
-            f"{day}: {wl['total']} on the worklist ({wl['urgent']} urgent, {wl['high']} high, "
-            f"{wl['routine']} routine)"
-        )
+        click.echo(f"{day}: {wl['total']} on the worklist ({_by_priority(wl)})")
         day += timedelta(days=every)
 
 

@@ -9,6 +9,7 @@ never turn a criterion silently off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import tomllib
@@ -71,7 +72,7 @@ class Analyte(BaseModel):
 class Criterion(BaseModel):
     model_config = _STRICT
     role: Literal["action", "context"]
-    priority: Literal["urgent", "high", "routine"] | None = None
+    priority: str | None = None  # one of [priorities] scale
     summary: str
     action: str | None = None
     params: dict[str, Sourced] = {}
@@ -152,9 +153,25 @@ class Report(BaseModel):
         return [*labels, f"{bounds[-1]}+"]
 
 
+class Priorities(BaseModel):
+    model_config = _STRICT
+    scale: list[str]  # most urgent first
+    source: str
+
+    @field_validator("scale")
+    @classmethod
+    def _distinct_words(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v) or not all(re.fullmatch(r"[a-z]{1,16}", p) for p in v):
+            raise ValueError("must list distinct lower-case words, most urgent first")
+        if "total" in v:
+            raise ValueError("'total' is the reports' sum, not a priority")
+        return v
+
+
 class RulesFile(BaseModel):
     model_config = _STRICT
     ruleset: RuleSet
+    priorities: Priorities
     settings: Settings
     analytes: dict[str, Analyte]
     criteria: dict[str, Criterion]
@@ -173,6 +190,16 @@ class RulesFile(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _priorities_on_the_scale(self) -> RulesFile:
+        for cid, c in self.criteria.items():
+            if c.priority is not None and c.priority not in self.priorities.scale:
+                raise ValueError(
+                    f"criterion {cid}: priority {c.priority!r} is not on the scale "
+                    f"{self.priorities.scale}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _one_analyte_per_code(self) -> RulesFile:
         seen: dict[str, str] = {}
         for aid, analyte in self.analytes.items():
@@ -183,7 +210,6 @@ class RulesFile(BaseModel):
         return self
 
 
-PRIORITY_RANK = {"urgent": 0, "high": 1, "routine": 2}
 _GETVARIABLE = re.compile(r"getvariable\('([^']+)'\)")
 
 
@@ -198,6 +224,11 @@ class Rules:
     @property
     def version(self) -> str:
         return f"{self.spec.ruleset.name}@{self.spec.ruleset.version}"
+
+    @property
+    def priorities(self) -> tuple[str, ...]:
+        """The priority scale, most urgent first (rank 0 = the first)."""
+        return tuple(self.spec.priorities.scale)
 
     @property
     def criteria_order(self) -> list[str]:
@@ -390,7 +421,10 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
             "ordinal": list(range(1, len(spec.criteria) + 1)),
             "role": [c.role for c in spec.criteria.values()],
             "priority": [c.priority for c in spec.criteria.values()],
-            "priority_rank": [PRIORITY_RANK.get(c.priority or "") for c in spec.criteria.values()],
+            "priority_rank": [
+                rules.priorities.index(c.priority) if c.priority else None
+                for c in spec.criteria.values()
+            ],
             "action": [c.action for c in spec.criteria.values()],
         },
         schema_overrides={"priority_rank": pl.Int32},
@@ -400,7 +434,12 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
         schema={"criterion": pl.String, "note_key": pl.String, "note": pl.String},
         orient="row",
     )
+    priorities = pl.DataFrame(
+        {"priority": list(rules.priorities), "rank": list(range(len(rules.priorities)))},
+        schema={"priority": pl.String, "rank": pl.Int32},
+    )
     for table, frame in (
+        ("rule_priorities", priorities),
         ("rule_notes", notes),
         ("rule_analytes", analytes),
         ("rule_lab_codes", codes),
@@ -409,6 +448,17 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
         con.register("_frame", frame)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM _frame")
         con.unregister("_frame")
+
+
+@functools.cache
+def _default_priorities() -> tuple[str, ...]:
+    return load_rules(None).priorities
+
+
+def priority_scale(rules: Rules | None = None) -> tuple[str, ...]:
+    """The priority scale, most urgent first: of ``rules``, or of the shipped default profile
+    for readers of records that hold no rules (reports over runs, the CLI summary)."""
+    return rules.priorities if rules is not None else _default_priorities()
 
 
 def describe_criterion(rules: Rules, cid: str) -> str:

@@ -107,7 +107,7 @@ def build_record(
             "merged": {kind: m.as_dict() for kind, m in validated.merged.items()},
             "patients": con.execute("SELECT count(*) FROM patients").fetchone()[0],
             "patients_by_criterion": dict(screened.criterion_counts),
-            "worklist": {p: int(worklist.get(p, 0)) for p in ("urgent", "high", "routine")}
+            "worklist": {p: int(worklist.get(p, 0)) for p in rules.priorities}
             | {"total": int(sum(worklist.values()))},
         },
         "outputs": list(OUTPUT_FILES),

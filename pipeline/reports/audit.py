@@ -29,7 +29,7 @@ from pipeline import __version__
 from pipeline.publish import render
 from pipeline.reports import charts
 from pipeline.resources import read_sql
-from pipeline.rules import describe_criterion
+from pipeline.rules import describe_criterion, priority_scale
 
 if TYPE_CHECKING:
     import duckdb
@@ -55,7 +55,7 @@ SNAPSHOT_SQL = {
     "unlisted_medications": 50,
     "conditions": None,
 }
-PRIORITIES = ("urgent", "high", "routine")
+PRIORITIES = priority_scale()  # the rules file's scale (pipeline/rules.py)
 
 
 # -- at run time ------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from pipeline import __version__
 from pipeline.errors import B12ScreenError
 from pipeline.publish import render
 from pipeline.registry import reading
+from pipeline.rules import priority_scale
 
-PRIORITIES = ("urgent", "high", "routine")
+PRIORITIES = priority_scale()  # the rules file's scale (pipeline/rules.py)
 AUDIENCE = (
     "For the care / QI team only: not for sharing outside it. Counts are not suppressed "
     "for small numbers."

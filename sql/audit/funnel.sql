@@ -48,8 +48,9 @@ worklist as (
     from (
         select priority, min(rank) as rank, count(*) as patients
         from (
-            select *, case priority when 'urgent' then 1 when 'high' then 2 else 3 end as rank
+            select run_worklist.*, rule_priorities.rank + 1 as rank  -- 0 is the total row
             from run_worklist
+            inner join rule_priorities on rule_priorities.priority = run_worklist.priority
         )
         group by rollup (priority)
     )

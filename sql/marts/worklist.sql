@@ -104,8 +104,7 @@ actions as (
 final as (
     select
         per_patient.patient_id,
-        case per_patient.priority_rank when 0 then 'urgent' when 1 then 'high' else 'routine' end
-            as priority,
+        priorities.priority,
         per_patient.criteria,
         actions.recommended_action,
         coalesce(evidence.evidence, '') as evidence,
@@ -117,6 +116,7 @@ final as (
         per_patient.priority_rank,
         per_patient.criteria_count
     from per_patient
+    left join rule_priorities as priorities on priorities.rank = per_patient.priority_rank
     left join actions on actions.patient_id = per_patient.patient_id
     left join evidence on evidence.patient_id = per_patient.patient_id
     left join patients on patients.patient_id = per_patient.patient_id

@@ -146,3 +146,51 @@ def test_catalogue_descriptions_are_filled_from_the_rules() -> None:
     assert "180 to 350 pg/mL" in describe_criterion(rules, "b12_indeterminate")
     for cid in rules.criteria_order:
         assert "{" not in describe_criterion(rules, cid), cid
+
+
+@pytest.mark.parametrize(
+    ("scale", "named"),
+    [
+        ('["urgent", "routine"]', "priority 'high' is not on the scale"),  # b12_deficient's
+        ('["urgent", "high", "urgent", "routine"]', "distinct"),
+        ('["urgent", "high", "routine", "total"]', "'total'"),
+        ("[]", "distinct"),
+    ],
+)
+def test_the_priority_scale_is_checked(tmp_path: Path, scale: str, named: str) -> None:
+    old = 'scale = ["urgent", "high", "routine"]'
+    assert old in GUIDANCE
+    with pytest.raises(RulesError, match=named):
+        load_rules(_write(tmp_path, GUIDANCE.replace(old, f"scale = {scale}", 1)))
+
+
+def test_a_site_may_rename_the_scale_and_the_worklist_follows(tmp_path: Path) -> None:
+    """The scale is data: a profile that renames the levels gets them in every output."""
+    from harness import screen
+
+    text = GUIDANCE.replace(
+        'scale = ["urgent", "high", "routine"]', 'scale = ["now", "soon", "later"]'
+    )
+    for old, new in (
+        ('priority = "urgent"', 'priority = "now"'),
+        ('priority = "high"', 'priority = "soon"'),
+        ('priority = "routine"', 'priority = "later"'),
+    ):
+        text = text.replace(old, new)
+    rules = _write(tmp_path, text)
+    labs = [
+        {"patient_id": "p1", "analyte": "b12", "value": "150"},
+        {"patient_id": "p2", "analyte": "hgb", "value": "4.5"},
+    ]
+    result = screen(labs=labs, workdir=tmp_path / "run", rules=rules)
+    import csv
+
+    with (result.out / "worklist.csv").open(newline="") as f:
+        assert [(r["patient_id"], r["priority"]) for r in csv.DictReader(f)] == [
+            ("p2", "now"),
+            ("p1", "soon"),
+        ]
+    import json
+
+    counts = json.loads((result.out / "run.json").read_text())["counts"]["worklist"]
+    assert list(counts) == ["now", "soon", "later", "total"]
