@@ -199,12 +199,10 @@ def _connect(db: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _runs_ddl() -> str | None:
-    """The runner's own CREATE TABLE for ``runs``, so the table has one definition."""
-    try:
-        from pipeline.runner import REGISTRY_DDL
-    except ImportError:
-        return None
-    return next((ddl for ddl in REGISTRY_DDL if "EXISTS runs" in ddl), None)
+    """The registry's own CREATE TABLE for ``runs``, so the table has one definition."""
+    from pipeline.registry import registry_ddl
+
+    return registry_ddl().get("runs")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, failed: FailedRun) -> str | None:

@@ -1,7 +1,13 @@
-"""Reading the run registry (the ``runs`` table the runner writes in the DuckDB file)."""
+"""The run registry: its tables (sql/registry/tables.sql, their one definition) and reading it.
+
+The registry is what every run leaves in the DuckDB file besides the kept extract tables:
+``runs``, ``flags_history``, ``worklist_history``, ``quarantine_log``, ``measures_history``,
+``audit_history``, ``ingested_files`` and ``lab_result_corrections``.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +15,25 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import B12ScreenError, DatabaseBusyError
+from pipeline.resources import read_sql
+
+
+def registry_ddl() -> dict[str, str]:
+    """Each registry table's CREATE statement, by table name (sql/registry/tables.sql)."""
+    text = "\n".join(
+        line for line in read_sql("registry/tables.sql").splitlines() if not line.startswith("--")
+    )
+    out = {}
+    for statement in (s.strip() for s in text.split(";")):
+        if statement:
+            out[re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", statement)[1]] = statement
+    return out
+
+
+def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every registry table that does not exist yet."""
+    for ddl in registry_ddl().values():
+        con.execute(ddl)
 
 
 def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -51,32 +51,14 @@ from pipeline.reports import audit
 from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screening.criteria import load_macros, screen
-from pipeline.screening.measures import MEASURES_DDL, compute_measures
+from pipeline.screening.measures import compute_measures
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
-from pipeline.store.merge import KEPT, ensure_kept_tables, merge
+from pipeline.store.merge import KEPT, merge
 from pipeline.store.validate import stage_and_validate
 
 log = logging.getLogger("b12screen")
 
 STAGES = 6
-REGISTRY_DDL = [
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id VARCHAR PRIMARY KEY, as_of DATE, started_at TIMESTAMP, finished_at TIMESTAMP,
-        status VARCHAR, error VARCHAR, code_version VARCHAR, rules_version VARCHAR,
-        rules_sha256 VARCHAR, record JSON)""",
-    """CREATE TABLE IF NOT EXISTS flags_history (
-        run_id VARCHAR, as_of DATE, patient_id VARCHAR, criterion VARCHAR, value DOUBLE,
-        unit VARCHAR, observed_at TIMESTAMP, detail VARCHAR, source_file VARCHAR,
-        row_number BIGINT, rules_version VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS worklist_history (
-        run_id VARCHAR, as_of DATE, patient_id VARCHAR, priority VARCHAR, criteria VARCHAR,
-        status VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS quarantine_log (
-        run_id VARCHAR, as_of DATE, kind VARCHAR, source_file VARCHAR, row_number BIGINT,
-        reason VARCHAR, raw_row VARCHAR)""",
-    MEASURES_DDL,
-    audit.AUDIT_DDL,
-]
 
 
 @dataclass
@@ -146,9 +128,7 @@ class ScreeningRun:
             self._open_database()
             con = self.con
             con.execute("SET TimeZone = 'UTC'")
-            for ddl in REGISTRY_DDL:
-                con.execute(ddl)
-            ensure_kept_tables(con)
+            registry.ensure_registry(con)
             self._clean_stale_building_folders()
             con.execute("BEGIN TRANSACTION")
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}

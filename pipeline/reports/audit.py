@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from pipeline.facts import Screened
     from pipeline.rules import Rules
 
-AUDIT_DDL = """
-CREATE TABLE IF NOT EXISTS audit_history (run_id VARCHAR, as_of DATE, name VARCHAR, rows JSON)
-"""
 AUDIENCE = (
     "For the care and QI team: exact counts, no patient identifiers. Not for sharing outside "
     "the team; the population report is the shareable one."

@@ -14,13 +14,6 @@ import duckdb
 from pipeline.resources import read_sql
 from pipeline.rules import Rules, fill_values
 
-MEASURES_DDL = """
-CREATE TABLE IF NOT EXISTS measures_history (
-    run_id VARCHAR, as_of DATE, measure VARCHAR, numerator BIGINT, denominator BIGINT,
-    rules_version VARCHAR
-)
-"""
-
 
 def compute_measures(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
     """Fill ``run_measure_members``; one dict per measure with its counts and definitions."""

@@ -38,28 +38,9 @@ _BOOKKEEPING = {
     "received_on": "DATE",
 }
 
-CORRECTIONS_DDL = """
-CREATE TABLE IF NOT EXISTS lab_result_corrections (
-    run_id VARCHAR, as_of DATE, record_key VARCHAR, patient_id VARCHAR, analyte VARCHAR,
-    collected_at TIMESTAMP, old_value VARCHAR, old_unit VARCHAR, new_value VARCHAR,
-    new_unit VARCHAR, old_source_file VARCHAR, new_source_file VARCHAR
-)
-"""
-INGESTED_FILES_DDL = """
-CREATE TABLE IF NOT EXISTS ingested_files (
-    sha256 VARCHAR PRIMARY KEY, kind VARCHAR, file_name VARCHAR, size_bytes BIGINT,
-    run_id VARCHAR, as_of DATE, rows_read BIGINT, rows_quarantined BIGINT
-)
-"""
-
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-
-
-def ensure_kept_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(CORRECTIONS_DDL)
-    con.execute(INGESTED_FILES_DDL)
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> None:

@@ -89,3 +89,16 @@ def test_the_rooms_never_import_the_runner_the_cli_or_the_flows() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_registry_tables_are_defined_once_in_sql_registry() -> None:
+    """Every lasting table besides the kept extract tables is in sql/registry/tables.sql."""
+    from pipeline.registry import registry_ddl
+
+    tables = registry_ddl()
+    assert set(tables) >= {"runs", "flags_history", "worklist_history", "quarantine_log"}
+    for path in [*PACKAGE.rglob("*.py"), *PACKAGE.parent.joinpath("flows").rglob("*.py")]:
+        if "bench" in path.parts or "demo" in path.parts or path.name == "registry.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "CREATE TABLE IF NOT EXISTS" not in text, path
