@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import __version__, registry
+from pipeline import __version__, faults, registry
 from pipeline.errors import (
     B12ScreenError,
     ExtractsError,
@@ -44,7 +44,7 @@ from pipeline.facts import (
     frozen_map,
 )
 from pipeline.progress import Progress
-from pipeline.publish import outputs
+from pipeline.publish import outputs, switch
 from pipeline.read.discover import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
@@ -106,6 +106,8 @@ class ScreeningRun:
         self.rules: Rules | None = None  # set first, so a failed run still records its rules
         self.con: duckdb.DuckDBPyConnection | None = None
         self.staging_dir: Path | None = None
+        self._committed = False  # after the COMMIT a failure must not undo the registry
+        self._held = contextlib.ExitStack()  # the output folder's lock, from prepare to close
         self.prepared: Prepared | None = None
         self.read: Read | None = None
         self.validated: Validated | None = None
@@ -125,11 +127,12 @@ class ScreeningRun:
                 if self.config.extracts is not None
                 else Extracts(Path("."), (), ())
             )
+            self._held.enter_context(switch.holding(self.config.out))
             self._open_database()
             con = self.con
             con.execute("SET TimeZone = 'UTC'")
             registry.ensure_registry(con)
-            self._clean_stale_building_folders()
+            self._repair_publish()
             con.execute("BEGIN TRANSACTION")
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
             # a file whose content was ingested before (or appears twice tonight) is skipped
@@ -162,6 +165,7 @@ class ScreeningRun:
                 len(extracts.files),
                 self.rules.version,
             )
+        faults.point("after-prepare")
         return self.prepared
 
     def ingest(self) -> Read:
@@ -173,6 +177,7 @@ class ScreeningRun:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
             for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
+        faults.point("after-ingest")
         return self.read
 
     def validate(self) -> Validated:
@@ -188,6 +193,7 @@ class ScreeningRun:
                     f"{m.new:,} new, {m.resent:,} re-sent, {m.corrected:,} corrected"
                 )
             self.validated = Validated(frozen_map(validation), frozen_map(merged))
+        faults.point("after-validate")
         return self.validated
 
     def screen(self) -> Screened:
@@ -195,6 +201,7 @@ class ScreeningRun:
             counts = screen(self.con, self.rules)
             measures = compute_measures(self.con, self.rules)
             self.screened = Screened(frozen_map(counts), tuple(frozen_map(m) for m in measures))
+        faults.point("after-screen")
         return self.screened
 
     def build_outputs(self) -> None:
@@ -209,6 +216,7 @@ class ScreeningRun:
             # registered now (same transaction) so the audit reads this run like any other
             self._register("succeeded", None)
             outputs.write_all(self.con, self.prepared, self.staging_dir)
+        faults.point("after-outputs")
 
     def publish(self) -> RunResult:
         with self.progress.stage("publish", "committing and publishing"):
@@ -216,14 +224,29 @@ class ScreeningRun:
             self.record["timings_s"] = dict(self.progress.timings)
             outputs.write_run_json(self.record, self.staging_dir)
             self._register("succeeded", None)
+            outputs.check_complete(self.staging_dir)
             self.con.execute("COMMIT")
-            outputs.publish(self.staging_dir, self.config.out)
+            self._committed = True
+            faults.point("after-commit")
+            try:
+                switch.publish(self.staging_dir, self.config.out)
+            except OSError as exc:
+                raise OutputError(
+                    f"run {self.run_id} committed, but its outputs could not be put in place in "
+                    f"{self.config.out} ({exc.strerror}); the next run publishes them"
+                ) from None
             self.staging_dir = None
         self.close()
         return RunResult(self.run_id, self.config.out, self.record)
 
     def fail(self, exc: BaseException) -> None:
-        """Roll back, keep the previous outputs, and record the failed run (best effort)."""
+        """Roll back, keep the previous outputs, and record the failed run (best effort).
+
+        After the COMMIT (only putting the outputs in place can fail then) nothing is undone:
+        the registry says succeeded, and the built folder stays for the next run to publish."""
+        if self._committed:
+            self.close()
+            return
         if self.staging_dir is not None:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
         if self.con is not None:
@@ -240,6 +263,7 @@ class ScreeningRun:
         if self.con is not None:
             self.con.close()
             self.con = None
+        self._held.close()
 
     # -- helpers -----------------------------------------------------------------------------
     def _open_database(self) -> None:
@@ -283,7 +307,7 @@ class ScreeningRun:
         out = self.config.out
         try:
             out.mkdir(parents=True, exist_ok=True)
-            self.staging_dir = out / f".b12screen-building-{self.run_id}"
+            self.staging_dir = switch.building_folder(out, self.run_id)
             self.staging_dir.mkdir()
         except OSError as exc:
             raise OutputError(f"cannot write to output folder {out}: {exc.strerror}") from None
@@ -304,11 +328,25 @@ class ScreeningRun:
                     f"(expected {kind}*.csv, {kind}*.csv.gz or {kind}*.parquet)"
                 )
 
-    def _clean_stale_building_folders(self) -> None:
-        """Remove output folders left half-built by runs that were killed."""
-        if self.config.out.is_dir():
-            for stale in self.config.out.glob(".b12screen-building-*"):
-                shutil.rmtree(stale, ignore_errors=True)
+    def _repair_publish(self) -> None:
+        """Finish the publish of a run killed after its commit; drop half-built folders."""
+
+        def committed(run_id: str) -> bool:
+            row = self.con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+            return bool(row) and row[0][0] == "succeeded"
+
+        try:
+            published = switch.repair(self.config.out, committed)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot repair output folder {self.config.out}: {exc.strerror}"
+            ) from None
+        for run_id in published:
+            log.warning(
+                "run %s had committed but was stopped before its outputs were in place: "
+                "published them now",
+                run_id,
+            )
 
     def _record_history(self) -> None:
         con = self.con

@@ -1,8 +1,8 @@
-"""Outputs of a run (contract §3): written into a hidden folder, then moved into place.
+"""Outputs of a run (contract §3): written into a hidden folder, then published at once.
 
 worklist.csv / worklist.xlsx, flags.parquet, quarantine.csv, audit.html and run.json are all
 built in ``OUT/.b12screen-building-<run id>/``; only when every one is written and the
-database has committed are they moved over the previous ones (one rename each, same folder).
+database has committed is the folder published, in one atomic switch (pipeline/publish/switch.py).
 """
 
 from __future__ import annotations
@@ -197,17 +197,11 @@ def write_run_json(record: dict, folder: Path) -> None:
     )
 
 
-def publish(staging: Path, out: Path) -> None:
-    """Move every built file over the previous one, then remove the building folder."""
+def check_complete(staging: Path) -> None:
+    """Every output is built (a bug otherwise): checked before the commit, so never half."""
     missing = [name for name in OUTPUT_FILES if not (staging / name).is_file()]
     if missing:
         raise RuntimeError(f"outputs not built: {missing}")
-    built = sorted(p.name for p in staging.iterdir() if p.is_file())
-    # audience lists dropped from the rules since the last run go too, so none is left stale
-    for old in out.glob("worklist_*.csv"):
-        if old.name not in built:
-            old.unlink()
-    move_into(staging, out)
 
 
 def move_into(staging: Path, out: Path) -> None:

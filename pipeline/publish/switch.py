@@ -1,0 +1,166 @@
+"""Publishing a folder of outputs in one atomic step.
+
+    OUT/
+      runs/<run id>/        each published run's complete folder (the current and the previous)
+      current -> runs/<id>  the published run: a symbolic link replaced in one rename
+      worklist.csv -> current/worklist.csv, audit -> current/audit, ...   (stable links)
+
+A run builds its outputs in ``OUT/.b12screen-building-<id>/``; once the database has committed,
+the folder is renamed into ``runs/`` and ``current`` is switched to it with one ``rename()``,
+which POSIX makes atomic. A reader who opens ``OUT/current/`` (or any file through the stable
+links) sees the previous run or the new one, never a mix, whenever the run is killed.
+
+A run killed after its commit but before its switch leaves a complete folder that the registry
+records as succeeded: :func:`repair` publishes it at the start of the next run. The folder is
+held by a lock (``OUT/.b12screen.lock``) from the start of a run to its end, so two runs (from
+two databases) can never write into one ``--out`` at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pipeline import faults
+from pipeline.errors import DatabaseBusyError, OutputError
+
+CURRENT = "current"
+BUILDING_PREFIX = ".b12screen-building-"
+LOCK_FILE = ".b12screen.lock"
+
+
+class OutputBusyError(DatabaseBusyError):
+    """Another run is writing into the same output folder."""
+
+
+@contextlib.contextmanager
+def holding(out: Path) -> Iterator[None]:
+    """Hold ``out`` for one run; a second run into it stops at once (transient, exit 6)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = (out / LOCK_FILE).open("a")
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {out}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusyError(
+                f"output folder {out} is being written by another run; try again when it has "
+                "finished"
+            ) from None
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def building_folder(out: Path, release: str) -> Path:
+    return out / f"{BUILDING_PREFIX}{release}"
+
+
+def current_release(out: Path, releases: str = "runs") -> str | None:
+    link = out / CURRENT
+    if not link.is_symlink():
+        return None
+    target = Path(os.readlink(link))
+    return target.name if target.parent.name == releases else None
+
+
+def publish(building: Path, out: Path, *, releases: str = "runs", keep: int = 2) -> Path:
+    """Move ``building`` into ``out/<releases>/`` and make it the current one, atomically.
+
+    Returns the release folder. ``keep`` releases (the new one included) are kept.
+    """
+    release = building.name.removeprefix(BUILDING_PREFIX)
+    folder = out / releases / release
+    folder.parent.mkdir(exist_ok=True)
+    os.replace(building, folder)
+    faults.point("after-move")
+    switch(out, release, releases=releases)
+    faults.point("after-switch")
+    _prune(out / releases, keep=keep, current=release)
+    return folder
+
+
+def switch(out: Path, release: str, *, releases: str = "runs") -> None:
+    """Point ``out/current`` at ``releases/<release>`` in one rename, then the stable links."""
+    tmp = out / f".{CURRENT}.{release}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(f"{releases}/{release}", tmp)
+    os.replace(tmp, out / CURRENT)
+    _stable_links(out, out / releases / release)
+
+
+def _stable_links(out: Path, folder: Path) -> None:
+    """``out/<name> -> current/<name>`` for every output of the current release.
+
+    Each link is made once and never changes (it follows ``current``); a file left by an older
+    layout is replaced by its link in one rename; links to outputs the current release no
+    longer has (a worklist dropped from the rules) are removed.
+    """
+    names = {p.name for p in folder.iterdir()}
+    for name in sorted(names):
+        path = out / name
+        wanted = f"{CURRENT}/{name}"
+        if path.is_symlink() and os.readlink(path) == wanted:
+            continue
+        tmp = out / f".{name}.link.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(wanted, tmp)
+        if path.is_dir() and not path.is_symlink():  # an older layout's real folder
+            aside = out / f".{name}.previous"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            os.replace(tmp, path)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    for path in out.iterdir():
+        if path.is_symlink() and path.name != CURRENT:
+            target = os.readlink(path)
+            if target.startswith(f"{CURRENT}/") and target.split("/", 1)[1] not in names:
+                path.unlink()
+
+
+def _prune(releases: Path, *, keep: int, current: str) -> None:
+    folders = sorted(
+        (p for p in releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime_ns
+    )
+    old = [p for p in folders if p.name != current][: max(len(folders) - keep, 0)]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def repair(out: Path, committed: Callable[[str], bool], *, releases: str = "runs") -> list[str]:
+    """Finish what a killed run left: a building folder whose run committed is published
+    (if it is newer than the current release), any other building folder is removed.
+    Returns the releases published. Call it while :func:`holding` the folder."""
+    published: list[str] = []
+    if not out.is_dir():
+        return published
+    for building in sorted(out.glob(f"{BUILDING_PREFIX}*")):
+        release = building.name.removeprefix(BUILDING_PREFIX)
+        if building.is_dir() and committed(release):
+            publish(building, out, releases=releases)
+            published.append(release)
+        else:
+            shutil.rmtree(building, ignore_errors=True)
+    # killed between moving its folder into place and switching: the newest release is not
+    # the current one
+    folders = sorted(
+        (p for p in (out / releases).glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime_ns
+    )
+    if (
+        folders
+        and folders[-1].name != current_release(out, releases)
+        and committed(folders[-1].name)
+    ):
+        switch(out, folders[-1].name, releases=releases)
+        published.append(folders[-1].name)
+    return published
