@@ -12,7 +12,7 @@ links) sees the previous run or the new one, never a mix, whenever the run is ki
 
 A run killed after its commit but before its switch leaves a complete folder that the registry
 records as succeeded: :func:`repair` publishes it at the start of the next run. The folder is
-held by a lock (``OUT/.b12screen.lock``) from the start of a run to its end, so two runs (from
+held by a lock (flock on the ``OUT`` folder itself) from the start of a run to its end, so two runs (from
 two databases) can never write into one ``--out`` at once.
 """
 
@@ -30,7 +30,6 @@ from pipeline.errors import DatabaseBusyError, OutputError
 
 CURRENT = "current"
 BUILDING_PREFIX = ".b12screen-building-"
-LOCK_FILE = ".b12screen.lock"
 
 
 class OutputBusyError(DatabaseBusyError):
@@ -42,7 +41,7 @@ def holding(out: Path) -> Iterator[None]:
     """Hold ``out`` for one run; a second run into it stops at once (transient, exit 6)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        handle = (out / LOCK_FILE).open("a")
+        handle = os.open(out, os.O_RDONLY)  # the folder itself is locked: no file is left
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {out}: {exc.strerror}") from None
     try:
@@ -55,7 +54,7 @@ def holding(out: Path) -> Iterator[None]:
             ) from None
         yield
     finally:
-        handle.close()  # closing releases the lock
+        os.close(handle)  # closing releases the lock
 
 
 def building_folder(out: Path, release: str) -> Path:

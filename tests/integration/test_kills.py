@@ -119,9 +119,12 @@ def test_two_runs_into_one_output_folder_the_second_stops_clearly(tmp_path, smal
 
     out = tmp_path / "out"
     out.mkdir()
-    with (out / ".b12screen.lock").open("a") as held:
+    held = os.open(out, os.O_RDONLY)
+    try:
         fcntl.flock(held, fcntl.LOCK_EX)
         result = _cli(small_extracts, out, tmp_path / "other.duckdb", AS_OF_2)
+    finally:
+        os.close(held)
     assert result.returncode == 6, result.stderr
     assert (
         result.stderr.strip().count("\n") == 0 and "being written by another run" in result.stderr
