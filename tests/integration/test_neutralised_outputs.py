@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
@@ -232,6 +232,7 @@ def test_templates_autoescape_whatever_their_name() -> None:
     assert env.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
 
 
+@settings(deadline=None)
 @given(st.text(max_size=12))
 def test_the_three_csv_neutralisers_agree(text: str) -> None:
     """csv_cell (Python rows), neutral_frame (polars) and neutral_sql (DuckDB COPY)."""
