@@ -1,0 +1,58 @@
+"""Synthetic screening population with planted cases and an answer key.
+
+The generator is being split by concern; for now all of it is in `planted`.
+"""
+
+from pipeline.demo.planted import (
+    _CODE_ONLY,
+    _DIAGNOSES,
+    ALL_CRITERIA,
+    CONDITION_CODES,
+    DRUGS,
+    LOOKBACK_DAYS,
+    MED_CRITERIA,
+    MED_RULES,
+    PLANTED,
+    ROLES,
+    SITES,
+    THRESHOLDS,
+    CleanResult,
+    DemoTruth,
+    Diagnosis,
+    MedOrder,
+    PatientInfo,
+    _with_dot,
+    _years_before,
+    age_on,
+    generate_population,
+    oracle_lab_flags,
+    patient_criteria,
+    planted_oracle_input,
+)
+
+__all__ = [
+    "ALL_CRITERIA",
+    "CONDITION_CODES",
+    "DRUGS",
+    "LOOKBACK_DAYS",
+    "MED_CRITERIA",
+    "MED_RULES",
+    "PLANTED",
+    "ROLES",
+    "SITES",
+    "THRESHOLDS",
+    "_CODE_ONLY",
+    "_DIAGNOSES",
+    "CleanResult",
+    "DemoTruth",
+    "Diagnosis",
+    "MedOrder",
+    "PatientInfo",
+    "_with_dot",
+    "_years_before",
+    "age_on",
+    "generate_population",
+    "oracle_lab_flags",
+    "patient_criteria",
+    "planted_oracle_input",
+]
