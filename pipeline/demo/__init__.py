@@ -1,21 +1,24 @@
 """Synthetic screening population with planted cases and an answer key.
 
-The generator is being split by concern; for now all of it is in `planted`.
+The generator is being split by concern into the modules of this package; until that is
+done, this re-exports what the CLI and the tests use.
 """
 
-from pipeline.demo.planted import (
-    _CODE_ONLY,
-    _DIAGNOSES,
+from pipeline.demo.guidance import (
     ALL_CRITERIA,
     CONDITION_CODES,
-    DRUGS,
     LOOKBACK_DAYS,
     MED_CRITERIA,
     MED_RULES,
-    PLANTED,
     ROLES,
-    SITES,
     THRESHOLDS,
+)
+from pipeline.demo.planted import (
+    _CODE_ONLY,
+    _DIAGNOSES,
+    DRUGS,
+    PLANTED,
+    SITES,
     CleanResult,
     DemoTruth,
     Diagnosis,
@@ -33,21 +36,21 @@ from pipeline.demo.planted import (
 __all__ = [
     "ALL_CRITERIA",
     "CONDITION_CODES",
+    "CleanResult",
     "DRUGS",
+    "DemoTruth",
+    "Diagnosis",
     "LOOKBACK_DAYS",
     "MED_CRITERIA",
     "MED_RULES",
+    "MedOrder",
     "PLANTED",
+    "PatientInfo",
     "ROLES",
     "SITES",
     "THRESHOLDS",
     "_CODE_ONLY",
     "_DIAGNOSES",
-    "CleanResult",
-    "DemoTruth",
-    "Diagnosis",
-    "MedOrder",
-    "PatientInfo",
     "_with_dot",
     "_years_before",
     "age_on",
