@@ -13,23 +13,25 @@ from pipeline.demo.guidance import (
     ROLES,
     THRESHOLDS,
 )
+from pipeline.demo.oracle import (
+    CleanResult,
+    Diagnosis,
+    MedOrder,
+    PatientInfo,
+    age_on,
+    oracle_lab_flags,
+    patient_criteria,
+)
 from pipeline.demo.planted import (
     _CODE_ONLY,
     _DIAGNOSES,
     DRUGS,
     PLANTED,
     SITES,
-    CleanResult,
     DemoTruth,
-    Diagnosis,
-    MedOrder,
-    PatientInfo,
     _with_dot,
     _years_before,
-    age_on,
     generate_population,
-    oracle_lab_flags,
-    patient_criteria,
     planted_oracle_input,
 )
 
