@@ -23,16 +23,18 @@ from pipeline.demo.oracle import (
     patient_criteria,
 )
 from pipeline.demo.planted import (
-    _CODE_ONLY,
-    _DIAGNOSES,
-    DRUGS,
     PLANTED,
-    SITES,
     DemoTruth,
-    _with_dot,
     _years_before,
     generate_population,
     planted_oracle_input,
+)
+from pipeline.demo.vocabulary import (
+    _CODE_ONLY,
+    _DIAGNOSES,
+    DRUGS,
+    SITES,
+    _with_dot,
 )
 
 __all__ = [
