@@ -24,10 +24,12 @@ from pipeline.demo.oracle import (
 )
 from pipeline.demo.planted import (
     PLANTED,
-    DemoTruth,
     _years_before,
     generate_population,
     planted_oracle_input,
+)
+from pipeline.demo.truth import (
+    DemoTruth,
 )
 from pipeline.demo.vocabulary import (
     _CODE_ONLY,
