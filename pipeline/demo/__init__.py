@@ -4,6 +4,9 @@ The generator is being split by concern into the modules of this package; until 
 done, this re-exports what the CLI and the tests use.
 """
 
+from pipeline.demo.generate import (
+    generate_population,
+)
 from pipeline.demo.guidance import (
     ALL_CRITERIA,
     CONDITION_CODES,
@@ -25,7 +28,6 @@ from pipeline.demo.oracle import (
 from pipeline.demo.planted import (
     PLANTED,
     _years_before,
-    generate_population,
     planted_oracle_input,
 )
 from pipeline.demo.truth import (

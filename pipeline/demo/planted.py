@@ -1,105 +1,32 @@
-"""Synthetic screening population with planted cases and an answer key.
+"""Planted patients (``PLANT-…``, table `PLANTED`): rows and expected criteria written by hand.
 
-`generate_population` writes a folder of canonical extracts (contract §2) and returns a
-`DemoTruth` holding the flags a correct run over that folder must produce, for all 24 criteria.
-It is used by the demo command and by the end-to-end test; the answer key comes from two sources
-that do not share code with the pipeline:
+One or more per criterion; below / at / above every threshold in several units
+(B12 ``179``/``180``/``181`` pg/mL, ``132``/``132.8``/``133`` pmol/L, Hgb ``12.9``/``13.0``
+g/dL and ``129``/``130`` g/L for men …); censored ``<150`` and ``>2000`` B12; ties on
+collected_at decided by result_id; results just inside and just outside the look-back;
+a neutrophil-% row that is not an ANC; a local code that falls back to the test name; a
+re-sent result; medication and diagnosis cases met and just not met for each of the nine
+medication, diagnosis and safety criteria (metformin 121 vs 120 days, merged PPI + H2
+blocker 366 vs 365 days, touching vs 1-day-gap refills, a 75th birthday today vs tomorrow,
+eGFR 59 vs 60, a deficient result 8 vs 7 days old, a day-10 CBC 15 vs 14 days overdue…);
+and ``PLANT-NOLABS-01``, who has no data and must never be flagged. Their expected
+criteria are written by hand from the rule text, not computed (a test checks that the
+oracle agrees where it can read the case).
 
-Background population (patient ids ``P000001``…)
-    Primary-care adults aged 18-100, skewed older; sex ~52 % F, ~47 % M and ~1 % unknown or
-    oddly spelled (``male``, ``FEMALE``, ``x``). Each patient has a home site:
-
-    - north: LOINC on every row, B12 pg/mL, Hgb g/dL, counts ``10*9/L`` (some in cells/uL
-      written ``1,850``), datetimes; a second file (``labs_site_north_archive.csv``) holds
-      results older than a year;
-    - south (``.csv.gz``, upper-case headers, no LOINC column, an extra ORDERING_CLINIC
-      column): test names only
-      (``Vitamin B12``, ``HGB``, ``White Blood Cells``), B12 pmol/L, Hgb g/L, counts
-      ``x10^9/L``, dates without time;
-    - east (``.parquet``, all columns text): LOINC on about half of the rows, ``K/uL`` and
-      ``10^3/µL``, B12 ng/L or pmol/L, folate nmol/L, MMA µmol/L, Hgb mmol/L now and then.
-
-    About 60 % have a CBC (Hgb, WBC, ANC, platelets, MCV) in the last year, some several;
-    ~15 % a B12, ~10 % folate, ~2 % MMA, ~2 % homocysteine, ~5 % LDH; creatinine and eGFR for
-    over a quarter; a few results are re-sent unchanged (same result_id). Every value is drawn on the canonical scale, kept more than the rendering
-    error plus 0.01 away from every threshold, then written in the row's unit.
-
-    Diagnoses (``diagnoses.csv``): ICD-10-CM codes as EHRs send them, with and without the dot
-    (``E11.9``/``E119``, ``K50.90``, ``K900``, ``E06.3``, ``D51.0``, ``Z98.84``, ``N18.4``…), now
-    and then in lower case, and near misses that are on no list (``D51.9``, ``E53.8``,
-    ``K90.9``, ``N18.2``…). Medications (``medications.csv``) follow the diagnoses: metformin
-    for ~25 % of type 2 diabetics (long refill chains and short courses), a PPI for ~20 % of
-    patients 65 and over (some switching to or from an H2 blocker), colchicine for gout,
-    pregabalin for neuropathy, phenobarbital/primidone/topiramate for epilepsy, methotrexate
-    with folic acid, folic acid alone, B12 therapy (IM cyanocobalamin or hydroxocobalamin, oral
-    or OTC B12) for many deficient patients, mostly started after the deficient result, and a
-    few % of rows on no list (amlodipine, atorvastatin, gabapentin, vonoprazan…). Names are
-    written the way EHRs write them (``MetFORMIN (Glucophage) 500 mg``, ``Pantoprazole 40mg EC
-    tab``, brands, tall-man letters); some rows carry only an RxNorm code or only an ATC code;
-    orders are open-ended, ended, or end after the as-of date; refills overlap or leave gaps.
-
-    Expected flags for these patients come from `oracle_flags`, a small Python reading of
-    docs/criteria-semantics.md run over the records the generator chose (canonical lab values,
-    the drug group of each order, the diagnosis codes). The background has no ties, no
-    censored values, no results on a look-back edge, no 75th birthday near the as-of date, no
-    deficient result 7 or 8 days old, and no medication history near a boundary of the
-    medication criteria: each patient's history is checked against the oracle with every
-    window and threshold moved by two days (and touching orders read as not touching), and
-    drawn again until the answer does not move. Boundary cases are planted.
-
-Planted patients (``PLANT-…``, table `PLANTED`)
-    One or more per criterion; below / at / above every threshold in several units
-    (B12 ``179``/``180``/``181`` pg/mL, ``132``/``132.8``/``133`` pmol/L, Hgb ``12.9``/``13.0``
-    g/dL and ``129``/``130`` g/L for men …); censored ``<150`` and ``>2000`` B12; ties on
-    collected_at decided by result_id; results just inside and just outside the look-back;
-    a neutrophil-% row that is not an ANC; a local code that falls back to the test name; a
-    re-sent result; medication and diagnosis cases met and just not met for each of the nine
-    medication, diagnosis and safety criteria (metformin 121 vs 120 days, merged PPI + H2
-    blocker 366 vs 365 days, touching vs 1-day-gap refills, a 75th birthday today vs tomorrow,
-    eGFR 59 vs 60, a deficient result 8 vs 7 days old, a day-10 CBC 15 vs 14 days overdue…);
-    and ``PLANT-NOLABS-01``, who has no data and must never be flagged. Their expected
-    criteria are written by hand from the rule text, not computed (a test checks that the
-    oracle agrees where it can read the case).
-
-Messy rows
-    About 1 % extra lab rows that must be quarantined (missing or unknown patient, value or
-    date that does not parse, date after as-of, a unit that does not fit the analyte, a
-    negative count), a few broken patient rows, and a few broken medication and diagnosis rows
-    (start after as-of, end before start, no drug named, missing patient or code). They are
-    always extra rows, so the expected flags do not depend on them.
-
-The answer key also goes to ``truth_dir`` (default: a ``truth`` folder beside the extracts,
-never inside them): ``expected_flags.csv``, ``planted.csv`` (with each case's purpose) and
-``messy.csv``. The same seed gives byte-identical files. No patient data is logged.
+The rows of each case go into the same extracts as the background's (`_planted_rows`,
+`_planted_patient_rows`, `_planted_med_rows`, `_planted_dx_rows`); `planted_oracle_input`
+reads a case as the oracle would, for the test that compares the two.
 """
 
 from __future__ import annotations
 
-import logging
-import random
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
-from pipeline.demo.histories import DxEntry, MedEntry, _dx_row, _history, _med_row, _order
-from pipeline.demo.messy import (
-    _messy_dx_rows,
-    _messy_lab_rows,
-    _messy_med_rows,
-    _messy_patient_rows,
-)
-from pipeline.demo.oracle import CleanResult, Diagnosis, MedOrder, PatientInfo, oracle_flags
-from pipeline.demo.population import _background_labs, _make_patient, _patient_row
-from pipeline.demo.truth import DemoTruth
+from pipeline.demo.oracle import CleanResult, Diagnosis, MedOrder, PatientInfo
 from pipeline.demo.vocabulary import _DIAGNOSES, SITES
-from pipeline.demo.writers import LabRow, _write_extracts, _write_truth
-
-log = logging.getLogger(__name__)
-
-DEFAULT_AS_OF = date(2026, 11, 24)
-
+from pipeline.demo.writers import LabRow
 
 # ---------------------------------------------------------------------------------------------
 # Planted patients: rows and expected criteria written by hand
@@ -983,116 +910,3 @@ def planted_oracle_input(
         if not d.messy
     ]
     return PatientInfo(pp.sex, birth_date_of(pp, as_of)), results, orders, diagnoses
-
-
-# ---------------------------------------------------------------------------------------------
-# Entry point
-# ---------------------------------------------------------------------------------------------
-def generate_population(
-    out_dir: Path,
-    *,
-    n_patients: int = 3000,
-    as_of: date = DEFAULT_AS_OF,
-    seed: int = 12,
-    truth_dir: Path | None = None,
-) -> DemoTruth:
-    """Write a synthetic extracts folder to ``out_dir`` and its answer key to ``truth_dir``.
-
-    ``n_patients`` counts the patients written (planted ones included; the few broken patient
-    rows come on top). ``truth_dir`` defaults to ``out_dir.parent / "truth"`` and must not be
-    inside ``out_dir``, since the pipeline reads every ``labs*``/``patients*`` file there.
-    """
-    out_dir = Path(out_dir)
-    truth_dir = Path(truth_dir) if truth_dir is not None else out_dir.parent / "truth"
-    if truth_dir.resolve() == out_dir.resolve() or out_dir.resolve() in truth_dir.resolve().parents:
-        raise ValueError("truth_dir must not be inside the extracts folder")
-    n_background = n_patients - len(PLANTED)
-    if n_background < 100:
-        raise ValueError(f"n_patients must be at least {len(PLANTED) + 100}")
-    rng = random.Random(seed)
-
-    patients = [_make_patient(rng, i, as_of) for i in range(1, n_background + 1)]
-    lab_rows, results = _background_labs(rng, patients, as_of)
-    labs_of: dict[str, list[CleanResult]] = defaultdict(list)
-    for r in results:
-        labs_of[r.patient_id].append(r)
-    dx_entries: list[DxEntry] = []
-    med_entries: list[MedEntry] = []
-    for p in patients:
-        dx, meds = _history(rng, p, labs_of[p.patient_id], as_of)
-        dx_entries += dx
-        med_entries += meds
-    expected = oracle_flags(
-        {p.patient_id: PatientInfo(p.sex, p.birth_date) for p in patients},
-        results,
-        [_order(m.patient_id, m, as_of) for m in med_entries],
-        [Diagnosis(d.patient_id, d.key, as_of - timedelta(days=d.days_ago)) for d in dx_entries],
-        as_of,
-    )
-    planted = {pp.patient_id: set(pp.expected) for pp in PLANTED}
-    expected |= {(pid, c) for pid, crits in planted.items() for c in crits}
-    lab_rows += _planted_rows(as_of)
-    with_labs = {r.patient_id for r in results}
-    lab_rows += _messy_lab_rows(
-        rng, [p for p in patients if p.patient_id in with_labs], as_of, len(lab_rows)
-    )
-    rng.shuffle(lab_rows)
-
-    patient_rows = [_patient_row(p) for p in patients] + _planted_patient_rows(as_of)
-    broken_patients = _messy_patient_rows()
-    patient_rows += [row for _, row in broken_patients]
-    rng.shuffle(patient_rows)
-
-    meds: list[tuple[str | None, dict[str, str]]] = [
-        (None, _med_row(rng, m, as_of)) for m in med_entries
-    ]
-    meds += _messy_med_rows(rng, [row for _, row in meds], as_of)
-    meds += _planted_med_rows(as_of)
-    rng.shuffle(meds)
-    dxs: list[tuple[str | None, dict[str, str]]] = [
-        (None, _dx_row(rng, d, as_of)) for d in dx_entries
-    ]
-    dxs += _messy_dx_rows(rng, [row for _, row in dxs], as_of)
-    dxs += _planted_dx_rows(as_of)
-    rng.shuffle(dxs)
-    _write_extracts(
-        out_dir, patient_rows, lab_rows, [row for _, row in meds], [row for _, row in dxs]
-    )
-
-    messy_by_reason = Counter(r.messy for r in lab_rows if r.messy)
-    messy_by_reason.update(reason for reason, _ in broken_patients)
-    messy_by_reason.update(reason for reason, _ in meds if reason)
-    messy_by_reason.update(reason for reason, _ in dxs if reason)
-    messy_by_file = Counter(r.file for r in lab_rows if r.messy)
-    messy_by_file["patients.csv"] = len(broken_patients)
-    messy_by_file["medications.csv"] = sum(1 for reason, _ in meds if reason)
-    messy_by_file["diagnoses.csv"] = sum(1 for reason, _ in dxs if reason)
-    truth = DemoTruth(
-        extracts_dir=out_dir,
-        truth_dir=truth_dir,
-        as_of=as_of,
-        seed=seed,
-        n_patients=n_patients,
-        n_lab_rows=len(lab_rows),
-        expected_flags=expected,
-        planted=planted,
-        messy_rows=messy_by_reason.total(),
-        messy_by_reason=dict(sorted(messy_by_reason.items())),
-        messy_by_file=dict(sorted(messy_by_file.items())),
-        planted_purpose={pp.patient_id: pp.purpose for pp in PLANTED},
-        n_medication_rows=len(meds),
-        n_diagnosis_rows=len(dxs),
-    )
-    truth_dir.mkdir(parents=True, exist_ok=True)
-    _write_truth(truth)
-    log.info(
-        "demo population: %d patients, %d lab, %d medication and %d diagnosis rows "
-        "(%d broken), %d expected flags",
-        n_patients,
-        len(lab_rows),
-        len(meds),
-        len(dxs),
-        truth.messy_rows,
-        len(expected),
-    )
-    return truth

@@ -16,9 +16,10 @@ About 60 % have a CBC (Hgb, WBC, ANC, platelets, MCV) in the last year, some sev
 B12, ~10 % folate, ~2 % MMA, ~2 % homocysteine, ~5 % LDH; creatinine and eGFR for over a
 quarter; a few results are re-sent unchanged (same result_id). Every value is drawn on the
 canonical scale, kept more than the rendering error plus 0.01 away from every threshold, then
-written in the row's unit. No result lies on a look-back edge or on the as-of day, no
-deficient result is 7 or 8 days old and no 75th birthday is near the as-of date: those cases
-are planted only.
+written in the row's unit. The background has no ties and no censored values, no result on a
+look-back edge or on the as-of day, no deficient result 7 or 8 days old and no 75th birthday
+near the as-of date: those cases are planted only. Expected flags for these patients come
+from `pipeline.demo.oracle`; their diagnoses and medications from `pipeline.demo.histories`.
 """
 
 from __future__ import annotations
