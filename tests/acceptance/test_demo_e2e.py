@@ -27,18 +27,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import demo
-from pipeline.demo import (
-    PLANTED,
+from pipeline.demo import DemoTruth, generate_population, guidance, oracle, planted, vocabulary
+from pipeline.demo.oracle import (
     CleanResult,
-    DemoTruth,
     Diagnosis,
     MedOrder,
     PatientInfo,
-    generate_population,
     oracle_lab_flags,
     patient_criteria,
 )
+from pipeline.demo.planted import PLANTED
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 24)
@@ -220,16 +218,16 @@ def test_every_planted_patient_and_row_is_in_the_extracts(population: DemoTruth)
     for pp in PLANTED:  # the planted age is the age on the as-of day
         birth = date.fromisoformat(patient_rows[pp.patient_id]["birth_date"])
         shift = pp.birthday_shift
-        assert demo.age_on(birth, population.as_of) == pp.age - (shift > 0), pp.patient_id
+        assert oracle.age_on(birth, population.as_of) == pp.age - (shift > 0), pp.patient_id
 
 
 def test_planted_cases_cover_every_criterion_and_unit_spelling() -> None:
     met = set().union(*(pp.expected for pp in PLANTED))
-    assert met == set(demo.ALL_CRITERIA)
+    assert met == set(guidance.ALL_CRITERIA)
     planted_units = {(r.analyte, r.unit) for pp in PLANTED for r in pp.rows}
     used_units = {
         (analyte, spec.unit)
-        for site in demo.SITES.values()
+        for site in vocabulary.SITES.values()
         for analyte, specs in site.units.items()
         for spec in specs
         if analyte in CRITERION_ANALYTES
@@ -239,7 +237,7 @@ def test_planted_cases_cover_every_criterion_and_unit_spelling() -> None:
 
 def test_generator_units_names_and_codes_are_known_to_the_mapping_tables() -> None:
     factors, names, codes = lab_units(), name_map(), loinc_codes()
-    for site in demo.SITES.values():
+    for site in vocabulary.SITES.values():
         for analyte, specs in site.units.items():
             for spec in specs:
                 key = (analyte, unit_key(spec.unit))
@@ -257,7 +255,7 @@ def test_generator_units_names_and_codes_are_known_to_the_mapping_tables() -> No
 
 
 def test_each_new_criterion_has_planted_cases_met_and_just_not_met() -> None:
-    for criterion in demo.MED_CRITERIA:
+    for criterion in guidance.MED_CRITERIA:
         probes = [pp for pp in PLANTED if criterion in pp.probes]
         assert any(criterion in pp.expected for pp in probes), criterion
         assert any(criterion not in pp.expected for pp in probes), criterion
@@ -265,7 +263,7 @@ def test_each_new_criterion_has_planted_cases_met_and_just_not_met() -> None:
 
 def test_generator_drugs_are_the_groups_the_code_list_gives() -> None:
     names, codes = drug_lists()
-    for key, drug in demo.DRUGS.items():
+    for key, drug in vocabulary.DRUGS.items():
         for name, product in drug.names:
             assert groups_of(name, "", "") == drug.groups, (key, name)
             if product:
@@ -276,8 +274,8 @@ def test_generator_drugs_are_the_groups_the_code_list_gives() -> None:
             assert ("rxnorm", drug.rxnorm) not in codes, key
         for atc in drug.atc:
             assert codes.get(("atc", atc), set()) == drug.groups, (key, atc)
-    for key in demo._CODE_ONLY:  # written with a code and no name now and then
-        drug = demo.DRUGS[key]
+    for key in vocabulary._CODE_ONLY:  # written with a code and no name now and then
+        drug = vocabulary.DRUGS[key]
         assert drug.rxnorm and drug.atc, key
     for pp in PLANTED:
         for m in pp.meds:
@@ -286,25 +284,25 @@ def test_generator_drugs_are_the_groups_the_code_list_gives() -> None:
 
 
 def test_generator_diagnosis_codes_are_the_conditions_the_code_list_gives() -> None:
-    assert {k: set(v) for k, v in demo.CONDITION_CODES.items()} == condition_lists()
-    for key in demo._DIAGNOSES:
+    assert {k: set(v) for k, v in guidance.CONDITION_CODES.items()} == condition_lists()
+    for key in vocabulary._DIAGNOSES:
         expected = {
             c
-            for c, codes in demo.CONDITION_CODES.items()
+            for c, codes in guidance.CONDITION_CODES.items()
             if any(key.startswith(code.replace(".", "")) for code in codes)
         }
         assert conditions_of(key) == expected, key
-        assert conditions_of(demo._with_dot(key)) == expected, key
+        assert conditions_of(vocabulary._with_dot(key)) == expected, key
 
 
 def test_oracle_constants_are_the_rules_files() -> None:
     spec = rules()
-    for key, value in demo.THRESHOLDS.items():
+    for key, value in guidance.THRESHOLDS.items():
         criterion, param = key.split(".")
         assert spec["criteria"][criterion]["params"][param]["value"] == value, key
-    for analyte, days in demo.LOOKBACK_DAYS.items():
+    for analyte, days in guidance.LOOKBACK_DAYS.items():
         assert spec["analytes"][analyte]["lookback_days"] == days, analyte
-    for key, value in demo.MED_RULES.items():
+    for key, value in guidance.MED_RULES.items():
         criterion, param = key.split(".")
         got = spec["criteria"][criterion]["params"][param]["value"]
         if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
@@ -313,8 +311,8 @@ def test_oracle_constants_are_the_rules_files() -> None:
             assert tuple(got) == value, key  # due days, in order
         else:
             assert got == value, key
-    assert list(spec["criteria"]) == list(demo.ALL_CRITERIA)  # catalogue order
-    for criterion, (role, priority) in demo.ROLES.items():
+    assert list(spec["criteria"]) == list(guidance.ALL_CRITERIA)  # catalogue order
+    for criterion, (role, priority) in guidance.ROLES.items():
         assert spec["criteria"][criterion]["role"] == role, criterion
         assert spec["criteria"][criterion].get("priority") == priority, criterion
 
@@ -324,7 +322,7 @@ def test_oracle_agrees_with_the_hand_written_planted_sets() -> None:
     every planted case the oracle can read (not censored values, ties or odd units)."""
     read = 0
     for pp in PLANTED:
-        given = demo.planted_oracle_input(pp, AS_OF)
+        given = planted.planted_oracle_input(pp, AS_OF)
         if given is None:
             continue
         read += 1
@@ -475,10 +473,10 @@ def test_oracle_given_expect_medication_criteria(
     diagnoses: list[Diagnosis],
     expected: set[str],
 ) -> None:
-    info = PatientInfo("F", demo._years_before(AS_OF, age) - timedelta(days=10))
+    info = PatientInfo("F", planted._years_before(AS_OF, age) - timedelta(days=10))
     rows = [_res("p1", a, v, d) for a, v, d in results]
     met = patient_criteria(info, rows, orders, diagnoses, AS_OF)
-    assert met & set(demo.MED_CRITERIA) == expected
+    assert met & set(guidance.MED_CRITERIA) == expected
 
 
 def test_population_looks_like_primary_care(population: DemoTruth) -> None:
@@ -524,7 +522,7 @@ def test_population_looks_like_primary_care(population: DemoTruth) -> None:
         "unit_mismatch",
         "negative_value",
     }
-    counts = {c: 0 for c in demo.ALL_CRITERIA}
+    counts = {c: 0 for c in guidance.ALL_CRITERIA}
     for pid, criterion in population.expected_flags:
         if pid.startswith("P0"):
             counts[criterion] += 1
