@@ -1,6 +1,7 @@
 -- Criterion b12_screening_due: a risk (long-term metformin or acid suppression, a B12-lowering
 -- drug, a risk condition, or age at or over the limit) and no B12 or MMA result within the
 -- test interval before the as-of date (both ends count, as in the B12 look-back). observed_at is the last B12 or MMA result, if any.
+-- source_file/row_number: NULL; a risk and B12 or MMA results that are missing decide it.
 -- Grain: one row per patient meeting it.
 with risk_flags as (
     select patient_id, criterion from run_flags
@@ -47,7 +48,11 @@ final as (
         risks.reasons || printf('; no B12 or MMA in the last %d days',
             getvariable('b12_screening_due.test_interval_days')::integer)
             || coalesce('; last tested ' || strftime(last_tested.tested_at, '%Y-%m-%d'), '; never tested')
-            as detail
+            as detail,
+        null::varchar as evidence,
+        null::varchar as source_file,
+        null::bigint as row_number,
+        null::varchar as note_key
     from risks
     left join last_tested on last_tested.patient_id = risks.patient_id
     anti join recently_tested on recently_tested.patient_id = risks.patient_id

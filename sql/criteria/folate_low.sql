@@ -15,7 +15,8 @@ final as (
         evidence || limit_note(getvariable('folate_low.below_ng_ml'), ref_low) as detail,
         evidence,
         source_file,
-        row_number
+        row_number,
+        null::varchar as note_key
     from latest
     where is_below(value, censor, rule_limit(getvariable('folate_low.below_ng_ml'), ref_low))
 )

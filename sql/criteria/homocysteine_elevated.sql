@@ -15,7 +15,8 @@ final as (
         evidence || limit_note(getvariable('homocysteine_elevated.above_umol_l'), ref_high) as detail,
         evidence,
         source_file,
-        row_number
+        row_number,
+        null::varchar as note_key
     from latest
     where is_above(value, censor, rule_limit(getvariable('homocysteine_elevated.above_umol_l'), ref_high))
 )

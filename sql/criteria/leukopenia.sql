@@ -15,7 +15,8 @@ final as (
         evidence || limit_note(getvariable('leukopenia.below_10e9_l'), ref_low) as detail,
         evidence,
         source_file,
-        row_number
+        row_number,
+        null::varchar as note_key
     from latest
     where is_below(value, censor, rule_limit(getvariable('leukopenia.below_10e9_l'), ref_low))
 )
