@@ -79,6 +79,7 @@ def build_intermediates(con: duckdb.DuckDBPyConnection) -> None:
         + read_sql("intermediate/int_latest_labs.sql")
     )
     con.execute(read_sql("intermediate/latest_lab.sql"))  # table macro bound to the table above
+    con.execute(read_sql("intermediate/lab_limit_flags.sql"))  # the lab criteria, over latest_lab()
     con.execute(
         "CREATE OR REPLACE TEMP TABLE int_medication_groups AS "
         + read_sql("intermediate/int_medication_groups.sql")
