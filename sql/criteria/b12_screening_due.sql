@@ -1,6 +1,7 @@
 -- Criterion b12_screening_due: a risk (long-term metformin or acid suppression, a B12-lowering
 -- drug, a risk condition, or age at or over the limit) and no B12 or MMA result within the
--- test interval before the as-of date (both ends count, as in the B12 look-back). observed_at is the last B12 or MMA result, if any.
+-- test interval before the as-of date (both ends count, as in the B12 look-back; tested for
+-- B12/MMA: sql/intermediate/tested_within.sql). observed_at is the last B12 or MMA result, if any.
 -- source_file/row_number: NULL; a risk and B12 or MMA results that are missing decide it.
 -- Grain: one row per patient meeting it.
 with risk_flags as (
@@ -22,20 +23,8 @@ risks as (
     group by patient_id
 ),
 
-recently_tested as (
-    select distinct patient_id
-    from lab_results
-    where analyte in ('b12', 'mma')
-        and collected_at::date >= getvariable('run.as_of')::date
-            - getvariable('b12_screening_due.test_interval_days')::integer
-        and collected_at::date <= getvariable('run.as_of')::date
-),
-
-last_tested as (
-    select patient_id, max(collected_at) as tested_at
-    from lab_results
-    where analyte in ('b12', 'mma') and collected_at::date <= getvariable('run.as_of')::date
-    group by patient_id
+tested as (
+    select * from tested_within(getvariable('b12_screening_due.test_interval_days'))
 ),
 
 final as (
@@ -44,18 +33,18 @@ final as (
         'b12_screening_due' as criterion,
         null::double as value,
         null::varchar as unit,
-        last_tested.tested_at as observed_at,
+        tested.last_tested_at as observed_at,
         risks.reasons || printf('; no B12 or MMA in the last %d days',
             getvariable('b12_screening_due.test_interval_days')::integer)
-            || coalesce('; last tested ' || strftime(last_tested.tested_at, '%Y-%m-%d'), '; never tested')
+            || coalesce('; last tested ' || strftime(tested.last_tested_at, '%Y-%m-%d'), '; never tested')
             as detail,
         null::varchar as evidence,
         null::varchar as source_file,
         null::bigint as row_number,
         null::varchar as note_key
     from risks
-    left join last_tested on last_tested.patient_id = risks.patient_id
-    anti join recently_tested on recently_tested.patient_id = risks.patient_id
+    left join tested on tested.patient_id = risks.patient_id
+    where not coalesce(tested.is_tested, false)
 )
 
 select * from final

@@ -1,5 +1,6 @@
 -- Criterion cytopenia_b12_untested: anemia, leukopenia, neutropenia, thrombocytopenia or
--- macrocytosis, and no B12 and no MMA result within their look-back windows.
+-- macrocytosis, and no B12 and no MMA result within their look-back windows (not tested for
+-- B12/MMA: sql/intermediate/tested_within.sql).
 -- evidence, source_file/row_number: NULL; the cytopenia flags it combines carry their own, and
 -- results that are missing decide the rest.
 -- Grain: one row per patient meeting it.
@@ -11,9 +12,9 @@ with cytopenia as (
 ),
 
 b12_tested as (
-    select distinct patient_id
-    from int_latest_labs
-    where analyte in ('b12', 'mma')
+    select patient_id
+    from tested_within(null)  -- null: in each analyte's own look-back window
+    where is_tested
 ),
 
 final as (
