@@ -317,6 +317,11 @@ class ScreeningResult:
         assert len(rows) <= 1, f"{len(rows)} rows for {patient_id} {criterion}"
         return rows[0] if rows else None
 
+    def worklist(self) -> dict[str, dict[str, str]]:
+        """worklist.csv, its rows by patient_id (evidence, criteria, priority, ... as written)."""
+        with (self.out / "worklist.csv").open(encoding="utf-8", newline="") as fh:
+            return {r["patient_id"]: r for r in csv.DictReader(fh)}
+
     def quarantined(self, patient_id: str | None = None) -> list[dict[str, Any]]:
         """Quarantine rows (with the raw row parsed into ``raw``), of one patient if given."""
         if patient_id is None:
