@@ -317,6 +317,11 @@ class ScreeningResult:
         assert len(rows) <= 1, f"{len(rows)} rows for {patient_id} {criterion}"
         return rows[0] if rows else None
 
+    def worklist(self) -> dict[str, dict[str, str]]:
+        """worklist.csv, its rows by patient_id (evidence, criteria, priority, ... as written)."""
+        with (self.out / "worklist.csv").open(encoding="utf-8", newline="") as fh:
+            return {r["patient_id"]: r for r in csv.DictReader(fh)}
+
     def quarantined(self, patient_id: str | None = None) -> list[dict[str, Any]]:
         """Quarantine rows (with the raw row parsed into ``raw``), of one patient if given."""
         if patient_id is None:
@@ -477,3 +482,20 @@ class StagingDB:
     def close(self) -> None:
         self.con.execute("ROLLBACK")
         self._run.close()
+
+
+class CriteriaDB(StagingDB):
+    """A :class:`StagingDB` with what the criteria read: the kept tables (empty, made by the
+    runner's own ingest and validate stages over empty extracts), the int_* tables and macros
+    and an empty ``run_flags`` (``pipeline.screening.criteria.build_intermediates``). Binding or
+    DESCRIBE-ing a criterion's SQL works; running it gives no rows until rows are inserted.
+    """
+
+    def __init__(self, workdir: Path, as_of: date = AS_OF) -> None:
+        from pipeline.screening.criteria import build_intermediates
+
+        super().__init__(workdir, as_of)
+        self.con.execute("DROP TABLE temp.patients")  # the kept patients table is made below
+        self._run.ingest()
+        self._run.validate()
+        build_intermediates(self.con)

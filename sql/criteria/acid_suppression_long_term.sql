@@ -1,5 +1,7 @@
 -- Criterion acid_suppression_long_term: PPI and H2-blocker exposure, merged together, above the
 -- limit in total, current or stopped recently (sql/intermediate/drug_exposure.sql).
+-- source_file/row_number: NULL; the exposure adds up every order of the episodes, no single row
+-- decides it. evidence: the drug groups, exposure days and dates (as the detail).
 -- Grain: one row per patient meeting it.
 with exposure as (
     select * from long_term_exposure(
@@ -18,7 +20,10 @@ final as (
         last_end_date::timestamp as observed_at,
         printf('PPI/H2 blocker %d days since %s, %s', exposure_days, first_start_date,
             case when is_current then 'current' else 'last on ' || last_end_date end) as detail,
-        detail as evidence
+        detail as evidence,
+        null::varchar as source_file,
+        null::bigint as row_number,
+        null::varchar as note_key
     from exposure
 )
 

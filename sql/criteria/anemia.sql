@@ -35,7 +35,8 @@ final as (
         evidence || printf('; limit %g g/dL (sex %s)', limit_g_dl, sex) as detail,
         evidence,
         source_file,
-        row_number
+        row_number,
+        null::varchar as note_key
     from with_limit
     where is_below(value, censor, limit_g_dl)
 )

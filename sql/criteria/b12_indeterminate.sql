@@ -24,7 +24,8 @@ final as (
         latest_b12.evidence || '; no MMA since' as detail,
         latest_b12.evidence,
         latest_b12.source_file,
-        latest_b12.row_number
+        latest_b12.row_number,
+        null::varchar as note_key
     from latest_b12
     where not is_below(latest_b12.value, latest_b12.censor, getvariable('b12_deficient.below_pg_ml'))
         and is_at_most(latest_b12.value, latest_b12.censor, getvariable('b12_indeterminate.upper_pg_ml'))

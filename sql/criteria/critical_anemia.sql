@@ -14,7 +14,8 @@ final as (
         evidence as detail,
         evidence,
         source_file,
-        row_number
+        row_number,
+        null::varchar as note_key
     from latest
     where is_below(value, censor, getvariable('critical_anemia.below_g_dl'))
 )

@@ -1,5 +1,6 @@
 -- Criterion cyanocobalamin_renal (safety): current cyanocobalamin with the latest eGFR below the
 -- limit or a recorded chronic kidney disease stage 3-5.
+-- source_file/row_number: NULL; the order and the eGFR result or diagnosis decide it together.
 -- Grain: one row per patient meeting it.
 with cyanocobalamin as (
     select patient_id, min(start_date) as since
@@ -30,7 +31,10 @@ final as (
         cyanocobalamin.since::timestamp as observed_at,
         printf('cyanocobalamin current since %s; ', cyanocobalamin.since)
             || concat_ws('; ', low_egfr.evidence, 'CKD ' || ckd.codes) as detail,
-        detail as evidence
+        detail as evidence,
+        null::varchar as source_file,
+        null::bigint as row_number,
+        null::varchar as note_key
     from cyanocobalamin
     left join low_egfr on low_egfr.patient_id = cyanocobalamin.patient_id
     left join ckd on ckd.patient_id = cyanocobalamin.patient_id

@@ -1,7 +1,8 @@
 -- Criterion deficiency_untreated: a deficient result (b12_deficient or mma_elevated) more than
 -- grace_days before the as-of date with no B12 therapy order started since therapy_lookback_days
 -- before it. Each deficient result is judged on its own (therapy before an older result does
--- not answer a newer one); the row shows the most recent result that meets it.
+-- not answer a newer one); the row shows the most recent result that meets it (on a tie, the
+-- B12 before the MMA), and source_file/row_number are that result's extract row.
 -- Grain: one row per patient meeting it.
 with deficiency as (
     select * from deficient_results()
@@ -12,7 +13,7 @@ therapy as (
 ),
 
 unanswered as (
-    select patient_id, deficient_on
+    select patient_id, found_by, deficient_on, source_file, row_number
     from deficiency
     where getvariable('run.as_of')::date - deficient_on > getvariable('deficiency_untreated.grace_days')
         and not exists (
@@ -24,9 +25,8 @@ unanswered as (
 ),
 
 most_recent as (
-    select patient_id, max(deficient_on) as deficient_on
-    from unanswered
-    group by patient_id
+    select * from unanswered
+    qualify row_number() over (partition by patient_id order by deficient_on desc, found_by) = 1
 ),
 
 final as (
@@ -39,7 +39,11 @@ final as (
         printf('deficient on %s, %d days ago; no B12 therapy started since %s',
             deficient_on, getvariable('run.as_of')::date - deficient_on,
             deficient_on - getvariable('deficiency_untreated.therapy_lookback_days')::integer)
-            as detail
+            as detail,
+        detail as evidence,
+        source_file,
+        row_number,
+        null::varchar as note_key
     from most_recent
 )
 

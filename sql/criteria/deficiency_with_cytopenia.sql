@@ -1,5 +1,6 @@
 -- Criterion deficiency_with_cytopenia: B12 deficiency (b12_deficient or mma_elevated) with any
 -- of anemia, leukopenia, neutropenia or thrombocytopenia. Treat now; do not wait for more tests.
+-- evidence, source_file/row_number: NULL; the flags it combines carry their own.
 -- Grain: one row per patient meeting it.
 with deficiency as (
     select patient_id, string_agg(criterion, ' + ' order by criterion) as met, max(observed_at) as observed_at
@@ -25,7 +26,8 @@ final as (
         deficiency.met || ' with ' || cytopenia.met as detail,
         null::varchar as evidence,
         null::varchar as source_file,
-        null::bigint as row_number
+        null::bigint as row_number,
+        null::varchar as note_key
     from deficiency
     inner join cytopenia on cytopenia.patient_id = deficiency.patient_id
 )

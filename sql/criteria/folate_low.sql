@@ -1,23 +1,12 @@
 -- Criterion folate_low: latest serum folate below the limit.
 -- With settings.use_lab_reference_range on, the lab's own limit replaces the fixed one.
+-- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
+-- are the result's extract row.
 -- Grain: one row per patient meeting it.
-with latest as (
-    select * from latest_lab('folate')
-),
-
-final as (
-    select
-        patient_id,
-        'folate_low' as criterion,
-        value,
-        unit,
-        observed_at,
-        evidence || limit_note(getvariable('folate_low.below_ng_ml'), ref_low) as detail,
-        evidence,
-        source_file,
-        row_number
-    from latest
-    where is_below(value, censor, rule_limit(getvariable('folate_low.below_ng_ml'), ref_low))
+with final as (
+    select * from lab_limit_flags(
+        'folate_low', 'folate', below := getvariable('folate_low.below_ng_ml')
+    )
 )
 
 select * from final

@@ -1,7 +1,8 @@
 -- Criterion folate_without_b12 (safety): B12 deficiency (b12_deficient or mma_elevated), folic
 -- acid current, and for some deficient result no B12 therapy that is current or started since
 -- therapy_lookback_days before it. Each deficient result is judged on its own (an older one
--- cannot excuse a newer one); the row shows the most recent result that meets it.
+-- cannot excuse a newer one); the row shows the most recent result that meets it (on a tie,
+-- the B12 before the MMA), and source_file/row_number are that result's extract row.
 -- Grain: one row per patient meeting it.
 with deficiency as (
     select * from deficient_results()
@@ -19,7 +20,9 @@ therapy as (
 ),
 
 unaddressed as (
-    select deficiency.patient_id, deficiency.deficient_on, folic_acid.since
+    select
+        deficiency.patient_id, deficiency.found_by, deficiency.deficient_on, deficiency.source_file,
+        deficiency.row_number, folic_acid.since
     from deficiency
     inner join folic_acid on folic_acid.patient_id = deficiency.patient_id
     where not exists (
@@ -34,9 +37,8 @@ unaddressed as (
 ),
 
 most_recent as (
-    select patient_id, max(deficient_on) as deficient_on, any_value(since) as since
-    from unaddressed
-    group by patient_id
+    select * from unaddressed
+    qualify row_number() over (partition by patient_id order by deficient_on desc, found_by) = 1
 ),
 
 final as (
@@ -48,7 +50,10 @@ final as (
         deficient_on::timestamp as observed_at,
         printf('folic acid current since %s; deficient B12 or MMA result on %s; no B12 therapy',
             since, deficient_on) as detail,
-        detail as evidence
+        detail as evidence,
+        source_file,
+        row_number,
+        null::varchar as note_key
     from most_recent
 )
 

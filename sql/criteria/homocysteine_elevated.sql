@@ -1,23 +1,12 @@
 -- Criterion homocysteine_elevated: latest homocysteine above the limit.
 -- With settings.use_lab_reference_range on, the lab's own limit replaces the fixed one.
+-- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
+-- are the result's extract row.
 -- Grain: one row per patient meeting it.
-with latest as (
-    select * from latest_lab('homocysteine')
-),
-
-final as (
-    select
-        patient_id,
-        'homocysteine_elevated' as criterion,
-        value,
-        unit,
-        observed_at,
-        evidence || limit_note(getvariable('homocysteine_elevated.above_umol_l'), ref_high) as detail,
-        evidence,
-        source_file,
-        row_number
-    from latest
-    where is_above(value, censor, rule_limit(getvariable('homocysteine_elevated.above_umol_l'), ref_high))
+with final as (
+    select * from lab_limit_flags(
+        'homocysteine_elevated', 'homocysteine', above := getvariable('homocysteine_elevated.above_umol_l')
+    )
 )
 
 select * from final

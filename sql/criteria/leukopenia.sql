@@ -1,23 +1,12 @@
 -- Criterion leukopenia: latest WBC below the limit.
 -- With settings.use_lab_reference_range on, the lab's own limit replaces the fixed one.
+-- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
+-- are the result's extract row.
 -- Grain: one row per patient meeting it.
-with latest as (
-    select * from latest_lab('wbc')
-),
-
-final as (
-    select
-        patient_id,
-        'leukopenia' as criterion,
-        value,
-        unit,
-        observed_at,
-        evidence || limit_note(getvariable('leukopenia.below_10e9_l'), ref_low) as detail,
-        evidence,
-        source_file,
-        row_number
-    from latest
-    where is_below(value, censor, rule_limit(getvariable('leukopenia.below_10e9_l'), ref_low))
+with final as (
+    select * from lab_limit_flags(
+        'leukopenia', 'wbc', below := getvariable('leukopenia.below_10e9_l')
+    )
 )
 
 select * from final

@@ -2,6 +2,7 @@
 -- of the current therapy episode (CBC at cbc_days; CBC and B12 at cbc_b12_days, then every
 -- yearly_days) fell due more than grace_days ago with no matching result since its due date.
 -- A CBC is any of cbc_analytes; a B12 any of b12_analytes.
+-- source_file/row_number: NULL; the therapy episode and results that are missing decide it.
 -- Grain: one row per patient meeting it.
 with on_therapy as (
     select patient_id, current_start_date as started_on
@@ -82,7 +83,10 @@ final as (
             concat_ws(' and ',
                 case when not has_cbc then 'CBC' end,
                 case when needs_b12 and not has_b12 then 'B12' end)) as detail,
-        detail as evidence
+        detail as evidence,
+        null::varchar as source_file,
+        null::bigint as row_number,
+        null::varchar as note_key
     from checked
     where getvariable('run.as_of')::date - due_on > getvariable('monitoring_overdue.grace_days')
         and (not has_cbc or (needs_b12 and not has_b12))

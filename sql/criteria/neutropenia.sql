@@ -19,7 +19,8 @@ final as (
         end as detail,
         evidence,
         source_file,
-        row_number
+        row_number,
+        null::varchar as note_key
     from latest_anc
     where is_below(value, censor, rule_limit(getvariable('neutropenia.below_10e9_l'), ref_low))
 )

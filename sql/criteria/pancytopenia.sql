@@ -1,4 +1,5 @@
 -- Criterion pancytopenia: anemia, leukopenia and thrombocytopenia all met in this run.
+-- evidence, source_file/row_number: NULL; the flags it combines carry their own.
 -- Grain: one row per patient meeting it.
 with cytopenias as (
     select patient_id, criterion, observed_at
@@ -16,7 +17,8 @@ final as (
         'anemia, leukopenia and thrombocytopenia' as detail,
         null::varchar as evidence,
         null::varchar as source_file,
-        null::bigint as row_number
+        null::bigint as row_number,
+        null::varchar as note_key
     from cytopenias
     group by patient_id
     having count(distinct criterion) = 3

@@ -28,7 +28,8 @@ final as (
         high_ldh.evidence || '; with B12 deficiency, anemia and thrombocytopenia' as detail,
         high_ldh.evidence,
         high_ldh.source_file,
-        high_ldh.row_number
+        high_ldh.row_number,
+        null::varchar as note_key
     from high_ldh
     semi join deficiency on deficiency.patient_id = high_ldh.patient_id
     semi join anemia_and_low_platelets on anemia_and_low_platelets.patient_id = high_ldh.patient_id

@@ -1,4 +1,5 @@
 -- Criterion risk_condition: a recorded diagnosis that raises the risk of B12 deficiency.
+-- source_file/row_number: NULL; every recorded risk condition is listed, no single row decides it.
 -- Grain: one row per patient meeting it.
 with conditions as (
     select * from int_patient_conditions
@@ -16,7 +17,10 @@ final as (
             printf('%s (%s, %s)', replace(condition, '_', ' '), first_code, first_recorded_at),
             '; ' order by condition
         ) as detail,
-        detail as evidence
+        detail as evidence,
+        null::varchar as source_file,
+        null::bigint as row_number,
+        null::varchar as note_key
     from conditions
     group by patient_id
 )

@@ -38,10 +38,10 @@ final as (
         unit,
         observed_at,
         evidence || '; band ' || band as detail,
-        note_key,
         evidence,
         source_file,
-        row_number
+        row_number,
+        note_key
     from banded
     where is_below(value, censor, rule_limit(getvariable('thrombocytopenia.below_10e9_l'), ref_low))
 )

@@ -1,12 +1,14 @@
 -- deficient_results(): each B12-deficient result this run found (the latest B12 when it met
--- b12_deficient, the latest MMA when it met mma_elevated), with its date. The safety and
--- care-gap criteria judge every one of them, so a patient meets such a criterion when any
--- deficient result does: a further, older result can add an alert but never switch one off.
+-- b12_deficient, the latest MMA when it met mma_elevated), with its date and the extract row it
+-- came from. The safety and care-gap criteria judge every one of them, so a patient meets such
+-- a criterion when any deficient result does: a further, older result can add an alert but
+-- never switch one off.
 -- Reads run_flags as it stands when called, so a criterion placed after those two in the
 -- rules file sees them.
 -- Grain: one row per deficient patient and deficient analyte.
 CREATE OR REPLACE TEMP MACRO deficient_results() AS TABLE
-    select patient_id, criterion as found_by, observed_at::date as deficient_on
+    select
+        patient_id, criterion as found_by, observed_at::date as deficient_on, source_file, row_number
     from run_flags
     where criterion in ('b12_deficient', 'mma_elevated');
 

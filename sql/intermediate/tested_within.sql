@@ -1,10 +1,34 @@
--- tested_within(analytes, days): patients with a stored valid result of any of the analytes
--- collected in the days up to the as-of date (both ends counted, as in the look-backs), with
--- the date of the latest. Grain: one row per patient tested.
-CREATE OR REPLACE TEMP MACRO tested_within(analytes, days) AS TABLE
-    select patient_id, max(collected_at)::date as tested_on
-    from lab_results
-    where list_contains(analytes, analyte)
-        and collected_at::date <= getvariable('run.as_of')::date
-        and collected_at::date >= getvariable('run.as_of')::date - days::integer
-    group by patient_id;
+-- tested_within(days, analytes := ['b12', 'mma']): "tested for B12/MMA", defined once, for the
+-- criteria (b12_screening_due, cytopenia_b12_untested) and the care-process measures.
+-- A patient is tested when a stored valid result (quarantined rows never reach lab_results) of
+-- any of the analytes was collected in the `days` up to the as-of date, both ends counted as in
+-- the look-backs; days NULL: in each analyte's own look-back window ([analytes] in the rules
+-- file), the window the latest-result criteria read. analytes: B12 or MMA unless a measure
+-- passes its own list from the rules file.
+-- Columns: is_tested; tested_on, the date of the latest result in the window (NULL when none);
+-- last_tested_at, the latest result on or before the as-of date however old ("last tested").
+-- Grain: one row per patient with any valid result of the analytes up to the as-of date.
+CREATE OR REPLACE TEMP MACRO tested_within(days, analytes := ['b12', 'mma']) AS TABLE
+    with results as (
+        select
+            lab_results.patient_id,
+            lab_results.collected_at,
+            lab_results.collected_at::date >= getvariable('run.as_of')::date
+                - coalesce(days, windows.lookback_days)::integer as in_window
+        from lab_results
+        left join rule_analytes as windows on windows.analyte = lab_results.analyte
+        where list_contains(analytes, lab_results.analyte)
+            and lab_results.collected_at::date <= getvariable('run.as_of')::date
+    ),
+
+    final as (
+        select
+            patient_id,
+            coalesce(bool_or(in_window), false) as is_tested,
+            (max(collected_at) filter (where in_window))::date as tested_on,
+            max(collected_at) as last_tested_at
+        from results
+        group by patient_id
+    )
+
+    select * from final;

@@ -7,14 +7,15 @@ with users as (
 
 tested as (
     select * from tested_within(
-        getvariable('acid_suppression_b12_tested.tested_analytes'), getvariable('acid_suppression_b12_tested.lookback_days')
+        getvariable('acid_suppression_b12_tested.lookback_days'),
+        analytes := getvariable('acid_suppression_b12_tested.tested_analytes')
     )
 ),
 
 final as (
     select
         users.patient_id,
-        tested.patient_id is not null as in_numerator,
+        coalesce(tested.is_tested, false) as in_numerator,
         tested.tested_on as event_date
     from users
     left join tested on tested.patient_id = users.patient_id

@@ -1104,3 +1104,93 @@ def test_default_collection_date_is_inside_every_window():
     collected = date.fromisoformat(DEFAULT_COLLECTED_AT)
     shortest = min(a["lookback_days"] for a in RULES["analytes"].values())
     assert AS_OF - timedelta(days=shortest) <= collected <= AS_OF
+
+
+# =============================================================================================
+# 8. The lab's own range (settings.use_lab_reference_range on): the six single-analyte lab
+#    criteria compare with the reporting lab's lower limit (b12_deficient, folate_low,
+#    leukopenia) or upper limit (mma_elevated, homocysteine_elevated, macrocytosis) when the
+#    extract carries one, the fixed limit otherwise, and the detail says which.
+# =============================================================================================
+# A site profile: the guidance profile with the switch on. Fixed limits (guidance): B12 180,
+# folate 4.0, WBC 4.0, MMA 271, homocysteine 10, MCV 100. Values and limits in canonical units,
+# collected on the default date (2026-11-01). expect: the criteria met among the six; detail:
+# the whole detail of that flag.
+SITE_PROFILE = """extends = "guidance"
+[ruleset]
+name = "site"
+version = "1"
+[settings.use_lab_reference_range]
+value = true
+unit = "switch"
+source = "site policy: the reporting lab's own range"
+"""
+LAB_RANGE_CRITERIA = fs(
+    "b12_deficient",
+    "folate_low",
+    "leukopenia",
+    "mma_elevated",
+    "homocysteine_elevated",
+    "macrocytosis",
+)
+LAB_RANGE = """
+patient_id               | analyte      | value | reference_low | reference_high | expect                | detail
+# below the lab's lower limit, though not below the fixed one
+rr-b12-under-lab-low     | b12          | 200   | 211           |                | b12_deficient         | B12 200 pg/mL on 2026-11-01; limit from the lab's range: 211
+rr-b12-at-lab-low        | b12          | 211   | 211           |                | -                     |
+# below the fixed limit but not the lab's (lower) one: the lab's wins
+rr-b12-under-fixed-only  | b12          | 170   | 150           |                | -                     |
+# no lower limit in the extract (an upper one is not used by a "below" rule): the fixed one
+rr-b12-no-lab-limit      | b12          | 170   |               |                | b12_deficient         | B12 170 pg/mL on 2026-11-01
+rr-b12-upper-only        | b12          | 170   |               | 900            | b12_deficient         | B12 170 pg/mL on 2026-11-01
+rr-folate-under-lab-low  | folate       | 4.5   | 5.4           |                | folate_low            | Folate 4.5 ng/mL on 2026-11-01; limit from the lab's range: 5.4
+rr-folate-at-lab-low     | folate       | 5.4   | 5.4           |                | -                     |
+rr-folate-fixed-only     | folate       | 3.5   | 3             |                | -                     |
+rr-wbc-under-lab-low     | wbc          | 4.2   | 4.5           |                | leukopenia            | WBC 4.2 10^9/L on 2026-11-01; limit from the lab's range: 4.5
+rr-wbc-no-lab-limit      | wbc          | 3.9   |               |                | leukopenia            | WBC 3.9 10^9/L on 2026-11-01
+# above the lab's upper limit, though not above the fixed one
+rr-mma-over-lab-high     | mma          | 260   |               | 250            | mma_elevated          | MMA 260 nmol/L on 2026-11-01; limit from the lab's range: 250
+rr-mma-at-lab-high       | mma          | 250   |               | 250            | -                     |
+rr-mma-over-fixed-only   | mma          | 300   |               | 400            | -                     |
+rr-mma-lower-only        | mma          | 300   | 50            |                | mma_elevated          | MMA 300 nmol/L on 2026-11-01
+rr-hcy-over-lab-high     | homocysteine | 9     |               | 8.5            | homocysteine_elevated | Homocysteine 9 umol/L on 2026-11-01; limit from the lab's range: 8.5
+rr-hcy-at-lab-high       | homocysteine | 8.5   |               | 8.5            | -                     |
+rr-mcv-over-lab-high     | mcv          | 99    |               | 98             | macrocytosis          | MCV 99 fL on 2026-11-01; limit from the lab's range: 98
+rr-mcv-over-fixed-only   | mcv          | 101   |               | 102            | -                     |
+"""
+LAB_RANGE_ROWS = parse_table(LAB_RANGE)
+
+
+@pytest.fixture(scope="module")
+def lab_range_run(tmp_path_factory) -> ScreeningResult:
+    workdir = tmp_path_factory.mktemp("lab_range")
+    site = workdir / "site.toml"
+    site.write_text(SITE_PROFILE, encoding="utf-8")
+    labs = [
+        {k: row[k] for k in ("patient_id", "analyte", "value", "reference_low", "reference_high")}
+        for row in LAB_RANGE_ROWS
+    ]
+    return screen([], labs, workdir=workdir, rules=site)
+
+
+@pytest.mark.parametrize("row", LAB_RANGE_ROWS, ids=[r["patient_id"] for r in LAB_RANGE_ROWS])
+def test_lab_range(lab_range_run, row):
+    pid = row["patient_id"]
+    why = lab_range_run.explain(pid)
+    expect = criteria_set(row["expect"])
+    assert lab_range_run.criteria(pid) & LAB_RANGE_CRITERIA == expect, why
+    for criterion in expect:
+        assert lab_range_run.flag(pid, criterion)["detail"] == row["detail"], why
+
+
+def test_lab_range_profile_has_the_limits_the_table_assumes():
+    fixed = {
+        "b12_deficient.below_pg_ml": 180,
+        "folate_low.below_ng_ml": 4.0,
+        "leukopenia.below_10e9_l": 4.0,
+        "mma_elevated.above_nmol_l": 271,
+        "homocysteine_elevated.above_umol_l": 10,
+        "macrocytosis.above_fl": 100,
+    }
+    assert {k: param(k) for k in fixed} == fixed
+    assert {c.split(".")[0] for c in fixed} == LAB_RANGE_CRITERIA

@@ -527,6 +527,54 @@ def test_screening_run_never_flags_the_empty_patient(screening_run):
     check_never(screening_run)
 
 
+# The evidence of b12_screening_due, as the worklist shows it (the evidence of every flag met,
+# in catalogue order, so a context criterion's own evidence comes first): why screening is due
+# (the age, or the risk: long-term metformin, long-term acid suppression, a B12-lowering drug,
+# a risk condition; risks in catalogue order, then the age) and when B12 or MMA was last tested:
+# "never tested" with no valid result at all (a quarantined result is none, nor is a folate),
+# "last tested YYYY-MM-DD" when the latest is older than the 365-day interval, however old.
+# Dates: T-366 = 2025-11-23, T-400 = 2025-10-20, T-200 = 2026-05-08, T-100 = 2026-08-16.
+SCREENING_EVIDENCE = f"""
+patient_id              | event | what                    | start      | end | value   | expect            | quarantine            | evidence
+ev-age-never            | born  |                         | 1951-11-24 |     |         | b12_screening_due |                       | B12 screening due: age 75; never tested
+ev-age-b12-366          | born  |                         | 1940-06-01 |     |         | b12_screening_due |                       | B12 screening due: age 86; last tested 2025-11-23
+ev-age-b12-366          | lab   | b12                     | T-366      |     | 500     |                   |                       |
+# the last test counts however old, an MMA as well as a B12
+ev-age-mma-2020         | born  |                         | 1951-11-24 |     |         | b12_screening_due |                       | B12 screening due: age 75; last tested 2020-03-15
+ev-age-mma-2020         | lab   | mma                     | 2020-03-15 |     | 150     |                   |                       |
+ev-age-folate-only      | born  |                         | 1951-11-24 |     |         | b12_screening_due |                       | B12 screening due: age 75; never tested
+ev-age-folate-only      | lab   | folate                  | T-23       |     | 12      |                   |                       |
+ev-age-b12-unreadable   | born  |                         | 1951-11-24 |     |         | b12_screening_due |                       | B12 screening due: age 75; never tested
+ev-age-b12-unreadable   | lab   | b12                     | T-23       |     | pending |                   | value is not a number |
+# at risk below the age limit (66): the risk criterion's evidence, then the screening's
+ev-metformin            | med   | Metformin 500 mg tablet | T-200      |     |         | b12_screening_due |                       | metformin 201 days since 2026-05-08, current; B12 screening due: long-term metformin; never tested
+ev-acid-b12-400         | med   | {OMEPRAZOLE}            | T-400      |     |         | b12_screening_due |                       | PPI/H2 blocker 401 days since 2025-10-20, current; B12 screening due: long-term acid suppression; last tested 2025-10-20
+ev-acid-b12-400         | lab   | b12                     | T-400      |     | 500     |                   |                       |
+ev-lowering-drug        | med   | Pregabalin 75 mg capsule | T-10      |     |         | b12_screening_due |                       | current pregabalin; B12 screening due: B12-lowering drug; never tested
+ev-risk-condition       | dx    | D51.0                   | T-100      |     |         | b12_screening_due |                       | pernicious anemia (D51.0, 2026-08-16); B12 screening due: risk condition; never tested
+# several reasons: the risks in catalogue order, then the age
+ev-several              | born  |                         | 1940-01-01 |     |         | b12_screening_due |                       | metformin 201 days since 2026-05-08, current; pernicious anemia (D51.0, 2026-08-16); B12 screening due: long-term metformin, risk condition, age 86; last tested 2024-01-10
+ev-several              | med   | Metformin 500 mg tablet | T-200      |     |         |                   |                       |
+ev-several              | dx    | D51.0                   | T-100      |     |         |                   |                       |
+ev-several              | lab   | b12                     | 2024-01-10 |     | 500     |                   |                       |
+"""
+SCREENING_EVIDENCE_CASES = cases_from(SCREENING_EVIDENCE, frozenset({"b12_screening_due"}))
+SCREENING_EVIDENCE_EXPECT = {
+    pid: next(r["evidence"] for r in rows if r.get("expect") is not None)
+    for pid, rows in rows_by_patient(SCREENING_EVIDENCE).items()
+}
+screening_evidence_run = table_fixture(SCREENING_EVIDENCE_CASES)
+
+
+@pytest.mark.parametrize("case", SCREENING_EVIDENCE_CASES, ids=ids)
+def test_b12_screening_due_evidence(screening_evidence_run, case):
+    check(screening_evidence_run, case)
+    row = screening_evidence_run.worklist().get(case.name)
+    why = screening_evidence_run.explain(case.name)
+    assert row is not None, why
+    assert row["evidence"] == SCREENING_EVIDENCE_EXPECT[case.name], why
+
+
 # =============================================================================================
 # folate_without_b12: (b12_deficient or mma_elevated) and folic acid current and no B12
 # therapy current, and for some deficient result no therapy started on/after (its date - 30)
