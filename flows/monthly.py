@@ -28,7 +28,6 @@ from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, retry_on_transient
 from pipeline.errors import B12ScreenError
 from pipeline.reports.monthly import (
-    PRIORITIES,
     build_month_report,
     month_bounds,
     previous_month,
@@ -36,6 +35,7 @@ from pipeline.reports.monthly import (
     write_report_files,
 )
 from pipeline.reports.period import write_period_report
+from pipeline.rules import priority_scale
 
 MONTHLY_ARTIFACT_KEY = "b12screen-monthly-audit"
 
@@ -129,7 +129,7 @@ def month_summary_markdown(
             f"| succeeded | {totals['succeeded']} |",
             f"| failed | {totals['failed']} |",
             f"| rows quarantined (sum) | {totals['rows_quarantined']} |",
-            *(f"| worklist {p} (sum) | {worklist[p]} |" for p in PRIORITIES),
+            *(f"| worklist {p} (sum) | {worklist[p]} |" for p in priority_scale()),
             "",
             f"Report: `{report_name}` (with .json and .csv) in the audit folder. "
             "Sums are over the month's succeeded runs. Counts only.",

@@ -43,7 +43,6 @@ __all__ = ["nightly_screening", "retry_on_transient", "run_summary_markdown"]
 _TASK = {"cache_policy": NO_CACHE}
 RUN_ARTIFACT_KEY = "b12screen-run"
 CRITERIA_ARTIFACT_KEY = "b12screen-criteria"
-PRIORITIES = priority_scale()  # the rules file's scale (pipeline/rules.py)
 
 # Failed runs waiting for the failure hook, by flow run id (the hook runs in this process).
 _failed: dict[str, tuple[ScreeningRun, BaseException]] = {}
@@ -252,7 +251,7 @@ def run_summary_markdown(record: dict) -> str:
         "",
         "| priority | patients |",
         "|---|---:|",
-        *(f"| {p} | {_int(worklist.get(p))} |" for p in PRIORITIES),
+        *(f"| {p} | {_int(worklist.get(p))} |" for p in priority_scale()),
         f"| **total** | {_int(worklist.get('total'))} |",
         "",
         "## Patients per criterion",

@@ -29,18 +29,6 @@ def _period_options(command):
     )(command)
 
 
-def _memory_size(ctx, param, value: str | None) -> str | None:
-    """--memory-limit checked before anything runs: a number and a unit (3GB, 512MiB)."""
-    from pipeline.sqltext import memory_setting
-
-    if value is None:
-        return None
-    try:
-        return memory_setting(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 def _fail(exc: B12ScreenError) -> None:
     click.echo(f"b12screen: error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -110,7 +98,6 @@ def cli(verbose: bool) -> None:
     "--memory-limit",
     default="3GB",
     show_default=True,
-    callback=_memory_size,
     help="DuckDB memory ceiling (3GB, 512MiB); past it DuckDB spills to DB.spill/ beside the database.",
 )
 def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None, memory_limit: str) -> None:
@@ -122,16 +109,16 @@ def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None, memory_li
     """
     from pipeline.runner import RunConfig, run_screening
 
-    config = RunConfig(
-        extracts=extracts,
-        out=out,
-        as_of=(as_of.date() if as_of else date.today()),
-        db=db,
-        rules=rules,
-        progress=None,
-        memory_limit=memory_limit,
-    )
     try:
+        config = RunConfig(  # checks --memory-limit: a usage error before anything runs
+            extracts=extracts,
+            out=out,
+            as_of=(as_of.date() if as_of else date.today()),
+            db=db,
+            rules=rules,
+            progress=None,
+            memory_limit=memory_limit,
+        )
         result = run_screening(config)
     except B12ScreenError as exc:
         _fail(exc)

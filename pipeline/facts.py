@@ -13,7 +13,7 @@ They are frozen: a later stage can read an earlier stage's facts but never chang
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -66,13 +66,7 @@ class MergeCounts:
     corrected: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "valid": self.valid,
-            "new": self.new,
-            "resent": self.resent,
-            "corrected": self.corrected,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

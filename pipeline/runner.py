@@ -79,7 +79,7 @@ class RunConfig:
         self.extracts = Path(self.extracts) if self.extracts is not None else None
         self.out = Path(self.out)
         self.db = Path(self.db)
-        if self.memory_limit:
+        if self.memory_limit is not None:  # None: DuckDB's own default; "" is a mistake
             try:
                 self.memory_limit = memory_setting(self.memory_limit)
             except ValueError as exc:

@@ -87,12 +87,22 @@ def publish(building: Path, out: Path, *, releases: str = "runs", keep: int = 2)
 
 def switch(out: Path, release: str, *, releases: str = "runs") -> None:
     """Point ``out/current`` at ``releases/<release>`` in one rename, then the stable links."""
-    tmp = out / f".{CURRENT}.{release}.tmp"
+    os.replace(_new_link(out, CURRENT, f"{releases}/{release}"), out / CURRENT)
+    _stable_links(out, out / releases / release)
+
+
+def _new_link(out: Path, name: str, target: str) -> Path:
+    """A symbolic link to ``target`` made aside, for one ``os.replace`` onto ``out/name``."""
+    tmp = out / f".{name}.link.tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
-    os.symlink(f"{releases}/{release}", tmp)
-    os.replace(tmp, out / CURRENT)
-    _stable_links(out, out / releases / release)
+    os.symlink(target, tmp)
+    return tmp
+
+
+def _by_age(releases: Path) -> list[Path]:
+    """The release folders, oldest first."""
+    return sorted((p for p in releases.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime_ns)
 
 
 def _stable_links(out: Path, folder: Path) -> None:
@@ -108,10 +118,7 @@ def _stable_links(out: Path, folder: Path) -> None:
         wanted = f"{CURRENT}/{name}"
         if path.is_symlink() and os.readlink(path) == wanted:
             continue
-        tmp = out / f".{name}.link.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(wanted, tmp)
+        tmp = _new_link(out, name, wanted)
         if path.is_dir() and not path.is_symlink():  # an older layout's real folder
             aside = out / f".{name}.previous"
             shutil.rmtree(aside, ignore_errors=True)
@@ -128,9 +135,7 @@ def _stable_links(out: Path, folder: Path) -> None:
 
 
 def _prune(releases: Path, *, keep: int, current: str) -> None:
-    folders = sorted(
-        (p for p in releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime_ns
-    )
+    folders = _by_age(releases)
     old = [p for p in folders if p.name != current][: max(len(folders) - keep, 0)]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)
@@ -152,9 +157,7 @@ def repair(out: Path, committed: Callable[[str], bool], *, releases: str = "runs
             shutil.rmtree(building, ignore_errors=True)
     # killed between moving its folder into place and switching: the newest release is not
     # the current one
-    folders = sorted(
-        (p for p in (out / releases).glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime_ns
-    )
+    folders = _by_age(out / releases)
     if (
         folders
         and folders[-1].name != current_release(out, releases)

@@ -52,7 +52,6 @@ SNAPSHOT_SQL = {
     "unlisted_medications": 50,
     "conditions": None,
 }
-PRIORITIES = priority_scale()  # the rules file's scale (pipeline/rules.py)
 
 
 # -- at run time ------------------------------------------------------------------------------
@@ -221,7 +220,7 @@ def audit_document(
         {"as_of": r["as_of"], "run_id": r["run_id"]}
         | {
             p: r["record"].get("counts", {}).get("worklist", {}).get(p)
-            for p in (*PRIORITIES, "total")
+            for p in (*priority_scale(), "total")
         }
         for r in trend_runs
     ]
@@ -301,7 +300,7 @@ def audit_charts(doc: dict) -> dict[str, str]:
         )
     worklist: dict[str, list] = {}
     for row in tables.get("worklist_trends", []):
-        for p in PRIORITIES:
+        for p in priority_scale():
             worklist.setdefault(p, []).append((_date(row["as_of"]), row.get(p)))
     return {
         "funnel": charts.funnel_svg(funnel, chart_id="funnel", title="Criteria funnel (patients)"),

@@ -30,7 +30,6 @@ from pipeline.publish import render
 from pipeline.registry import reading
 from pipeline.rules import priority_scale
 
-PRIORITIES = priority_scale()  # the rules file's scale (pipeline/rules.py)
 AUDIENCE = (
     "For the care / QI team only: not for sharing outside it. Counts are not suppressed "
     "for small numbers."
@@ -149,7 +148,9 @@ def build_month_report(runs: list[RunRow], month: str, *, today: date | None = N
             "rows_quarantined_by_kind": {
                 k: sum(r.quarantined_by_kind.get(k, 0) for r in ok) for k in kinds
             },
-            "worklist": {p: sum(r.worklist.get(p, 0) for r in ok) for p in (*PRIORITIES, "total")},
+            "worklist": {
+                p: sum(r.worklist.get(p, 0) for r in ok) for p in (*priority_scale(), "total")
+            },
             "patients_by_criterion": {c: sum(r.criteria.get(c, 0) for r in ok) for c in criteria},
             "note": TOTALS_NOTE,
         },
@@ -219,7 +220,7 @@ def _run_row(
     row.quarantined_by_kind = _counts(counts.get("rows_quarantined"))
     row.rows_quarantined = sum(row.quarantined_by_kind.values())  # none quarantined: 0
     worklist = _counts(counts.get("worklist"))
-    row.worklist = {p: worklist.get(p, 0) for p in PRIORITIES}
+    row.worklist = {p: worklist.get(p, 0) for p in priority_scale()}
     row.worklist["total"] = worklist.get("total", sum(row.worklist.values()))
     row.criteria = _counts(counts.get("patients_by_criterion"))
     return row
@@ -277,7 +278,7 @@ def _csv(report: dict) -> str:
         "rows_read",
         "rows_quarantined",
         *(f"quarantined_{k}" for k in kinds),
-        *(f"worklist_{p}" for p in (*PRIORITIES, "total")),
+        *(f"worklist_{p}" for p in (*priority_scale(), "total")),
         *(f"criterion_{c}" for c in criteria),
     ]
     rows: list[list[Any]] = []
@@ -291,13 +292,13 @@ def _csv(report: dict) -> str:
                 run["status"],
                 run["cause"] or "",
                 run["rules_version"] or "",
-                _cell(run["input_files"]),
-                _cell(run["patients"]),
-                _cell(run["rows_read"]),
-                _cell(run["rows_quarantined"]),
-                *(_cell(run["rows_quarantined_by_kind"].get(k, 0) if ok else None) for k in kinds),
-                *(_cell(run["worklist"].get(p) if ok else None) for p in (*PRIORITIES, "total")),
-                *(_cell(run["patients_by_criterion"].get(c, 0) if ok else None) for c in criteria),
+                run["input_files"],
+                run["patients"],
+                run["rows_read"],
+                run["rows_quarantined"],
+                *(run["rows_quarantined_by_kind"].get(k, 0) if ok else None for k in kinds),
+                *(run["worklist"].get(p) if ok else None for p in (*priority_scale(), "total")),
+                *(run["patients_by_criterion"].get(c, 0) if ok else None for c in criteria),
             ]
         )
     rows.append(
@@ -313,15 +314,11 @@ def _csv(report: dict) -> str:
             totals["rows_read"],
             totals["rows_quarantined"],
             *(totals["rows_quarantined_by_kind"][k] for k in kinds),
-            *(totals["worklist"][p] for p in (*PRIORITIES, "total")),
+            *(totals["worklist"][p] for p in (*priority_scale(), "total")),
             *(totals["patients_by_criterion"][c] for c in criteria),
         ]
     )
     return render.csv_text(rows, header)
-
-
-def _cell(value: Any) -> Any:
-    return "" if value is None else value
 
 
 _TEMPLATE = """<!doctype html>
@@ -422,7 +419,7 @@ def _html(report: dict) -> str:
         t=totals,
         kinds=list(totals["rows_quarantined_by_kind"]),
         criteria=list(totals["patients_by_criterion"]),
-        priorities=PRIORITIES,
+        priorities=priority_scale(),
         ok_runs=[run for run in report["runs"] if run["status"] == "succeeded"],
         n=lambda v: "" if v is None else v,
     )

@@ -129,8 +129,8 @@ def _pages(root: Path) -> dict[str, str]:
 
 def test_every_page_is_inert_and_carries_the_policy(hostile_run: Path) -> None:
     pages = _pages(hostile_run)
-    for name, html in pages.items():
-        assert_inert_page(html), name
+    for html in pages.values():
+        assert_inert_page(html)
     # the hostile text did reach the pages, as text
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["out/audit.html"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["report/population.html"]
