@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from pipeline import resources
 from pipeline.errors import RulesError
+from pipeline.screening.models import model_graph
 from pipeline.sqltext import ident, literal
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -306,6 +307,7 @@ def load_rules(choice: str | Path | None = None) -> Rules:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise RulesError(f"rules file {path.name}: {key}: {msg}{more}") from None
     rules = Rules(path=path, sha256=hashlib.sha256(raw).hexdigest(), spec=spec)
+    model_graph()  # the SQL models agree with their '-- reads:' lines and form no circle
     check_against_sql(rules)
     check_against_reference_data(rules)
     return rules

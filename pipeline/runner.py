@@ -48,10 +48,11 @@ from pipeline.publish import outputs, switch
 from pipeline.read.discover import KINDS, REQUIRED_KINDS, Extracts, discover
 from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
-from pipeline.resources import data_dir, read_sql
+from pipeline.resources import data_dir
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import compute_measures
+from pipeline.screening.models import ModelRun
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
 from pipeline.store.merge import KEPT, merge
 from pipeline.store.validate import stage_and_validate
@@ -112,6 +113,7 @@ class ScreeningRun:
         self.read: Read | None = None
         self.validated: Validated | None = None
         self.screened: Screened | None = None
+        self.models: ModelRun | None = None  # the SQL models built on this run's connection
         self.record: dict = {}
 
     @property
@@ -198,8 +200,9 @@ class ScreeningRun:
 
     def screen(self) -> Screened:
         with self.progress.stage("screen", "applying the criteria and the care-process measures"):
-            counts = screen(self.con, self.rules)
-            measures = compute_measures(self.con, self.rules)
+            self.models = ModelRun(self.con, self.rules.criteria_order)
+            counts = screen(self.models)
+            measures = compute_measures(self.models, self.rules)
             self.screened = Screened(frozen_map(counts), tuple(frozen_map(m) for m in measures))
         faults.point("after-screen")
         return self.screened
@@ -377,14 +380,7 @@ class ScreeningRun:
                 value, unit, observed_at, detail, source_file, row_number, ? FROM run_flags""",
             [self.rules.version],
         )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE int_previous_worklist AS "
-            + read_sql("intermediate/int_previous_worklist.sql")
-        )
-        con.execute("CREATE OR REPLACE TEMP TABLE run_worklist AS " + outputs.worklist_sql())
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE run_resolved AS " + read_sql("marts/resolved.sql")
-        )
+        self.models.build(["worklist", "resolved"])
         con.execute(
             f"""INSERT INTO worklist_history SELECT '{self.run_id}', DATE '{as_of}', patient_id,
                 priority, criteria, status FROM run_worklist"""

@@ -487,15 +487,17 @@ class StagingDB:
 class CriteriaDB(StagingDB):
     """A :class:`StagingDB` with what the criteria read: the kept tables (empty, made by the
     runner's own ingest and validate stages over empty extracts), the int_* tables and macros
-    and an empty ``run_flags`` (``pipeline.screening.criteria.build_intermediates``). Binding or
+    and an empty ``run_flags`` (``pipeline.screening.criteria.build_inputs``). Binding or
     DESCRIBE-ing a criterion's SQL works; running it gives no rows until rows are inserted.
     """
 
     def __init__(self, workdir: Path, as_of: date = AS_OF) -> None:
-        from pipeline.screening.criteria import build_intermediates
+        from pipeline.rules import load_rules
+        from pipeline.screening.criteria import build_inputs
+        from pipeline.screening.models import ModelRun
 
         super().__init__(workdir, as_of)
         self.con.execute("DROP TABLE temp.patients")  # the kept patients table is made below
         self._run.ingest()
         self._run.validate()
-        build_intermediates(self.con)
+        build_inputs(ModelRun(self.con, load_rules().criteria_order))

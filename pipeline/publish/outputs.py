@@ -21,7 +21,7 @@ from pipeline.facts import Prepared, Read, Screened, Validated
 from pipeline.publish import render
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
-from pipeline.resources import data_dir, read_sql
+from pipeline.resources import data_dir
 from pipeline.sqltext import ident, path_literal
 
 OUTPUT_FILES = (
@@ -39,10 +39,6 @@ FLAG_COLUMNS = (
     "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number, "
     "feedback_action, is_suppressed"
 )
-
-
-def worklist_sql() -> str:
-    return read_sql("marts/worklist.sql")
 
 
 def build_record(

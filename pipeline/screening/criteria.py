@@ -1,9 +1,10 @@
 """Apply the criteria (stage 3 of a run).
 
-Builds the intermediate relations (latest lab results, medication orders by drug group with the
-exposure macros over them, conditions per patient), then runs each criterion's SQL (sql/criteria/<id>.sql) in the order
-of the rules file, appending its rows to ``run_flags``; a criterion may read the flags of the
-ones before it (pancytopenia reads anemia, leukopenia and thrombocytopenia).
+Builds the intermediate relations the criteria read (latest lab results, medication orders by
+drug group with the exposure macros over them, conditions per patient), then runs each
+criterion's SQL (sql/criteria/<id>.sql), appending its rows to ``run_flags``. A criterion may
+read the flags of others (pancytopenia reads anemia, leukopenia and thrombocytopenia); its
+``-- reads:`` line says which, and it runs after them (pipeline/screening/models.py).
 
 Every criterion returns the flag layout (:data:`FLAG_LAYOUT`: the columns of ``run_flags``, by
 name, order and type). Each criterion's result columns are checked against it before anything
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline.resources import read_sql, sql_dir
-from pipeline.rules import Rules
+from pipeline.resources import sql_dir
+from pipeline.screening.models import Model, ModelRun
 
 # The flag layout: what every sql/criteria/<id>.sql returns, one row per patient meeting it, and
 # the columns of run_flags. note_key picks a note of the criterion (rules file) for the worklist.
@@ -72,56 +73,42 @@ def load_macros(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(path.read_text(encoding="utf-8"))
 
 
-def build_intermediates(con: duckdb.DuckDBPyConnection) -> None:
-    """The int_* tables and the macros over them that the criteria read, and an empty run_flags."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE int_latest_labs AS "
-        + read_sql("intermediate/int_latest_labs.sql")
-    )
-    con.execute(read_sql("intermediate/latest_lab.sql"))  # table macro bound to the table above
-    con.execute(read_sql("intermediate/lab_limit_flags.sql"))  # the lab criteria, over latest_lab()
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE int_medication_groups AS "
-        + read_sql("intermediate/int_medication_groups.sql")
-    )
-    con.execute(read_sql("intermediate/drug_exposure.sql"))  # macros over the table above
-    con.execute(read_sql("intermediate/tested_within.sql"))  # a macro over lab_results
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE int_patient_conditions AS "
-        + read_sql("intermediate/int_patient_conditions.sql")
-    )
-    con.execute(RUN_FLAGS_DDL)
-    con.execute(read_sql("intermediate/deficiency.sql"))  # a macro over run_flags
+def build_inputs(models: ModelRun) -> list[Model]:
+    """An empty run_flags and everything the criteria read; the criteria, in run order."""
+    models.con.execute(RUN_FLAGS_DDL)
+    plan = models.plan(models.graph.of_kind("criterion"))
+    for model in plan:
+        if model.kind != "criterion":  # no intermediate reads a criterion (checked at start-up)
+            models.materialize(model)
+    return [m for m in plan if m.kind == "criterion"]
 
 
-def criterion_sql(cid: str) -> tuple[str, str]:
-    """(the file as errors name it, its SQL) of one criterion."""
-    return f"sql/criteria/{cid}.sql", read_sql(f"criteria/{cid}.sql")
+def screen(models: ModelRun) -> dict[str, int]:
+    """Fill run_flags; returns the number of patients meeting each criterion.
 
-
-def screen(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, int]:
-    """Fill run_flags; returns the number of patients meeting each criterion."""
-    build_intermediates(con)
-    queries = [(cid, *criterion_sql(cid)) for cid in rules.criteria_order]
-    for _, where, sql in queries:  # every file checked before any row is written
-        check_flag_layout(con, where, sql)
+    The order is the models' (pipeline/screening/models.py): what the criteria read is built
+    first, each criterion's layout is checked before any row is written, the criteria are
+    inserted each after the ones it reads, then the flags mart applies clinician feedback.
+    """
+    con = models.con
+    criteria = build_inputs(models)
+    for model in criteria:  # every file checked before any row is written
+        check_flag_layout(con, model.where, model.sql)
     counts: dict[str, int] = {}
-    for cid, where, sql in queries:
-        ((inserted,),) = con.execute(f"INSERT INTO run_flags SELECT * FROM ({sql})").fetchall()
+    for model in criteria:
+        cid = model.name
+        ((inserted,),) = con.execute(
+            f"INSERT INTO run_flags SELECT * FROM ({model.sql})"
+        ).fetchall()
         ((own, patients),) = con.execute(
             "SELECT count(*), count(DISTINCT patient_id) FROM run_flags WHERE criterion = ?",
             [cid],
         ).fetchall()
         if own != inserted:
-            raise FlagLayoutError(f"{where}: wrote rows whose criterion is not {cid!r}")
+            raise FlagLayoutError(f"{model.where}: wrote rows whose criterion is not {cid!r}")
         counts[cid] = patients
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE int_active_feedback AS "
-        + read_sql("intermediate/int_active_feedback.sql")
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE run_flags_reviewed AS " + read_sql("marts/flags.sql"))
-    con.execute("DROP TABLE run_flags")
-    con.execute("ALTER TABLE run_flags_reviewed RENAME TO run_flags")
+        models.built.add(cid)
+    models.build(["flags"])
     stray = con.execute(
         "SELECT DISTINCT criterion FROM run_flags WHERE criterion NOT IN (SELECT criterion FROM rule_criteria)"
     ).fetchall()
@@ -129,4 +116,4 @@ def screen(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, int]:
         raise RuntimeError(
             f"criteria SQL wrote unknown criterion ids: {sorted(r[0] for r in stray)}"
         )
-    return counts
+    return {cid: counts[cid] for cid in models.catalogue if cid in counts}

@@ -9,26 +9,27 @@ stay in the run's temporary ``run_measure_members`` table and never reach a repo
 
 from __future__ import annotations
 
-import duckdb
-
-from pipeline.resources import read_sql
 from pipeline.rules import Rules, fill_values
+from pipeline.screening.models import ModelRun
 
 
-def compute_measures(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
+def compute_measures(models: ModelRun, rules: Rules) -> list[dict]:
     """Fill ``run_measure_members``; one dict per measure with its counts and definitions."""
-    # run_flags was rebuilt by the flags mart after the criteria: bind the macro over it anew
-    con.execute(read_sql("intermediate/deficiency.sql"))
+    con = models.con
     con.execute(
         "CREATE OR REPLACE TEMP TABLE run_measure_members ("
         "measure VARCHAR, patient_id VARCHAR, in_numerator BOOLEAN, event_date DATE)"
     )
-    for mid in rules.spec.measures:
+    for model in models.plan(rules.spec.measures):  # after the flags mart and what they read
+        if model.kind != "measure":
+            models.materialize(model)
+            continue
         con.execute(
             "INSERT INTO run_measure_members SELECT ?, patient_id, in_numerator, event_date "
-            f"FROM ({read_sql(f'measures/{mid}.sql')})",
-            [mid],
+            f"FROM ({model.sql})",
+            [model.name],
         )
+        models.built.add(model.name)
     counts = {
         mid: (num, den)
         for mid, num, den in con.execute(

@@ -3,6 +3,7 @@
 -- source_file/row_number: NULL; the exposure adds up every order of the episodes, no single row
 -- decides it. evidence: the drug groups, exposure days and dates (as the detail).
 -- Grain: one row per patient meeting it.
+-- reads: long_term_exposure
 with exposure as (
     select * from long_term_exposure(
         getvariable('acid_suppression_long_term.drug_groups'),

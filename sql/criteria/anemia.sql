@@ -1,6 +1,7 @@
 -- Criterion anemia: latest hemoglobin below the sex-specific limit (the unknown-sex limit when
 -- sex is neither M nor F), or the lab's own lower limit when settings.use_lab_reference_range is on.
 -- Grain: one row per patient meeting it.
+-- reads: latest_lab, patients
 with latest_hgb as (
     select * from latest_lab('hgb')
 ),

@@ -3,6 +3,7 @@
 -- drawn the same day counts, whatever the time), up to the as-of date. A censored '<X' result counts when X is within the band, since its true
 -- value is certainly not above the upper limit.
 -- Grain: one row per patient meeting it.
+-- reads: lab_results, latest_lab
 with latest_b12 as (
     select * from latest_lab('b12')
 ),

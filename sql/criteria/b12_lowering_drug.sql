@@ -1,6 +1,7 @@
 -- Criterion b12_lowering_drug: a current order of a drug that lowers B12 (rules list).
 -- source_file/row_number: NULL; every current order of the groups counts, no single row decides it.
 -- Grain: one row per patient meeting it.
+-- reads: therapy_orders
 with current_orders as (
     select * from therapy_orders(getvariable('b12_lowering_drug.drug_groups'))
     where is_current

@@ -6,6 +6,8 @@
 -- MMA was last tested ('never tested' without any valid result, however old).
 -- source_file/row_number: NULL; a risk and B12 or MMA results that are missing decide it.
 -- Grain: one row per patient meeting it.
+-- reads: acid_suppression_long_term, b12_lowering_drug, metformin_long_term, patients,
+-- reads: risk_condition, rule_criteria, tested_within
 with catalogue as (
     select criterion, ordinal from rule_criteria
 ),

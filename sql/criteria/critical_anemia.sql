@@ -1,5 +1,6 @@
 -- Criterion critical_anemia: latest hemoglobin below the critical limit.
 -- Grain: one row per patient meeting it.
+-- reads: latest_lab
 with latest as (
     select * from latest_lab('hgb')
 ),

@@ -2,6 +2,7 @@
 -- limit or a recorded chronic kidney disease stage 3-5.
 -- source_file/row_number: NULL; the order and the eGFR result or diagnosis decide it together.
 -- Grain: one row per patient meeting it.
+-- reads: int_patient_conditions, latest_lab, therapy_orders
 with cyanocobalamin as (
     select patient_id, min(start_date) as since
     from therapy_orders(getvariable('cyanocobalamin_renal.drug_groups'))

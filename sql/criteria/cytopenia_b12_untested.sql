@@ -4,6 +4,7 @@
 -- evidence, source_file/row_number: NULL; the cytopenia flags it combines carry their own, and
 -- results that are missing decide the rest.
 -- Grain: one row per patient meeting it.
+-- reads: anemia, leukopenia, macrocytosis, neutropenia, tested_within, thrombocytopenia
 with cytopenia as (
     select patient_id, string_agg(criterion, ', ' order by criterion) as met, max(observed_at) as observed_at
     from run_flags

@@ -2,6 +2,7 @@
 -- of anemia, leukopenia, neutropenia or thrombocytopenia. Treat now; do not wait for more tests.
 -- evidence, source_file/row_number: NULL; the flags it combines carry their own.
 -- Grain: one row per patient meeting it.
+-- reads: anemia, b12_deficient, leukopenia, mma_elevated, neutropenia, thrombocytopenia
 with deficiency as (
     select patient_id, string_agg(criterion, ' + ' order by criterion) as met, max(observed_at) as observed_at
     from run_flags

@@ -3,6 +3,7 @@
 -- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
 -- are the result's extract row.
 -- Grain: one row per patient meeting it.
+-- reads: lab_limit_flags
 with final as (
     select * from lab_limit_flags(
         'folate_low', 'folate', below := getvariable('folate_low.below_ng_ml')

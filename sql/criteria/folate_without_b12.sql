@@ -4,6 +4,7 @@
 -- cannot excuse a newer one); the row shows the most recent result that meets it (on a tie,
 -- the B12 before the MMA), and source_file/row_number are that result's extract row.
 -- Grain: one row per patient meeting it.
+-- reads: deficient_results, therapy_orders
 with deficiency as (
     select * from deficient_results()
 ),

@@ -3,6 +3,7 @@
 -- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
 -- are the result's extract row.
 -- Grain: one row per patient meeting it.
+-- reads: lab_limit_flags
 with final as (
     select * from lab_limit_flags(
         'homocysteine_elevated', 'homocysteine', above := getvariable('homocysteine_elevated.above_umol_l')

@@ -4,6 +4,7 @@
 -- A CBC is any of cbc_analytes; a B12 any of b12_analytes.
 -- source_file/row_number: NULL; the therapy episode and results that are missing decide it.
 -- Grain: one row per patient meeting it.
+-- reads: drug_exposure, lab_results
 with on_therapy as (
     select patient_id, current_start_date as started_on
     from drug_exposure(getvariable('monitoring_overdue.therapy_groups'))

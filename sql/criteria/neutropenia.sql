@@ -1,6 +1,7 @@
 -- Criterion neutropenia: latest absolute neutrophil count below the limit, graded mild,
 -- moderate or severe in the detail.
 -- Grain: one row per patient meeting it.
+-- reads: latest_lab
 with latest_anc as (
     select * from latest_lab('anc')
 ),

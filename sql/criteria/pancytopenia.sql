@@ -1,6 +1,7 @@
 -- Criterion pancytopenia: anemia, leukopenia and thrombocytopenia all met in this run.
 -- evidence, source_file/row_number: NULL; the flags it combines carry their own.
 -- Grain: one row per patient meeting it.
+-- reads: anemia, leukopenia, thrombocytopenia
 with cytopenias as (
     select patient_id, criterion, observed_at
     from run_flags

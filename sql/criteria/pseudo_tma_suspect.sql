@@ -1,6 +1,7 @@
 -- Criterion pseudo_tma_suspect: B12 deficiency (b12_deficient or mma_elevated) with anemia,
 -- thrombocytopenia and the latest LDH above the limit. B12 deficiency can mimic TTP.
 -- Grain: one row per patient meeting it.
+-- reads: anemia, b12_deficient, latest_lab, mma_elevated, thrombocytopenia
 with deficiency as (
     select distinct patient_id from run_flags
     where criterion in ('b12_deficient', 'mma_elevated')

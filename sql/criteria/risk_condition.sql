@@ -1,6 +1,7 @@
 -- Criterion risk_condition: a recorded diagnosis that raises the risk of B12 deficiency.
 -- source_file/row_number: NULL; every recorded risk condition is listed, no single row decides it.
 -- Grain: one row per patient meeting it.
+-- reads: int_patient_conditions
 with conditions as (
     select * from int_patient_conditions
     where list_contains(getvariable('risk_condition.risk_conditions'), condition)

@@ -3,6 +3,7 @@
 -- whether transfusion support is needed; note_key picks that band's note (rules file) for the
 -- worklist.
 -- Grain: one row per patient meeting it.
+-- reads: latest_lab
 with latest_platelets as (
     select * from latest_lab('platelets')
 ),

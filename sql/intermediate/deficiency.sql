@@ -3,9 +3,10 @@
 -- came from. The safety and care-gap criteria judge every one of them, so a patient meets such
 -- a criterion when any deficient result does: a further, older result can add an alert but
 -- never switch one off.
--- Reads run_flags as it stands when called, so a criterion placed after those two in the
--- rules file sees them.
+-- Reads run_flags as it stands when called: a model that calls it runs after those two
+-- criteria (the reads line below; pipeline/screening/models.py derives the order).
 -- Grain: one row per deficient patient and deficient analyte.
+-- reads: b12_deficient, mma_elevated
 CREATE OR REPLACE TEMP MACRO deficient_results() AS TABLE
     select
         patient_id, criterion as found_by, observed_at::date as deficient_on, source_file, row_number

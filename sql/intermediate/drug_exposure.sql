@@ -2,6 +2,7 @@
 -- patient and episode. Each order covers start_date .. end_date (both days counted; an
 -- open-ended order, or one ending after the as-of date, runs to the as-of date). Orders that
 -- overlap or touch merge into one episode, so overlapping prescriptions count once.
+-- reads: int_medication_groups
 CREATE OR REPLACE TEMP MACRO drug_episodes(groups) AS TABLE
     with periods as (
         select

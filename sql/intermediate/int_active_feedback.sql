@@ -1,6 +1,7 @@
 -- Intermediate: the clinician feedback in force on the as-of date.
 -- Grain: one row per patient and criterion. The latest feedback received (on or before the as-of
 -- date) for a patient and criterion wins; it is in force until its until date has passed.
+-- reads: feedback
 with feedback as (
     select * from feedback
     where received_on <= getvariable('run.as_of')::date

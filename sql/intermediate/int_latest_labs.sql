@@ -4,6 +4,7 @@
 -- "Latest" is deterministic: the latest collected_at; on a tie, the highest result_id (ids
 -- that are numbers compare as numbers, so '10' is after '9'; rows without an id last); then
 -- the lower canonical value; then source file and row number.
+-- reads: lab_results, rule_analytes
 with results as (
     select * from lab_results
     where analyte is not null

@@ -3,6 +3,7 @@
 -- product gives one row per group). An order is recognised by its RxNorm code, its ATC code,
 -- or a listed name appearing as whole words in its text ('MetFORMIN (Glucophage) 500 mg');
 -- words are runs of letters (any alphabet) and digits.
+-- reads: medications, ref_drug_codes
 with orders as (
     select _rid, patient_id, medication, rxnorm, atc, start_date, end_date, route
     from medications

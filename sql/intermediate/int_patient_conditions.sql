@@ -1,6 +1,7 @@
 -- Intermediate: conditions recorded for each patient (data/diagnosis_codes.csv).
 -- Grain: one row per patient and condition. A listed code matches itself and every code below
 -- it, compared without dots and in upper case (K50 matches K50.90; N18.3 matches N18.32).
+-- reads: diagnoses, ref_diagnosis_codes
 with diagnoses as (
     select patient_id, code, code_key, recorded_at
     from diagnoses

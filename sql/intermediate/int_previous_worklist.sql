@@ -2,6 +2,7 @@
 -- compare with: the latest successful run with an earlier as-of date (so a run repeated for the
 -- same date gives the same answers).
 -- Grain: one row per patient on that run's worklist.
+-- reads: runs, worklist_history
 with previous_run as (
     select run_id, as_of from runs
     where status = 'succeeded' and as_of < getvariable('run.as_of')::date

@@ -10,6 +10,7 @@
 -- check at start-up sees every value each criterion reads. Give exactly one of below, above.
 -- A table macro over latest_lab(), created right after it.
 -- Grain: one row per patient whose latest result of the analyte meets the criterion.
+-- reads: latest_lab
 CREATE OR REPLACE TEMP MACRO lab_limit_flags(criterion_id, analyte_id, below := NULL, above := NULL) AS TABLE
     with latest as (
         select * from latest_lab(analyte_id)

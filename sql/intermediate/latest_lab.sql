@@ -1,5 +1,6 @@
 -- latest_lab('b12'): the latest result of one analyte per patient, in the shape every lab
 -- criterion starts from. A table macro over int_latest_labs, created right after that table.
+-- reads: int_latest_labs
 CREATE OR REPLACE TEMP MACRO latest_lab(wanted) AS TABLE
     select
         patient_id,

@@ -8,6 +8,7 @@
 -- Columns: is_tested; tested_on, the date of the latest result in the window (NULL when none);
 -- last_tested_at, the latest result on or before the as-of date however old ("last tested").
 -- Grain: one row per patient with any valid result of the analytes up to the as-of date.
+-- reads: lab_results, rule_analytes
 CREATE OR REPLACE TEMP MACRO tested_within(days, analytes := ['b12', 'mma']) AS TABLE
     with results as (
         select

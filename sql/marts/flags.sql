@@ -4,6 +4,7 @@
 -- flags.parquet, but no longer puts the patient on the worklist) until its until date passes or
 -- new evidence arrives: a flag observed after the feedback was received is not suppressed.
 -- 'reviewed' only annotates.
+-- reads: criteria, int_active_feedback
 with flags as (
     select * from run_flags
 ),

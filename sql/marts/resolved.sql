@@ -6,6 +6,8 @@
 --   corrected result    one of their lab results was corrected since the previous run;
 --   new result          a new valid lab result was collected after the previous as-of date;
 --   no longer met       otherwise (results aged out of their look-back, or the rules changed).
+-- reads: flags, int_previous_worklist, lab_result_corrections, lab_results, therapy_orders,
+-- reads: worklist
 with previous_worklist as (
     select * from int_previous_worklist
 ),

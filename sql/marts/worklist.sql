@@ -6,6 +6,7 @@
 -- the worklist of the previous successful run in this database (the latest one with an earlier
 -- as-of date, so a run repeated for the same date gives the same statuses). Flags suppressed by
 -- clinician feedback do not count; the feedback on any flag shows in the feedback column.
+-- reads: flags, int_previous_worklist, patients, rule_criteria, rule_notes, rule_priorities
 with flags as (
     select * from run_flags
 ),

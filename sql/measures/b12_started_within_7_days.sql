@@ -2,6 +2,7 @@
 -- many started B12 therapy on the day of the deficient result or within window_days after it.
 -- Patients already on B12 therapy on the day of the result are not in the denominator.
 -- Grain: one row per patient in the denominator.
+-- reads: deficient_patients, therapy_orders
 with deficiency as (
     select * from deficient_patients()
 ),

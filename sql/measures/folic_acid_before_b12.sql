@@ -4,6 +4,7 @@
 -- way) and none begun earlier still running. Historical cases count even when both are
 -- current today.
 -- Grain: one row per patient in the denominator.
+-- reads: deficient_patients, therapy_orders
 with deficiency as (
     select * from deficient_patients()
 ),

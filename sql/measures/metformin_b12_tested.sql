@@ -1,6 +1,7 @@
 -- Measure metformin_b12_tested: of the long-term metformin users (metformin_long_term), how many have a
 -- result of tested_analytes collected in the lookback_days up to the as-of date.
 -- Grain: one row per patient in the denominator.
+-- reads: flags, tested_within
 with users as (
     select distinct patient_id from run_flags where criterion = 'metformin_long_term'
 ),

@@ -1,6 +1,7 @@
 -- Measure pseudo_tma_suspected: of the deficient patients, how many meet pseudo_tma_suspect
 -- (anaemia, low platelets and a high LDH with B12 deficiency, which can mimic TTP).
 -- Grain: one row per patient in the denominator.
+-- reads: deficient_patients, flags
 with deficiency as (
     select * from deficient_patients()
 ),

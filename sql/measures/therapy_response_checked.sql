@@ -3,6 +3,7 @@
 -- many had a response_analytes result collected from day from_day to day to_day of the course.
 -- A course is an episode of drug_episodes(): orders merged where they overlap or touch.
 -- Grain: one row per patient in the denominator.
+-- reads: drug_episodes, lab_results
 with courses as (
     select patient_id, max(start_date) as began_on
     from drug_episodes(getvariable('therapy_response_checked.therapy_groups'))

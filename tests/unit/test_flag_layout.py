@@ -8,6 +8,7 @@ the kept tables, the int_* tables and macros and an empty run_flags (CriteriaDB)
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,8 @@ import pytest
 from pipeline import resources
 from pipeline.rules import load_rules
 from pipeline.screening import criteria
-from pipeline.screening.criteria import (
-    FLAG_LAYOUT,
-    FlagLayoutError,
-    check_flag_layout,
-    criterion_sql,
-)
+from pipeline.screening.criteria import FLAG_LAYOUT, FlagLayoutError, check_flag_layout
+from pipeline.screening.models import ModelGraph, ModelRun, model_graph
 
 try:
     from harness import CriteriaDB
@@ -76,7 +73,8 @@ def test_every_rules_criterion_has_a_file_here():
 
 @pytest.mark.parametrize("cid", CRITERIA)
 def test_criterion_returns_the_flag_layout(db, cid):
-    where, sql = criterion_sql(cid)
+    model = model_graph().models[cid]
+    where, sql = model.where, model.sql
     assert _columns(db, sql) == LAYOUT, where
     check_flag_layout(db.con, where, sql)  # and the check before inserting lets it through
 
@@ -112,30 +110,28 @@ def test_a_wrong_query_is_refused_with_one_line_naming_the_file(db, query, probl
     assert problem in message
 
 
-def test_screen_refuses_a_drifted_criterion_before_writing_any_flag(
-    db, monkeypatch: pytest.MonkeyPatch
-):
-    real = criteria.read_sql
+def _with_sql(cid: str, sql: str) -> ModelGraph:
+    """The project's models with one criterion's SQL replaced (its header is not re-checked)."""
+    graph = model_graph()
+    models = dict(graph.models)
+    models[cid] = dataclasses.replace(models[cid], sql=sql)
+    return dataclasses.replace(graph, models=models)
 
-    def drifted(relative: str) -> str:
-        return DRIFTED if relative == "criteria/metformin_long_term.sql" else real(relative)
 
-    monkeypatch.setattr(criteria, "read_sql", drifted)
+def test_screen_refuses_a_drifted_criterion_before_writing_any_flag(db):
+    run = ModelRun(db.con, load_rules().criteria_order, _with_sql("metformin_long_term", DRIFTED))
     with pytest.raises(FlagLayoutError, match=r"^sql/criteria/metformin_long_term\.sql: missing"):
-        criteria.screen(db.con, load_rules())
+        criteria.screen(run)
     assert db.sql("SELECT count(*) AS n FROM run_flags") == [{"n": 0}]
 
 
-def test_screen_refuses_rows_labelled_with_another_criterion(db, monkeypatch: pytest.MonkeyPatch):
-    real = criteria.read_sql
+def test_screen_refuses_rows_labelled_with_another_criterion(db):
     mislabelled = GOOD.replace("'metformin_long_term' as criterion", "'b12_deficient' as criterion")
-
-    def wrong_id(relative: str) -> str:
-        return mislabelled if relative == "criteria/metformin_long_term.sql" else real(relative)
-
-    monkeypatch.setattr(criteria, "read_sql", wrong_id)
+    run = ModelRun(
+        db.con, load_rules().criteria_order, _with_sql("metformin_long_term", mislabelled)
+    )
     with pytest.raises(FlagLayoutError, match=r"metformin_long_term\.sql: wrote rows whose"):
-        criteria.screen(db.con, load_rules())
+        criteria.screen(run)
 
 
 def test_the_six_lab_files_are_found_by_name():
