@@ -54,7 +54,7 @@ from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import compute_measures
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
-from pipeline.store.merge import KEPT, merge
+from pipeline.store.merge import KEPT, merge, upgrade_store
 from pipeline.store.validate import stage_and_validate
 
 log = logging.getLogger("b12screen")
@@ -108,7 +108,7 @@ class ScreeningRun:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.staging_dir: Path | None = None
         self._committed = False  # after the COMMIT a failure must not undo the registry
-        self._held = contextlib.ExitStack()  # the output folder's lock, from prepare to close
+        self._held = contextlib.ExitStack()  # output lock, file links: from prepare to close
         self.prepared: Prepared | None = None
         self.read: Read | None = None
         self.validated: Validated | None = None
@@ -136,6 +136,7 @@ class ScreeningRun:
             registry.ensure_registry(con)
             self._repair_publish()
             con.execute("BEGIN TRANSACTION")
+            upgrade_store(con)  # a database of an earlier version: its keys, in this transaction
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
             # a file whose content was ingested before (or appears twice tonight) is skipped
             skipped = []
@@ -173,7 +174,11 @@ class ScreeningRun:
     def ingest(self) -> Read:
         with self.progress.stage("ingest", "reading new extract files into DuckDB"):
             first_id = self.con.execute("SELECT count(*) + 1 FROM ingested_files").fetchone()[0]
-            loaded = load_extracts(self.con, self.prepared.extracts, first_id)
+            paths = [f.path for f in self.prepared.extracts.files]
+            # the raw views read the files through these links until the run ends (close)
+            sources = self._held.enter_context(literal_files(paths))
+            readable = dict(zip(paths, sources, strict=True))
+            loaded = load_extracts(self.con, self.prepared.extracts, readable, first_id)
             self.read = Read(tuple(loaded))
             for item in loaded:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")

@@ -1,9 +1,12 @@
 """Read the extract files into DuckDB with DuckDB's own readers (stage 1 of a run).
 
-Each kind lands in one raw table (``raw_labs`` …, replaced each run: the raw rows of the run's
-new files) holding every column of every file as read,
-plus ``_rid`` (a row id unique in the run), ``source_file`` and ``row_number`` (the data row
-in its file, counting from 1, header excluded). CSV lines DuckDB cannot split into the header's
+Each kind is presented as one raw view (``raw_labs`` …: the rows of the run's new files) with
+every column of every file as read, plus ``_rid`` (a row id unique across runs),
+``source_file`` and ``row_number`` (the data row in its file, counting from 1, header excluded).
+A Parquet file is not copied: the view reads the file itself, so the staging SQL
+(sql/staging) types and codes the rows straight from the file scan, in one pass. A CSV file is
+read once into a temporary table, since DuckDB numbers the lines it rejects only in that
+read. CSV lines DuckDB cannot split into the header's
 columns are not dropped: they go to the quarantine table with their text. A file that cannot
 be read at all, or lacks a required column, stops the run with one line naming it.
 """
@@ -30,7 +33,7 @@ from pipeline.read.discover import (
     Extracts,
     InputFile,
 )
-from pipeline.sqltext import ident, literal, literal_files
+from pipeline.sqltext import ident, literal
 
 QUARANTINE_DDL = """
 CREATE OR REPLACE TEMP TABLE quarantine (
@@ -195,24 +198,27 @@ def load_kind(
                 """
             )
         loaded.append(LoadedFile(f, 0, malformed))
-    table = f"raw_{kind}"
+    view = f"raw_{kind}"
+    wanted = ["_rid", "source_file", "row_number", *REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
     if parts:
+        union = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
         try:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
+            present = _columns(con, f"({union})")
         except duckdb.Error as exc:
             raise ExtractsError(f"cannot read the {kind} files: {_safe_message(exc)}") from None
+        missing = [col for col in wanted if col not in present]
+        extra = "".join(f", NULL::VARCHAR AS {ident(col)}" for col in missing)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *{extra} FROM ({union})")
     else:
-        con.execute(
-            f"CREATE OR REPLACE TABLE {table} (_rid BIGINT, source_file VARCHAR, row_number BIGINT)"
+        columns = ", ".join(
+            f"NULL::{'BIGINT' if col in ('_rid', 'row_number') else 'VARCHAR'} AS {ident(col)}"
+            for col in wanted
         )
-    present = set(_columns(con, table))
-    for col in REQUIRED_COLUMNS[kind] + OPTIONAL_COLUMNS[kind]:
-        if col not in present:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(col)} VARCHAR")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {columns} WHERE false")
     counts = dict(
-        con.execute(f"SELECT source_file, count(*) FROM {table} GROUP BY source_file").fetchall()
+        con.execute(f"SELECT source_file, count(*) FROM {view} GROUP BY source_file").fetchall()
     )
-    loaded = [
+    return [
         LoadedFile(
             item.file,
             int(counts.get(item.file.name, 0)) + item.malformed_lines,
@@ -220,27 +226,27 @@ def load_kind(
         )
         for item in loaded
     ]
-    for offset in range(len(files)):
-        con.execute(f"DROP TABLE IF EXISTS _load_{first_file_id + offset}")
-    return loaded
 
 
 def load_extracts(
-    con: duckdb.DuckDBPyConnection, extracts: Extracts, first_file_id: int = 1
+    con: duckdb.DuckDBPyConnection,
+    extracts: Extracts,
+    readable: dict[Path, str],
+    first_file_id: int = 1,
 ) -> list[LoadedFile]:
-    """Load every kind; kinds without files get empty raw tables with the contract's columns.
+    """Present every kind as ``raw_<kind>``; kinds without files get empty ones with the
+    contract's columns.
 
-    ``first_file_id`` numbers this run's files after those already in the database, so row ids
-    (``_rid``) stay unique across runs.
+    ``readable`` gives, for each file's path, the SQL literal that opens exactly that file
+    (:func:`pipeline.sqltext.literal_files`, whose links must outlive the run's reads of the
+    raw views). ``first_file_id`` numbers this run's files after those already in the
+    database, so row ids (``_rid``) stay unique across runs.
     """
     con.execute(QUARANTINE_DDL)
     loaded: list[LoadedFile] = []
     next_id = first_file_id
-    paths = [f.path for f in extracts.files]
-    with literal_files(paths) as sources:
-        readable = dict(zip(paths, sources, strict=True))
-        for kind in KINDS:
-            files = extracts.of_kind(kind)
-            loaded += load_kind(con, kind, files, next_id, readable)
-            next_id += len(files)
+    for kind in KINDS:
+        files = extracts.of_kind(kind)
+        loaded += load_kind(con, kind, files, next_id, readable)
+        next_id += len(files)
     return loaded

@@ -9,8 +9,10 @@ sql/staging, where each kind says which rows are "the same"):
 * a key stored with other content is a correction: the stored row is replaced, and for lab
   results the old and new values are written to ``lab_result_corrections``.
 
-Within one run the last row of a key (in file order) wins. The probe of the stored rows reads
-only the 64-bit key hash column, so merging a night's files costs little beyond the new rows.
+Within one run the last row of a key (in file order) wins. Keys are 128-bit numbers (the MD5
+of the text key staging builds), so the probe of the stored rows reads one fixed-width column
+and merging a night's files costs little beyond the new rows. The columns only validation
+reads (:data:`VALIDATION_ONLY`) are not stored.
 """
 
 from __future__ import annotations
@@ -31,29 +33,63 @@ KEPT = {
     "diagnoses": ("diagnoses", ()),
     "feedback": ("feedback", ()),
 }
-_BOOKKEEPING = {
-    "record_key": "VARCHAR",
-    "key_hash": "UBIGINT",
-    "run_id": "VARCHAR",
-    "received_on": "DATE",
+# Staged columns that only validation reads (schemas/extracts.py): checked, never stored.
+VALIDATION_ONLY = {
+    "patients": (),
+    "labs": ("is_known_patient", "value_number", "reference_low", "reference_high"),
+    "medications": ("is_known_patient", "has_end_date_text"),
+    "diagnoses": ("is_known_patient",),
+    "feedback": ("is_known_patient", "is_known_criterion", "has_until_text"),
 }
+_BOOKKEEPING = {"run_id": "VARCHAR", "received_on": "DATE"}
+
+
+def _kept(kind: str) -> str:
+    """The staged columns a kept table stores: all but the validation-only ones."""
+    dropped = VALIDATION_ONLY[kind]
+    return f"* EXCLUDE ({', '.join(dropped)})" if dropped else "*"
+
+
+def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a database written by an earlier version to this one's storage, in the run's
+    transaction: record keys as 128-bit numbers (the MD5 of the text key they were, which is
+    what staging computes now; the separate 64-bit key hash is gone), and no stored copy of
+    the last night's raw rows (raw_<kind> is a view over the files now)."""
+    for table, _ in KEPT.values():
+        have = _columns(con, table) if _exists(con, table) else {}
+        if have.get("record_key") == "VARCHAR":
+            con.execute(f"ALTER TABLE {table} ADD COLUMN _key UHUGEINT")
+            con.execute(f"UPDATE {table} SET _key = md5_number(record_key)")
+            con.execute(f"ALTER TABLE {table} DROP COLUMN record_key")
+            con.execute(f"ALTER TABLE {table} RENAME COLUMN _key TO record_key")
+        if "key_hash" in have:
+            con.execute(f"ALTER TABLE {table} DROP COLUMN key_hash")
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
+        "AND table_name LIKE 'raw\\_%' ESCAPE '\\'"
+    ).fetchall():
+        con.execute(f"DROP TABLE main.{ident(name)}")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_name = ? AND table_schema = 'main'",
+            [table],
+        ).fetchall()[0][0]
+    )
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
-def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> None:
-    """Create the kept table from the incoming shape plus the bookkeeping columns; add columns a
-    newer staging has."""
-    wanted = _columns(con, incoming) | {
-        name: dtype for name, dtype in _BOOKKEEPING.items() if name != "record_key"
-    }
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
-        [table],
-    ).fetchall()[0][0]
-    if not exists:
+def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incoming: str) -> None:
+    """Create the kept table from the stored part of the incoming shape plus the bookkeeping
+    columns; add columns a newer staging has."""
+    wanted = _columns(con, f"(SELECT {_kept(kind)} FROM {incoming})") | _BOOKKEEPING
+    if not _exists(con, table):
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
         # and DISTINCT aggregates until the commit (tests/integration/test_validation_scale.py).
@@ -73,10 +109,10 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     # Rows not to merge: the rejected ones, and earlier copies of a key within this run.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _skip AS SELECT _rid FROM rejected_{kind}")
     ((valid, distinct),) = con.execute(
-        f"SELECT count(*), count(DISTINCT hash(record_key)) FROM {source} ANTI JOIN _skip USING (_rid)"
+        f"SELECT count(*), count(DISTINCT record_key) FROM {source} ANTI JOIN _skip USING (_rid)"
     ).fetchall()
     within_run_copies = 0
-    if distinct < valid:  # (a hash collision only sends us down this exact path)
+    if distinct < valid:
         con.execute(
             f"""
             INSERT INTO _skip
@@ -92,14 +128,14 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
                 0
             ][0]
         )
-    _ensure_table(con, table, source)
+    _ensure_table(con, kind, table, source)
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _matched AS
         SELECT i._rid AS new_rid, o._rid AS old_rid, ({changed}) AS changed
         FROM (SELECT * FROM {source} ANTI JOIN _skip USING (_rid)) AS i
-        INNER JOIN {table} AS o ON o.key_hash = hash(i.record_key) AND o.record_key = i.record_key
+        INNER JOIN {table} AS o ON o.record_key = i.record_key
         """
     )
     ((matched, corrected),) = con.execute(
@@ -117,7 +153,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             con.execute(
                 f"""
                 INSERT INTO lab_result_corrections
-                SELECT getvariable('run.id'), getvariable('run.as_of')::DATE, i.record_key,
+                SELECT getvariable('run.id'), getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
                        i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
                        i.value_reported, i.unit_reported, o.source_file, i.source_file
                 FROM _matched m
@@ -132,7 +168,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     con.execute(
         f"""
         INSERT INTO {table} BY NAME
-        SELECT *, hash(record_key) AS key_hash, getvariable('run.id') AS run_id,
+        SELECT {_kept(kind)}, getvariable('run.id') AS run_id,
                getvariable('run.as_of')::DATE AS received_on
         FROM {source}
         WHERE _rid NOT IN (SELECT _rid FROM _skip)

@@ -26,8 +26,8 @@ final as (
     select
         typed.*,
         known_patients.patient_id is not null as is_known_patient,
-        md5(concat_ws('|', typed.patient_id, coalesce(typed.code_key, ''), typed.recorded_at::varchar))
-            as record_key
+        md5_number(md5(concat_ws('|', typed.patient_id, coalesce(typed.code_key, ''),
+            typed.recorded_at::varchar))) as record_key
     from typed
     left join known_patients on known_patients.patient_id = typed.patient_id
 )

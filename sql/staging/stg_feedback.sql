@@ -28,8 +28,8 @@ final as (
         typed.*,
         known_patients.patient_id is not null as is_known_patient,
         typed.criterion in (select criterion from rule_criteria) as is_known_criterion,
-        md5(concat_ws('|', typed.patient_id, typed.criterion, typed.action,
-            coalesce(typed.until::varchar, ''), coalesce(typed.note, ''))) as record_key
+        md5_number(md5(concat_ws('|', typed.patient_id, typed.criterion, typed.action,
+            coalesce(typed.until::varchar, ''), coalesce(typed.note, '')))) as record_key
     from typed
     left join known_patients on known_patients.patient_id = typed.patient_id
 )

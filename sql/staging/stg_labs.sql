@@ -5,7 +5,8 @@
 -- with no conversion for its analyte leaves value_canonical NULL and the schema quarantines the
 -- row. What the lab reported (value, unit) is kept beside the canonical value.
 -- record_key says which rows are the same result: the source's result_id (per patient) when it
--- has one, else the patient, test, time, value and unit as reported. A re-sent result has the
+-- has one, else the patient, test, time, value and unit as reported; it is stored as the
+-- 128-bit MD5 of that text (a fixed 16 bytes however long the ids are). A re-sent result has the
 -- same key and is stored once; a corrected one (same result_id, new value) replaces it.
 with source as (
     select * from raw_labs
@@ -91,12 +92,12 @@ final as (
         ) as reference_high_canonical,
         analytes.canonical_unit,
         known_patients.patient_id is not null as is_known_patient,
-        coalesce(
+        md5_number(coalesce(
             'id:' || coded.patient_id || '|' || coded.result_id,
             'row:' || md5(concat_ws('|', coded.patient_id, coalesce(coded.loinc, ''),
                 coalesce(text_key(coded.test_name), ''), coded.collected_at::varchar,
                 trim(coded.value_reported), coalesce(trim(coded.unit_reported), '')))
-        ) as record_key
+        )) as record_key
     from coded
     left join units
         on units.analyte = coded.analyte and units.unit_key = coded.unit_key

@@ -1,6 +1,6 @@
 -- Staging: patients, typed. Grain: one row per row read from the patients extracts.
 -- Duplicate patient_ids are quarantined by schemas/extracts.py (the first occurrence stays).
--- record_key is the patient_id: a patient sent again replaces the stored row.
+-- record_key is (the 128-bit MD5 of) the patient_id: a patient sent again replaces the stored row.
 with source as (
     select * from raw_patients
 ),
@@ -15,7 +15,7 @@ final as (
         sex_code(sex) as sex,
         iso_timestamp(birth_date)::date as birth_date,
         nullif(trim(site::varchar), '') as site,
-        nullif(trim(patient_id::varchar), '') as record_key
+        md5_number(nullif(trim(patient_id::varchar), '')) as record_key
     from source
 )
 
