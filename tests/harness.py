@@ -39,6 +39,7 @@ writing files: fast enough for property-based tests.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -294,11 +295,13 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, An
 
 @dataclass
 class ScreeningResult:
-    """What one run produced: flags.parquet as a frame, quarantine.csv as rows."""
+    """What one screening produced: flags.parquet as a frame, quarantine.csv as rows and
+    worklist.csv as text, each from the same query or frame the run writes its file from."""
 
     flags: pl.DataFrame
     quarantine: list[dict[str, Any]]
-    out: Path
+    worklist_csv: str
+    out: Path | None = None  # the published run folder (screen_through_files only)
     labs: list[dict[str, Any]] = field(default_factory=list)
     medications: list[dict[str, Any]] = field(default_factory=list)
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
@@ -317,10 +320,13 @@ class ScreeningResult:
         assert len(rows) <= 1, f"{len(rows)} rows for {patient_id} {criterion}"
         return rows[0] if rows else None
 
+    def worklist_rows(self) -> list[dict[str, str]]:
+        """worklist.csv's rows in its order (evidence, criteria, priority, ... as written)."""
+        return list(csv.DictReader(io.StringIO(self.worklist_csv, newline="")))
+
     def worklist(self) -> dict[str, dict[str, str]]:
-        """worklist.csv, its rows by patient_id (evidence, criteria, priority, ... as written)."""
-        with (self.out / "worklist.csv").open(encoding="utf-8", newline="") as fh:
-            return {r["patient_id"]: r for r in csv.DictReader(fh)}
+        """worklist.csv, its rows by patient_id."""
+        return {r["patient_id"]: r for r in self.worklist_rows()}
 
     def quarantined(self, patient_id: str | None = None) -> list[dict[str, Any]]:
         """Quarantine rows (with the raw row parsed into ``raw``), of one patient if given."""
@@ -359,7 +365,127 @@ def screen(
     diagnoses: Iterable[Mapping[str, Any]] | None = None,
     rules: str | Path | None = None,
 ) -> ScreeningResult:
-    """Write the extracts into ``workdir/extracts``, run the screening once.
+    """Screen these rows once, in an in-memory database, as a night's extracts would be.
+
+    The rows are presented to the real staging SQL as the files patients.csv, labs.csv,
+    medications.csv and diagnoses.csv would be (every cell text, an empty cell missing;
+    pipeline.read.ingest.present_rows), then the runner's own validate and screen stages run
+    and the worklist and resolved marts are built; nothing is written or published. Reading
+    files (headers, malformed lines, compression, Parquet) is tested in tests/integration.
+    ``rules`` is passed on as ``--rules`` is.
+    """
+    from pipeline.publish import outputs, render
+    from pipeline.read.discover import KINDS
+    from pipeline.read.ingest import QUARANTINE_DDL, load_kind, present_rows
+    from pipeline.runner import RunConfig, ScreeningRun
+
+    lab_rows = [_lab_row(r) for r in labs]
+    patient_rows = [_patient_row(r) for r in patients]
+    med_rows = (
+        None
+        if medications is None
+        else [_plain_row(r, MEDICATION_COLUMNS, "medication") for r in medications]
+    )
+    dx_rows = (
+        None
+        if diagnoses is None
+        else [_plain_row(r, DIAGNOSIS_COLUMNS, "diagnosis") for r in diagnoses]
+    )
+    if add_missing_patients:
+        known = {p["patient_id"] for p in patient_rows}
+        for row in [*lab_rows, *(med_rows or []), *(dx_rows or [])]:
+            pid = row.get("patient_id")
+            if pid is not None and pid not in known:
+                patient_rows.append(_patient_row({"patient_id": pid}))
+                known.add(pid)
+    # prepare() wants a patients and a labs file the first night: header-only ones, never read
+    extracts = workdir / "extracts"
+    extracts.mkdir(parents=True, exist_ok=True)
+    write_csv(extracts / "patients.csv", PATIENT_COLUMNS, [])
+    write_csv(extracts / "labs.csv", LAB_COLUMNS, [])
+    run = ScreeningRun(
+        RunConfig(
+            extracts=extracts, out=workdir / "out", as_of=as_of, db=Path(":memory:"), rules=rules
+        )
+    )
+    try:
+        run.prepare()
+        con = run.con
+        con.execute(QUARANTINE_DDL)
+        tables = {
+            "patients": (PATIENT_COLUMNS, patient_rows),
+            "labs": (LAB_COLUMNS, lab_rows),
+            "medications": (MEDICATION_COLUMNS, med_rows),
+            "diagnoses": (DIAGNOSIS_COLUMNS, dx_rows),
+        }
+        for file_id, kind in enumerate(KINDS, start=1):
+            columns, rows = tables.get(kind, ((), None))
+            if rows is None:
+                load_kind(con, kind, [], file_id, {})
+                continue
+            frame = _text_frame(columns, rows)
+            con.register(f"_rows_{kind}", frame)
+            con.execute(f"CREATE TEMP TABLE _harness_{kind} AS SELECT * FROM _rows_{kind}")
+            con.unregister(f"_rows_{kind}")
+            present_rows(con, kind, f"_harness_{kind}", f"{kind}.csv", file_id)
+        run.validate()
+        run.screen()
+        run.models.build(["worklist", "resolved"])
+        flags = pl.from_arrow(
+            con.sql(outputs.FLAGS_SQL, params=[run.rules.version, run.run_id]).to_arrow_table()
+        )
+        quarantine_frame = render.neutral_frame(
+            pl.from_arrow(con.sql(outputs.QUARANTINE_SQL).to_arrow_table())
+        )
+        worklist = render.neutral_frame(
+            pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
+        )
+    finally:
+        run.close()
+    quarantine = list(csv.DictReader(io.StringIO(quarantine_frame.write_csv(), newline="")))
+    for q in quarantine:
+        try:
+            q["raw"] = json.loads(q["raw_row"])
+        except (json.JSONDecodeError, TypeError):
+            q["raw"] = None  # a malformed CSV line is kept as text
+    return ScreeningResult(
+        flags=flags,
+        quarantine=quarantine,
+        worklist_csv=worklist.write_csv(),
+        labs=lab_rows,
+        medications=med_rows or [],
+        diagnoses=dx_rows or [],
+    )
+
+
+def _text_frame(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """Rows as a CSV reader gives them: every cell text, an empty one missing (NULL)."""
+
+    def cell(value: Any) -> str | None:
+        text = None if value is None else str(value)
+        return text or None
+
+    return pl.DataFrame(
+        {c: [cell(r.get(c)) for r in rows] for c in columns},
+        schema={c: pl.String for c in columns},
+    )
+
+
+def screen_through_files(
+    patients: Iterable[Mapping[str, Any]] = (),
+    labs: Iterable[Mapping[str, Any]] = (),
+    *,
+    workdir: Path,
+    as_of: date = AS_OF,
+    add_missing_patients: bool = True,
+    medications: Iterable[Mapping[str, Any]] | None = None,
+    diagnoses: Iterable[Mapping[str, Any]] | None = None,
+    rules: str | Path | None = None,
+) -> ScreeningResult:
+    """Write the extracts into ``workdir/extracts``, run the whole screening once, with its
+    database in ``workdir/b12screen.duckdb`` and its outputs published to ``workdir/out``: for
+    tests of what a run leaves in the registry (measures_history, backfills). The result's
+    worklist is the published worklist.csv.
 
     patients.csv and labs.csv are always written; medications.csv and diagnoses.csv when
     ``medications`` / ``diagnoses`` are given. ``rules`` is passed on as ``--rules`` is.
@@ -413,6 +539,7 @@ def screen(
     return ScreeningResult(
         flags=flags,
         quarantine=quarantine,
+        worklist_csv=(out / "worklist.csv").read_text(encoding="utf-8"),
         out=out,
         labs=lab_rows,
         medications=med_rows or [],

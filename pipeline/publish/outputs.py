@@ -39,6 +39,14 @@ FLAG_COLUMNS = (
     "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number, "
     "feedback_action, is_suppressed"
 )
+# flags.parquet and quarantine.csv, as queries over the run's tables (parameters: rules
+# version, run id); tests read the same queries in memory, without writing the files.
+FLAGS_SQL = f"""SELECT {FLAG_COLUMNS}, ?::VARCHAR AS rules_version, ?::VARCHAR AS run_id,
+    getvariable('run.as_of')::DATE AS as_of FROM run_flags ORDER BY patient_id, criterion"""
+QUARANTINE_SQL = (
+    "SELECT source_file, row_number, kind, reason, raw_row FROM quarantine "
+    "ORDER BY kind, source_file, row_number"
+)
 
 
 def build_record(
@@ -113,17 +121,10 @@ def build_record(
 def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) -> None:
     rules = prepared.rules
     con.execute(
-        f"""COPY (SELECT {FLAG_COLUMNS}, ? AS rules_version, ? AS run_id, getvariable('run.as_of')::DATE AS as_of
-                  FROM run_flags ORDER BY patient_id, criterion)
-            TO {path_literal(folder / "flags.parquet")} (FORMAT parquet)""",
+        f"COPY ({FLAGS_SQL}) TO {path_literal(folder / 'flags.parquet')} (FORMAT parquet)",
         [rules.version, prepared.run_id],
     )
-    copy_csv(
-        con,
-        "SELECT source_file, row_number, kind, reason, raw_row FROM quarantine "
-        "ORDER BY kind, source_file, row_number",
-        folder / "quarantine.csv",
-    )
+    copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv")
     copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv")
     worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")

@@ -250,3 +250,26 @@ def load_extracts(
         loaded += load_kind(con, kind, files, next_id, readable)
         next_id += len(files)
     return loaded
+
+
+def present_rows(
+    con: duckdb.DuckDBPyConnection, kind: str, relation: str, file_name: str, file_id: int
+) -> None:
+    """Present the rows of ``relation`` (a table or a registered frame, every column text, as
+    a CSV file is read) as ``raw_<kind>``, the view the staging SQL reads, as if they were the
+    file ``file_name``: rows in the relation's order, numbered from 1.
+
+    For tests that run the real staging, validation, criteria and marts on small tables in an
+    in-memory database, without writing extract files (tests/harness.py).
+    """
+    numbered = f"(SELECT row_number() OVER () AS _k, * FROM {relation})"
+    header = _columns(con, relation)
+    select, _ = _normalised_select(InputFile(kind, Path(file_name), "csv", 0, ""), header, header)
+    part = (
+        f"SELECT {file_id}::BIGINT * {_FILE_ID_STRIDE} + _k AS _rid, {literal(file_name)} "
+        f"AS source_file, _k::BIGINT AS row_number, {select} FROM {numbered}"
+    )
+    wanted = ["_rid", "source_file", "row_number", *REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
+    present = _columns(con, f"({part})")
+    extra = "".join(f", NULL::VARCHAR AS {ident(c)}" for c in wanted if c not in present)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{extra} FROM ({part})")

@@ -30,7 +30,6 @@ must never be flagged.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -1004,8 +1003,7 @@ def test_worklist_roles_and_priorities(screening_run, folate_run, renal_run, mon
     priority the semantics doc gives it (highest of those met)."""
 
     def worklist(result: ScreeningResult) -> dict[str, dict]:
-        with (result.out / "worklist.csv").open(encoding="utf-8", newline="") as fh:
-            return {r["patient_id"]: r for r in csv.DictReader(fh)}
+        return result.worklist()
 
     due = worklist(screening_run)
     # metformin_long_term (context) with a recent MMA: nothing to act on

@@ -38,9 +38,25 @@ import pytest
 from pipeline.runner import RunConfig, ScreeningRun, run_screening
 
 try:
-    from harness import AS_OF, ROOT, RULES, ScreeningResult, param, rows_by_patient, screen
+    from harness import (
+        AS_OF,
+        ROOT,
+        RULES,
+        ScreeningResult,
+        param,
+        rows_by_patient,
+        screen_through_files,
+    )
 except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.harness import AS_OF, ROOT, RULES, ScreeningResult, param, rows_by_patient, screen
+    from tests.harness import (
+        AS_OF,
+        ROOT,
+        RULES,
+        ScreeningResult,
+        param,
+        rows_by_patient,
+        screen_through_files,
+    )
 
 MEASURES = tuple(RULES["measures"])
 NEVER = "never-no-data"  # in every run: no labs, no medications, in no measure
@@ -195,7 +211,7 @@ def run_cases(cases: list[Case], workdir: Path, rules: str | None = None) -> Mea
     names = [c.name for c in cases]
     assert len(names) == len(set(names)) and NEVER not in names
     result, captured = capture_measures(
-        lambda: screen(
+        lambda: screen_through_files(
             [{"patient_id": c.name} for c in cases] + [{"patient_id": NEVER}],
             [lab for c in cases for lab in c.labs],
             medications=[m for c in cases for m in c.meds],
@@ -462,7 +478,7 @@ FUTURE_CASES = cases_from(FUTURE_RESULT)
 @pytest.fixture(scope="module")
 def backfill_run(tmp_path_factory) -> MeasureRun:
     workdir = tmp_path_factory.mktemp("measures-backfill")
-    first = screen(
+    first = screen_through_files(
         [{"patient_id": c.name} for c in FUTURE_CASES],
         [lab for c in FUTURE_CASES for lab in c.labs],
         medications=[m for c in FUTURE_CASES for m in c.meds],

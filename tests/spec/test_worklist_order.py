@@ -4,8 +4,6 @@ priorities; the patient ids are chosen so that no other ordering gives the same 
 
 from __future__ import annotations
 
-import csv
-
 try:
     from harness import screen
 except ModuleNotFoundError:  # tests/ imported as a package
@@ -37,7 +35,6 @@ EXPECTED = [
 
 def test_the_worklist_is_most_urgent_first(tmp_path) -> None:
     result = screen(labs=LABS, workdir=tmp_path)
-    with (result.out / "worklist.csv").open(newline="", encoding="utf-8") as f:
-        rows = [(r["patient_id"], r["priority"]) for r in csv.DictReader(f)]
+    rows = [(r["patient_id"], r["priority"]) for r in result.worklist_rows()]
     assert rows == EXPECTED
     assert result.criteria("c-high-two") >= {"b12_deficient", "deficiency_untreated"}

@@ -166,7 +166,7 @@ def test_the_priority_scale_is_checked(tmp_path: Path, scale: str, named: str) -
 
 def test_a_site_may_rename_the_scale_and_the_worklist_follows(tmp_path: Path) -> None:
     """The scale is data: a profile that renames the levels gets them in every output."""
-    from harness import screen
+    from harness import screen_through_files
 
     text = GUIDANCE.replace(
         'scale = ["urgent", "high", "routine"]', 'scale = ["now", "soon", "later"]'
@@ -182,14 +182,11 @@ def test_a_site_may_rename_the_scale_and_the_worklist_follows(tmp_path: Path) ->
         {"patient_id": "p1", "analyte": "b12", "value": "150"},
         {"patient_id": "p2", "analyte": "hgb", "value": "4.5"},
     ]
-    result = screen(labs=labs, workdir=tmp_path / "run", rules=rules)
-    import csv
-
-    with (result.out / "worklist.csv").open(newline="") as f:
-        assert [(r["patient_id"], r["priority"]) for r in csv.DictReader(f)] == [
-            ("p2", "now"),
-            ("p1", "soon"),
-        ]
+    result = screen_through_files(labs=labs, workdir=tmp_path / "run", rules=rules)
+    assert [(r["patient_id"], r["priority"]) for r in result.worklist_rows()] == [
+        ("p2", "now"),
+        ("p1", "soon"),
+    ]
     import json
 
     counts = json.loads((result.out / "run.json").read_text())["counts"]["worklist"]
