@@ -228,7 +228,7 @@ def load_kind(
 def load_extracts(
     con: duckdb.DuckDBPyConnection, extracts: Extracts, first_file_id: int = 1
 ) -> list[LoadedFile]:
-    """Load every kind; kinds without files get empty raw tables with the contract's columns.
+    """Load every kind; kinds without files get empty raw tables with the documented columns.
 
     ``first_file_id`` numbers this run's files after those already in the database, so row ids
     (``_rid``) stay unique across runs.
