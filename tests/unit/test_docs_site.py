@@ -45,6 +45,11 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
     assert "WARNING" not in log, log
+    pages = list((tmp_path / "site").rglob("*.html"))
+    fetched = [
+        p.name for p in pages if re.search(r'(src|href)="https?://[^"]*\.(js|css)"', p.read_text())
+    ]
+    assert not fetched, f"pages that fetch scripts or styles from the network: {fetched}"
     for page in (ROOT / "docs").glob("*.md"):
         name = "" if page.stem == "index" else f"{page.stem}/"
         assert (tmp_path / "site" / name / "index.html").is_file(), page.name
