@@ -1,8 +1,8 @@
-"""Pandera schemas: what a valid row of each extract is (contract §2).
+"""Pandera schemas: what a valid row of each extract is (docs/inputs.md).
 
 Each schema checks the *staged* frame of its kind: the columns after sql/staging has typed
 them (a value that could not be read is NULL there), so a check failing here means the row
-breaks the contract. Validation is lazy (every failure of every row is collected); failing
+breaks the input rules. Validation is lazy (every failure of every row is collected); failing
 rows go to quarantine with one reason per failed check, never dropped.
 
 Checks that need the run's as-of date are added by :func:`schema_for`.
@@ -52,7 +52,7 @@ class PatientRow(_Base):
     @classmethod
     def _first_of_each_id(cls, data: pa.PolarsData) -> pl.LazyFrame:
         # The frame comes ordered by _rid (file order); polars' unique check would report
-        # every copy, and the contract keeps one.
+        # every copy, and the first one is kept.
         return data.lazyframe.select(
             pl.col("patient_id").is_null() | pl.col("patient_id").is_first_distinct()
         )

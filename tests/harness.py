@@ -27,7 +27,7 @@ Conveniences (all optional):
 - ``collected_at`` defaults to :data:`DEFAULT_COLLECTED_AT` (inside every look-back window);
 - every patient_id a lab, medication or diagnosis row names gets a patients row (adult, sex
   ``M``) unless the test gives one or passes ``add_missing_patients=False``;
-- ``medications`` and ``diagnoses`` rows (contract §2 columns) are written to medications.csv
+- ``medications`` and ``diagnoses`` rows (the columns of docs/inputs.md) are written to medications.csv
   and diagnoses.csv when given (the files are left out when the arguments are ``None``);
 - ``rules`` picks the rules profile or file (``"primary-sources"``), as ``--rules`` does.
 
@@ -83,7 +83,7 @@ MEDICATION_COLUMNS = (
 )
 DIAGNOSIS_COLUMNS = ("patient_id", "code", "recorded_at", "description")
 
-# The criteria of the catalogue (contract §4) that read lab results only.
+# The criteria of the catalogue (docs/criteria.md) that read lab results only.
 LAB_CRITERIA = frozenset(
     {
         "b12_deficient",

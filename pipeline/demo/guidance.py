@@ -1,6 +1,6 @@
 """The criteria and the guidance profile as the demo's oracle reads them.
 
-The 24 criteria in catalogue order with their role and priority (contract §4), and every
+The 24 criteria in catalogue order with their role and priority (docs/criteria.md), and every
 threshold, look-back, medication rule and condition code list of the guidance profile.
 Deliberately written out here rather than read from data/rules: the answer key must not share
 a source with the pipeline. The acceptance test checks that these still equal the rules file.
@@ -40,7 +40,7 @@ MED_CRITERIA: tuple[str, ...] = (
     "monitoring_overdue",
 )
 ALL_CRITERIA: tuple[str, ...] = LAB_CRITERIA + MED_CRITERIA
-# role and priority of each criterion (contract §4); context criteria have no priority
+# role and priority of each criterion (docs/criteria.md); context criteria have no priority
 ROLES: dict[str, tuple[str, str | None]] = {
     "b12_deficient": ("action", "high"),
     "b12_indeterminate": ("action", "routine"),

@@ -1,4 +1,4 @@
-"""Find the extract files in a folder and fingerprint them (contract §2).
+"""Find the extract files in a folder and fingerprint them (docs/inputs.md).
 
 Files are matched by name prefix (labs*, patients*, medications*, diagnoses*, and clinicians'
 feedback*), each .csv,

@@ -6,8 +6,7 @@ every column of every file as read, plus ``_rid`` (a row id unique across runs),
 A Parquet file is not copied: the view reads the file itself, so the staging SQL
 (sql/staging) types and codes the rows straight from the file scan, in one pass. A CSV file is
 read once into a temporary table, since DuckDB numbers the lines it rejects only in that
-read. CSV lines DuckDB cannot split into the header's
-columns are not dropped: they go to the quarantine table with their text. A file that cannot
+read. CSV lines DuckDB cannot split into the header's columns are not dropped: they go to the quarantine table with their text. A file that cannot
 be read at all, or lacks a required column, stops the run with one line naming it.
 """
 
@@ -235,7 +234,7 @@ def load_extracts(
     first_file_id: int = 1,
 ) -> list[LoadedFile]:
     """Present every kind as ``raw_<kind>``; kinds without files get empty ones with the
-    contract's columns.
+    documented columns (docs/inputs.md).
 
     ``readable`` gives, for each file's path, the SQL literal that opens exactly that file
     (:func:`pipeline.sqltext.literal_files`, whose links must outlive the run's reads of the

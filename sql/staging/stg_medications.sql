@@ -1,5 +1,5 @@
 -- Staging: medication orders, typed. Grain: one row per row read from the medications extracts.
--- record_key: an order is the same order when every field is the same (the contract has no
+-- record_key: an order is the same order when every field is the same (the extracts carry no
 -- order id), so a re-sent order is stored once; an order sent again with an end date added is a
 -- second order.
 with source as (

@@ -1,8 +1,8 @@
-"""Given/expect tests of every lab criterion of the catalogue (contract §4).
+"""Given/expect tests of every lab criterion of the catalogue (docs/criteria.md).
 
 Each table below is one screening run (a module-scoped fixture); each case is one patient in
 it, and each case is its own test. What a case expects is written by hand from the rule text
-(contract §4 and data/rules/guidance.toml); the thresholds are read from the rules file, so
+(docs/criteria.md and data/rules/guidance.toml); the thresholds are read from the rules file, so
 that the tests follow the profile and a criterion that ignores the profile fails here:
 
 - thresholds: just below, exactly at and just above every limit, in every unit that
@@ -12,7 +12,7 @@ that the tests follow the profile and a criterion that ignores the profile fails
 - look-back edges, "latest" semantics and tie-breaks, censored values, and
   b12_indeterminate with and without an MMA on or after the B12 result.
 
-"Latest" (contract §4, sql/intermediate/int_latest_labs.sql), as tested here: the valid
+"Latest" (docs/criteria.md, sql/intermediate/int_latest_labs.sql), as tested here: the valid
 result with the latest collected_at within the look-back; on a tie of collected_at the one
 with the highest result_id (compared as text; rows without a result_id lose to rows with
 one); then the one with the lower canonical value.
@@ -463,8 +463,8 @@ def threshold_cases() -> list[Case]:
     return cases
 
 
-# Hand-written cases around the thresholds: the pmol/L values the contract names, and sex
-# spellings (contract §2: M/F, male/female in any case; anything else is unknown).
+# Hand-written cases around the thresholds: the pmol/L values the catalogue names, and sex
+# spellings (docs/inputs.md: M/F, male/female in any case; anything else is unknown).
 THRESHOLD_EXTRAS = """
 patient_id               | sex     | b12          | hgb  | expect
 b12-132.0-pmol           | M       | 132.0 pmol/L |      | b12_deficient
@@ -553,7 +553,7 @@ def test_every_unit_of_every_threshold_is_covered():
 
 
 def test_guidance_profile_matches_contract_defaults():
-    """The guidance profile carries the defaults contract §4 states (written out by hand)."""
+    """The guidance profile carries the catalogue's defaults (written out by hand)."""
     contract = {
         "b12_deficient.below_pg_ml": 180,
         "b12_indeterminate.upper_pg_ml": 350,
@@ -705,7 +705,7 @@ def test_derived_run_never_flags_sentinels(derived_run):
 
 
 def test_derived_details_name_what_was_met(derived_run):
-    """The detail of a derived flag names the criteria that made it (contract §3 evidence)."""
+    """The detail of a derived flag names the criteria that made it (the worklist's evidence, docs/outputs.md)."""
     flag = derived_run.flag("dwc-both-thrombo", "deficiency_with_cytopenia")
     assert flag is not None, derived_run.explain("dwc-both-thrombo")
     assert "b12_deficient" in flag["detail"] and "mma_elevated" in flag["detail"]

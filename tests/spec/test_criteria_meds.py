@@ -1,4 +1,4 @@
-"""Given/expect tests of the medication, diagnosis and safety criteria (contract §4).
+"""Given/expect tests of the medication, diagnosis and safety criteria (docs/criteria.md).
 
 The nine criteria, read exactly as docs/criteria-semantics.md states them:
 metformin_long_term, acid_suppression_long_term, b12_lowering_drug, risk_condition,
@@ -235,7 +235,7 @@ met-end-after-121       | med   | Metformin 500 mg tablet       | T-120      | T
 # an order starting after as_of is quarantined and ignored: 100 days remain
 met-future-start        | med   | Metformin 500 mg tablet       | T-100      | T-1        |       | -                   |
 met-future-start        | med   | Metformin 500 mg tablet       | T+1        | T+200      |       |                     | after the as-of date
-# rows breaking the contract: quarantined, so no exposure at all (read open-ended: 201 days)
+# rows breaking the input rules: quarantined, so no exposure at all (read open-ended: 201 days)
 met-end-unreadable      | med   | Metformin 500 mg tablet       | T-200      | soon       |       | -                   | end_date is not a date
 met-end-before-start    | med   | Metformin 500 mg tablet       | T-200      | T-300      |       | -                   | end_date before start_date
 met-start-unreadable    | med   | Metformin 500 mg tablet       | 2026-13-45 |            |       | -                   | start_date
@@ -453,7 +453,7 @@ risk-recorded-1990      | dx    | D51.0    | 1990-05-01 |     |       | risk_con
 risk-recorded-after     | dx    | K50.90   | T+1        |     |       | -              | after the as-of date
 risk-one-of-two         | dx    | E11.9    |            |     |       | risk_condition |
 risk-one-of-two         | dx    | E10.9    |            |     |       |                |
-# diagnosis rows breaking the contract
+# diagnosis rows breaking the input rules
 risk-code-missing       | dx    |          |            |     |       | -              | code missing or unreadable
 risk-date-unreadable    | dx    | K50.90   | last year  |     |       | -              | recorded_at missing or unreadable
 """

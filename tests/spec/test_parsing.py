@@ -1,4 +1,4 @@
-"""Parsing of lab rows (contract §2): values, dates, and which test a row is.
+"""Parsing of lab rows (docs/inputs.md): values, dates, and which test a row is.
 
 One pipeline run holds every case (one patient each); what the run must make of a row is
 written by hand: the value a flag carries, the time it was observed, the quarantine reason,

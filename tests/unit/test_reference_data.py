@@ -35,7 +35,7 @@ def test_diagnosis_codes_are_real_icd10cm_codes() -> None:
 
 
 def test_category_codes_cover_their_children() -> None:
-    # the prefix match reaches every child of a non-billable category (clinical_facts §6)
+    # the prefix match reaches every child of a non-billable category (ICD-10-CM April 2026)
     prefixes = {row["code"].replace(".", "") for row in _rows("diagnosis_codes.csv")}
     for category in ("K50", "M35.0", "E10", "Q90", "K29.4"):
         children = icd.get_descendants(category)
@@ -47,7 +47,7 @@ def test_category_codes_cover_their_children() -> None:
 def test_atc_codes_exist_in_the_who_index() -> None:
     with ATC_REFERENCE.open(encoding="utf-8", newline="") as f:
         known = {row["atc_code"] for row in csv.DictReader(f)}
-    # pregabalin's old code, from the 2021 index, is kept on purpose (clinical_facts §8.5)
+    # pregabalin's old code, from the 2021 index, is kept on purpose (it moved to N02BF02)
     retired = {"N03AX16"}
     for row in _rows("drug_codes.csv"):
         if row["code_system"] == "atc" and row["code"] not in retired:

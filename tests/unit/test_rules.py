@@ -79,8 +79,8 @@ def test_every_value_names_its_source() -> None:
         ("[ruleset]", "[rulesett]\nname='x'\n[ruleset]", "rulesett"),
         # a negative window
         (
-            'lookback_days = 365\nsource = "LOINC [§3, L1-L4]',
-            'lookback_days = -1\nsource = "LOINC [§3, L1-L4]',
+            'lookback_days = 365\nsource = "LOINC (Regenstrief',
+            'lookback_days = -1\nsource = "LOINC (Regenstrief',
             "analytes.b12.lookback_days",
         ),
     ],

@@ -3,7 +3,7 @@
 - data/lab_units.csv is checked against a table of factors written out by hand here;
 - every (analyte, unit) of it is run through the real staging SQL (sql/staging/stg_labs.sql,
   in an in-memory DuckDB the runner itself prepares);
-- the spellings contract §2 lists (and a few more the unit_key macro promises) are understood
+- the spellings docs/inputs.md lists (and a few more the unit_key macro promises) are understood
   for the analytes they fit, and quarantined with 'unit does not fit the analyte' for every
   other analyte a criterion reads (a whole pipeline run);
 - a Neutrophils % result is never read as an ANC;
@@ -234,7 +234,7 @@ def test_missing_or_unknown_unit_is_quarantined(spelling_run, pid):
 
 
 def test_examples_from_the_brief_are_quarantined(spelling_run):
-    """B12 in g/dL and ANC in % (contract §2: unknown unit for its analyte)."""
+    """B12 in g/dL and ANC in % (docs/inputs.md: a unit that does not fit its analyte)."""
     for pid in (_pid("g/dL", "b12"), _pid("%", "anc")):
         assert spelling_run.reasons(pid) == ["unit does not fit the analyte"]
 
