@@ -8,8 +8,6 @@ database has committed is the folder published, in one atomic switch (pipeline/p
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -199,20 +197,3 @@ def check_complete(staging: Path) -> None:
     missing = [name for name in OUTPUT_FILES if not (staging / name).is_file()]
     if missing:
         raise RuntimeError(f"outputs not built: {missing}")
-
-
-def move_into(staging: Path, out: Path) -> None:
-    """Move every file and folder built in ``staging`` over its namesake in ``out``, then
-    remove ``staging``. One rename each; a folder cannot replace a non-empty one, so the old
-    one is moved aside first."""
-    for path in sorted(staging.iterdir()):
-        if path.is_file():
-            os.replace(path, out / path.name)
-    for path in sorted(p for p in staging.iterdir() if p.is_dir()):
-        old = out / f".{path.name}.previous"
-        shutil.rmtree(old, ignore_errors=True)
-        if (out / path.name).exists():
-            os.replace(out / path.name, old)
-        os.replace(path, out / path.name)
-        shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)

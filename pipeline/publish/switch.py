@@ -166,3 +166,40 @@ def repair(out: Path, committed: Callable[[str], bool], *, releases: str = "runs
         switch(out, folders[-1].name, releases=releases)
         published.append(folders[-1].name)
     return published
+
+
+@contextlib.contextmanager
+def built_aside(out: Path, what: str) -> Iterator[Path]:
+    """A folder inside ``out`` to build a report's files in; on success they replace their
+    namesakes in ``out`` (:func:`move_into`), on any failure none of them does. The period and
+    monthly reports publish this way (a nightly run has its own release folders, above).
+    ``what`` names the report in the one-line error a folder that cannot be written gives."""
+    out = Path(out)
+    # not BUILDING_PREFIX: a nightly run's repair() must never take a report for a run
+    building = out / f".b12screen-report-{what.replace(' ', '-')}-{os.getpid()}"
+    try:
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        yield building
+        move_into(building, out)
+    except OSError as exc:
+        raise OutputError(f"cannot write the {what} to {out}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def move_into(staging: Path, out: Path) -> None:
+    """Move every file and folder built in ``staging`` over its namesake in ``out``, then
+    remove ``staging``. One rename each; a folder cannot replace a non-empty one, so the old
+    one is moved aside first."""
+    for path in sorted(staging.iterdir()):
+        if path.is_file():
+            os.replace(path, out / path.name)
+    for path in sorted(p for p in staging.iterdir() if p.is_dir()):
+        old = out / f".{path.name}.previous"
+        shutil.rmtree(old, ignore_errors=True)
+        if (out / path.name).exists():
+            os.replace(out / path.name, old)
+        os.replace(path, out / path.name)
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)

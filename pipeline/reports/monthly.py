@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.errors import B12ScreenError
 from pipeline.publish import render
+from pipeline.publish.switch import built_aside
 from pipeline.registry import reading
 from pipeline.rules import priority_scale
 
@@ -167,15 +167,12 @@ def write_month_report(db: Path, month: str, out: Path, *, today: date | None = 
 def write_report_files(report: dict, out: Path) -> Path:
     """Write a report from :func:`build_month_report` as HTML, JSON and CSV; the HTML's path."""
     out = Path(out)
-    stem = out / f"audit-{report['month']}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _write(stem.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
-        _write(stem.with_suffix(".csv"), _csv(report))
-        _write(stem.with_suffix(".html"), _html(report))
-    except OSError as exc:
-        raise B12ScreenError(f"cannot write the audit report to {out}: {exc.strerror}") from None
-    return stem.with_suffix(".html")
+    stem = f"audit-{report['month']}"
+    with built_aside(out, "audit report") as building:  # all three files or none
+        (building / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+        (building / f"{stem}.csv").write_text(_csv(report), encoding="utf-8")
+        (building / f"{stem}.html").write_text(_html(report), encoding="utf-8")
+    return out / f"{stem}.html"
 
 
 # -- reading the registry --------------------------------------------------------------------
@@ -255,12 +252,6 @@ def _run_dict(r: RunRow) -> dict:
 
 
 # -- writing ---------------------------------------------------------------------------------
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _csv(report: dict) -> str:
     """One row per run, then a total row (sums over the succeeded runs)."""
     totals = report["totals"]

@@ -12,16 +12,14 @@ only when all are written, so a failed report leaves an earlier one intact.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pipeline.errors import B12ScreenError, OutputError
+from pipeline.errors import B12ScreenError
 from pipeline.publish import render
-from pipeline.publish.outputs import move_into
+from pipeline.publish.switch import built_aside
 from pipeline.registry import reading
 from pipeline.reports import audit
 from pipeline.reports.population import PopulationReport, build_population_report
@@ -57,16 +55,9 @@ def write_period_report(
         audit_doc = audit.audit_document(con, start, end)
         population = build_population_report(con, checked, start, end, runs)
     out = Path(out)
-    building = out / f".b12screen-report-{uuid.uuid4().hex[:8]}"
-    try:
-        building.mkdir(parents=True)
+    with built_aside(out, "report") as building:
         audit.write_audit(audit_doc, building)
         write_population(population, checked, building)
-        move_into(building, out)
-    except OSError as exc:
-        raise OutputError(f"cannot write the report to {out}: {exc.strerror}") from None
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     return ReportResult(out, len(runs), time.perf_counter() - began, REPORT_FILES)
 
 

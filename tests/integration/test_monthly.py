@@ -14,10 +14,12 @@ import pytest
 
 from pipeline.errors import B12ScreenError, DatabaseBusyError
 from pipeline.reports.monthly import (
+    build_month_report,
     month_bounds,
     previous_month,
     read_month_runs,
     write_month_report,
+    write_report_files,
 )
 from pipeline.runner import RunConfig, run_screening
 
@@ -224,3 +226,26 @@ def test_busy_database_is_a_transient_error(tmp_path: Path, hold_database) -> No
     with hold_database(db), pytest.raises(DatabaseBusyError) as caught:
         read_month_runs(db, "2026-11")
     assert caught.value.transient is True
+
+
+def test_a_report_that_fails_half_way_leaves_the_previous_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three files are built aside and replace the old ones together, or not at all."""
+    from pipeline.reports import monthly
+
+    out = tmp_path / "audit"
+    report = build_month_report([], "2026-10", today=date(2026, 11, 2))
+    first = write_report_files(report, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["audit-2026-10.csv", "audit-2026-10.html", "audit-2026-10.json"]
+
+    def broken(_report: dict) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(monthly, "_html", broken)  # the last of the three files to be written
+    report["generated_at"] = "a later run"
+    with pytest.raises(B12ScreenError, match="cannot write the audit report to .*No space left"):
+        write_report_files(report, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half-new set, no debris
+    assert first.exists()
