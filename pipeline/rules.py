@@ -52,6 +52,23 @@ class Settings(BaseModel):
     model_config = _STRICT
     canonical_decimals: Sourced
     use_lab_reference_range: Sourced
+    max_age_years: Sourced
+
+
+class Plausible(BaseModel):
+    """The physiologically possible values of an analyte, in its canonical unit; a result
+    outside them is an impossible value (a unit slip, a typing error) and is quarantined."""
+
+    model_config = _STRICT
+    low: float
+    high: float
+    source: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Plausible:
+        if not self.low < self.high:
+            raise ValueError("low must be below high")
+        return self
 
 
 class Analyte(BaseModel):
@@ -61,6 +78,7 @@ class Analyte(BaseModel):
     loinc: list[str]
     lookback_days: int
     source: str
+    plausible: Plausible
 
     @field_validator("lookback_days")
     @classmethod
@@ -410,6 +428,8 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
             "label": [a.label for a in spec.analytes.values()],
             "canonical_unit": [a.canonical_unit for a in spec.analytes.values()],
             "lookback_days": [a.lookback_days for a in spec.analytes.values()],
+            "plausible_low": [a.plausible.low for a in spec.analytes.values()],
+            "plausible_high": [a.plausible.high for a in spec.analytes.values()],
         }
     )
     codes = pl.DataFrame(

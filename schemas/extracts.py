@@ -10,6 +10,8 @@ Checks that need the run's as-of date are added by :func:`schema_for`.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import date
 
 import pandera.polars as pa
@@ -45,6 +47,15 @@ class PatientRow(_Base):
 
     birth_date: Series[pl.Date] = pa.Field(nullable=False)
     sex: Series[pl.String] = pa.Field(isin=["M", "F", "U"])
+    is_implausibly_old: Series[pl.Boolean] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(
+        name="birth_date_plausible",
+        error="birth_date: older than the plausible maximum age (settings.max_age_years)",
+    )
+    @classmethod
+    def _birth_date_plausible(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(~pl.col("is_implausibly_old").fill_null(False))
 
     @pa.dataframe_check(
         name="patient_id_unique", error="duplicate patient_id (its first row is kept)"
@@ -65,6 +76,7 @@ class LabRow(_KnownPatient):
     analyte: Series[pl.String] = pa.Field(nullable=True)
     value_number: Series[pl.Float64] = pa.Field(nullable=True)
     value_canonical: Series[pl.Float64] = pa.Field(nullable=True)
+    implausible_analyte: Series[pl.String] = pa.Field(nullable=True)
 
     @pa.dataframe_check(name="value_readable", error="value is not a number")
     @classmethod
@@ -161,9 +173,19 @@ AS_OF_BOUNDED = {
 }  # feedback has no date that must lie before the as-of date
 
 
-def schema_for(kind: str, as_of: date) -> pa.DataFrameSchema:
-    """The schema of ``kind`` with the as-of bound added to its date column."""
+def schema_for(
+    kind: str, as_of: date, analytes: Mapping[str, str] | None = None
+) -> pa.DataFrameSchema:
+    """The schema of ``kind`` with the as-of bound added to its date column, and for labs one
+    plausibility check per analyte (``analytes``: id -> label, from the rules file), so the
+    reason of a value outside an analyte's plausible range names the analyte."""
     schema = MODELS[kind].to_schema()
+    if kind == "labs":  # row checks, so the reason is the check's own text
+        schema = copy.deepcopy(schema)
+        schema.checks = [
+            *schema.checks,
+            *(_plausible_check(aid, label) for aid, label in (analytes or {}).items()),
+        ]
     if kind not in AS_OF_BOUNDED:
         return schema
     column = AS_OF_BOUNDED[kind]
@@ -181,6 +203,17 @@ def schema_for(kind: str, as_of: date) -> pa.DataFrameSchema:
     check = pa.Check(not_after_as_of, name="not_after_as_of", error="date after the as-of date")
     existing = list(schema.columns[column].checks)
     return schema.update_column(column, checks=[*existing, check])
+
+
+def _plausible_check(analyte: str, label: str) -> pa.Check:
+    def plausible(data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("implausible_analyte") != analyte).fill_null(True))
+
+    return pa.Check(
+        plausible,
+        name=f"plausible_{analyte}",
+        error=f"value outside the physiologically possible range for {label}",
+    )
 
 
 def validation_columns(kind: str) -> list[str]:

@@ -127,13 +127,20 @@ def render_markdown(rules: Rules) -> str:
         "",
         "## Analytes",
         "",
-        "| analyte | canonical unit | look-back (days) | LOINC codes | source |",
-        "|---|---|---|---|---|",
+        "| analyte | canonical unit | look-back (days) | possible values | LOINC codes | source |",
+        "|---|---|---|---|---|---|",
     ]
     for aid, a in spec.analytes.items():
         lines.append(
             f"| {a.label} (`{aid}`) | {a.canonical_unit} | {a.lookback_days} | "
-            f"{', '.join(a.loinc)} | {_cell(a.source)} |"
+            f"{a.plausible.low:g} to {a.plausible.high:g} | {', '.join(a.loinc)} | "
+            f"{_cell(a.source)} |"
         )
-    lines.append("")
+    sources = sorted({a.plausible.source for a in spec.analytes.values()})
+    lines += [
+        "",
+        "A result outside its analyte's possible values (in the canonical unit) is quarantined. "
+        "Source of the ranges: " + "; ".join(_cell(s) for s in sources),
+        "",
+    ]
     return "\n".join(lines)

@@ -35,8 +35,14 @@ KEPT = {
 }
 # Staged columns that only validation reads (schemas/extracts.py): checked, never stored.
 VALIDATION_ONLY = {
-    "patients": (),
-    "labs": ("is_known_patient", "value_number", "reference_low", "reference_high"),
+    "patients": ("is_implausibly_old",),
+    "labs": (
+        "is_known_patient",
+        "value_number",
+        "reference_low",
+        "reference_high",
+        "implausible_analyte",
+    ),
     "medications": ("is_known_patient", "has_end_date_text"),
     "diagnoses": ("is_known_patient",),
     "feedback": ("is_known_patient", "is_known_criterion", "has_until_text"),

@@ -103,7 +103,12 @@ def stage_and_validate(
     ).fetchall()
     if staged != read:  # a join in the staging SQL fanned rows out: a bug, never data
         raise RuntimeError(f"staging {kind} turned {read} rows into {staged}")
-    schema = schema_for(kind, as_of)
+    analytes = (
+        dict(con.execute("SELECT analyte, label FROM rule_analytes ORDER BY analyte").fetchall())
+        if kind == "labs"
+        else None
+    )
+    schema = schema_for(kind, as_of, analytes)
     model_name = MODELS[kind].__name__
     columns = ", ".join(ident(c) for c in validation_columns(kind))
     # Patients are checked in one piece, in file order, so "first of a duplicate id" is global.

@@ -35,23 +35,34 @@ CREATE OR REPLACE TEMP MACRO _value_text(v) AS CASE
     ELSE trim(v::VARCHAR)
 END;
 
--- (the plain-number pattern is tried first: it is by far the most common and the cheapest)
-CREATE OR REPLACE TEMP MACRO value_number(v) AS CASE
+-- A number, or NULL when it is not finite ('1e309' reads as infinity).
+CREATE OR REPLACE TEMP MACRO finite_or_null(x) AS CASE WHEN isfinite(x) THEN x END;
+
+-- (the plain-number pattern is tried first: it is by far the most common and the cheapest;
+-- a number too large for a double, such as '1e309', is not a number)
+CREATE OR REPLACE TEMP MACRO value_number(v) AS finite_or_null(CASE
     WHEN regexp_full_match(_value_text(v), '-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
         THEN _value_text(v)::DOUBLE
     WHEN contains(_value_text(v), ',')
         AND regexp_full_match(_value_text(v), '-?\d{1,3}(,\d{3})+(\.\d+)?')
         THEN replace(_value_text(v), ',', '')::DOUBLE
-END;
+END);
 
 -- A date or date-time in ISO 8601 ('2026-11-01', '2026-11-01 08:30', '2026-11-01T08:30:00Z').
 -- A time with a UTC offset ('Z', '+02:00') is converted to UTC (runs set TimeZone = 'UTC');
--- one without is taken as written.
-CREATE OR REPLACE TEMP MACRO iso_timestamp(v) AS CASE
+-- one without is taken as written. Only the years 1000 to 9999 are dates here (four digits,
+-- as ISO 8601 writes them without an agreement): DuckDB also reads '10000-01-01' and years
+-- BC, which no record can mean and which no report could show.
+CREATE OR REPLACE TEMP MACRO _iso_timestamp(v) AS CASE
     WHEN typeof(v) IN ('TIMESTAMP', 'DATE') THEN TRY_CAST(v AS TIMESTAMP)  -- typed Parquet
     WHEN regexp_matches(trim(v::VARCHAR), '\d[T ]\d.*(Z|[+-]\d\d(:?\d\d)?)$')
         THEN TRY_CAST(TRY_CAST(trim(v::VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP)
     ELSE TRY_CAST(v AS TIMESTAMP)
+END;
+
+CREATE OR REPLACE TEMP MACRO iso_timestamp(v) AS CASE
+    WHEN _iso_timestamp(v) >= TIMESTAMP '1000-01-01'
+        AND _iso_timestamp(v) < TIMESTAMP '10000-01-01' THEN _iso_timestamp(v)
 END;
 
 -- Sex as M, F or U: 'M'/'male' and 'F'/'female' in any case; anything else is unknown.

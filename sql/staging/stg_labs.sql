@@ -3,7 +3,9 @@
 -- The analyte comes from the LOINC code (rules file) and, when the code is missing or unknown,
 -- from the test name (data/lab_test_names.csv). Units convert with data/lab_units.csv; a unit
 -- with no conversion for its analyte leaves value_canonical NULL and the schema quarantines the
--- row. What the lab reported (value, unit) is kept beside the canonical value.
+-- row. What the lab reported (value, unit) is kept beside the canonical value. A value outside
+-- the analyte's plausible range (rules file) names its analyte in implausible_analyte, and the
+-- schema quarantines the row with a reason naming it.
 -- record_key says which rows are the same result: the source's result_id (per patient) when it
 -- has one, else the patient, test, time, value and unit as reported; it is stored as the
 -- 128-bit MD5 of that text (a fixed 16 bytes however long the ids are). A re-sent result has the
@@ -33,7 +35,7 @@ units as (
 ),
 
 analytes as (
-    select analyte, canonical_unit from rule_analytes
+    select analyte, canonical_unit, plausible_low, plausible_high from rule_analytes
 ),
 
 known_patients as (
@@ -55,8 +57,8 @@ typed as (
         value_number(value) as value_number,
         unit_keys.unit_key,
         nullif(trim(result_id::varchar), '') as result_id,
-        try_cast(reference_low as double) as reference_low,
-        try_cast(reference_high as double) as reference_high
+        finite_or_null(try_cast(reference_low as double)) as reference_low,
+        finite_or_null(try_cast(reference_high as double)) as reference_high
     from source
     left join unit_keys on unit_keys.unit_text = source.unit::varchar
 ),
@@ -91,6 +93,14 @@ final as (
             getvariable('settings.canonical_decimals')::integer
         ) as reference_high_canonical,
         analytes.canonical_unit,
+        -- the analyte, when the value is outside what is physiologically possible for it (a
+        -- negative value has a reason of its own)
+        case
+            when coded.value_number >= 0 and (
+                coded.value_number * units.factor_to_canonical < analytes.plausible_low
+                or coded.value_number * units.factor_to_canonical > analytes.plausible_high
+            ) then coded.analyte
+        end as implausible_analyte,
         known_patients.patient_id is not null as is_known_patient,
         md5_number(coalesce(
             'id:' || coded.patient_id || '|' || coded.result_id,

@@ -14,6 +14,11 @@ final as (
         sex::varchar as sex_reported,
         sex_code(sex) as sex,
         iso_timestamp(birth_date)::date as birth_date,
+        -- older than anyone has lived (rules file): a birth date typed or defaulted wrongly
+        iso_timestamp(birth_date)::date
+            < getvariable('run.as_of')::date
+                - to_years(getvariable('settings.max_age_years')::integer)
+            as is_implausibly_old,
         nullif(trim(site::varchar), '') as site,
         md5_number(nullif(trim(patient_id::varchar), '')) as record_key
     from source

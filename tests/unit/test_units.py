@@ -195,6 +195,11 @@ def test_spelling_is_understood_for_its_analyte(staged_spellings, spelling, anal
     assert row["value_canonical"] == pytest.approx(100 * factor, abs=HALF_STEP + 1e-9)
 
 
+def _middle(analyte: str) -> float:
+    plausible = RULES["analytes"][analyte]["plausible"]
+    return (plausible["low"] + plausible["high"]) / 2
+
+
 def _pid(spelling: str, analyte: str) -> str:
     return f"{analyte}|{spelling}"
 
@@ -202,9 +207,14 @@ def _pid(spelling: str, analyte: str) -> str:
 @pytest.fixture(scope="module")
 def spelling_run(tmp_path_factory):
     """Every spelling with every screened analyte, one patient per row, in one run."""
+    # a value in the middle of the analyte's possible range (rules file), in that spelling's
+    # unit, so the row can only be quarantined for its unit
     labs = [
-        {"patient_id": _pid(s, a), "analyte": a, "value": "100", "unit": s}
-        for s, a in [(s, a) for s, a, _ in FITS] + MISFITS
+        {"patient_id": _pid(s, a), "analyte": a, "value": repr(_middle(a) / f), "unit": s}
+        for s, a, f in FITS
+    ]
+    labs += [
+        {"patient_id": _pid(s, a), "analyte": a, "value": "100", "unit": s} for s, a in MISFITS
     ]
     labs += [
         {"patient_id": "unitless|b12", "analyte": "b12", "value": "100", "unit": ""},
