@@ -437,9 +437,8 @@ def screen(
         quarantine_frame = render.neutral_frame(
             pl.from_arrow(con.sql(outputs.QUARANTINE_SQL).to_arrow_table())
         )
-        worklist = render.neutral_frame(
-            pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
-        )
+        stamp = outputs.Stamp(run.rules.version, run.run_id, as_of)
+        worklist = render.neutral_frame(outputs.worklist_frame(con, stamp))
     finally:
         run.close()
     quarantine = list(csv.DictReader(io.StringIO(quarantine_frame.write_csv(), newline="")))

@@ -8,6 +8,7 @@ the acceptance tests). One module per concern:
 - `oracle`: the expected flags, computed in Python without the pipeline's SQL;
 - `vocabulary`: what the extracts write: each site's LOINC codes, test names and units, drug
   names and codes, ICD-10-CM codes;
+- `age_sex`: the age and sex mix of the background, with its published source;
 - `population`: the background patients, their specimens and lab rows;
 - `histories`: the background's diagnoses and medication orders, kept clear of boundaries;
 - `planted`: the planted cases (`PLANTED`), each with its hand-written expected criteria;

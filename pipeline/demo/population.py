@@ -1,7 +1,9 @@
 """The background population (patient ids ``P000001``…): patients, their specimens and lab rows.
 
-Primary-care adults aged 18-100, skewed older; sex ~52 % F, ~47 % M and ~1 % unknown or oddly
-spelled (``male``, ``FEMALE``, ``x``). Each patient has a home site:
+Adults aged 18-100 in the age and sex mix of the adults of England and Wales at Census 2021
+(`pipeline.demo.age_sex`, which cites the release): about 11 % aged 75 or over, about 51 % F,
+48 % M and 1 % with sex oddly spelled or unknown (``male``, ``FEMALE``, ``x``). Each patient has
+a home site:
 
 - north: LOINC on every row, B12 pg/mL, Hgb g/dL, counts ``10*9/L`` (some in cells/uL written
   ``1,850``), datetimes; a second file (``labs_site_north_archive.csv``) holds results older
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from pipeline.demo.age_sex import draw_age_and_sex
 from pipeline.demo.guidance import CUTS
 from pipeline.demo.oracle import CleanResult, _number, sex_group
 from pipeline.demo.vocabulary import SITES, SiteSpec, UnitSpec
@@ -65,6 +68,14 @@ class Draw:
 _EXCLUDED_DAYS = {0, 7, 8, 90, 91, 365, 366}
 
 
+def _years_before(as_of: date, years: int) -> date:
+    """The day ``years`` years before ``as_of`` (28 February for 29 February)."""
+    try:
+        return as_of.replace(year=as_of.year - years)
+    except ValueError:
+        return as_of.replace(year=as_of.year - years, day=28)
+
+
 def _clear_of_birthday(birth: date, as_of: date, years: int) -> date:
     """Move a birth date so the ``years``-th birthday is not within 3 days of as-of (and never
     29 February)."""
@@ -83,15 +94,8 @@ def _site_of(rng: random.Random, home: str) -> str:
 
 
 def _make_patient(rng: random.Random, i: int, as_of: date) -> Patient:
-    u = rng.random()
-    if u < 0.52:
-        sex = "F"
-    elif u < 0.99:
-        sex = "M"
-    else:
-        sex = rng.choice(["male", "FEMALE", "x", "U", "", "Female", "unknown"])
-    age = 18 + int(82 * rng.betavariate(2.4, 1.5))
-    birth = as_of - timedelta(days=int(age * 365.25) + rng.randrange(365))
+    age, sex = draw_age_and_sex(rng)
+    birth = _years_before(as_of, age) - timedelta(days=rng.randrange(365))
     birth = _clear_of_birthday(birth, as_of, _number("b12_screening_due.age_at_least"))
     site = rng.choices(["N", "S", "E"], weights=[0.4, 0.35, 0.25])[0]
     p = Patient(f"P{i:06d}", sex, birth, site, sex_group(sex))

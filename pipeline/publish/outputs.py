@@ -3,12 +3,20 @@
 worklist.csv / worklist.xlsx, flags.parquet, quarantine.csv, audit.html and run.json are all
 built in ``OUT/.b12screen-building-<run id>/``; only when every one is written and the
 database has committed is the folder published, in one atomic switch (pipeline/publish/switch.py).
+
+Every table the run writes ends with the same three columns, its :class:`Stamp`:
+``rules_version``, ``run_id`` and ``as_of`` (a date). A copied or renamed file still says which
+run, which date and which rules made it, and a CSV reader sees an ordinary header row (no
+comment line before it) whose contract columns come first. The workbook carries the stamp on
+every row of every sheet, in its document properties, and on a last sheet, ``about this run``.
+Dates in the workbook are date cells, not text.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,7 +28,7 @@ from pipeline.publish import render
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
 from pipeline.resources import data_dir
-from pipeline.sqltext import ident, path_literal
+from pipeline.sqltext import ident, literal, path_literal
 
 OUTPUT_FILES = (
     "worklist.csv",
@@ -45,6 +53,40 @@ QUARANTINE_SQL = (
     "SELECT source_file, row_number, kind, reason, raw_row FROM quarantine "
     "ORDER BY kind, source_file, row_number"
 )
+ABOUT_SHEET = "about this run"  # the workbook's last sheet (a list of that name would clash)
+DATE_FORMAT = "yyyy-mm-dd"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The last columns of every table the run writes: which rules, which run, which date."""
+
+    rules_version: str
+    run_id: str
+    as_of: date
+
+    COLUMNS = ("rules_version", "run_id", "as_of")
+
+    def sql(self) -> str:
+        """The stamp as select-list items (text as literals: a site's rules version is data)."""
+        return (
+            f"{literal(self.rules_version)} AS rules_version, {literal(self.run_id)} AS run_id, "
+            f"DATE {literal(self.as_of.isoformat())} AS as_of"
+        )
+
+    def frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.lit(self.rules_version, pl.String).alias("rules_version"),
+            pl.lit(self.run_id, pl.String).alias("run_id"),
+            pl.lit(self.as_of, pl.Date).alias("as_of"),
+        )
+
+    def row(self) -> dict[str, str]:
+        return {
+            "rules_version": self.rules_version,
+            "run_id": self.run_id,
+            "as_of": self.as_of.isoformat(),
+        }
 
 
 def build_record(
@@ -116,17 +158,24 @@ def build_record(
     }
 
 
+def worklist_frame(con: duckdb.DuckDBPyConnection, stamp: Stamp) -> pl.DataFrame:
+    """The worklist as worklist.csv holds it (before its cells are neutralised)."""
+    return stamp.frame(pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table()))
+
+
 def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) -> None:
     rules = prepared.rules
+    stamp = Stamp(rules.version, prepared.run_id, prepared.as_of)
     con.execute(
         f"COPY ({FLAGS_SQL}) TO {path_literal(folder / 'flags.parquet')} (FORMAT parquet)",
         [rules.version, prepared.run_id],
     )
-    copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv")
-    copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv")
-    worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
+    copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv", stamp)
+    copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
+    worklist = worklist_frame(con, stamp)
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets = {"worklist": worklist}
+    lists = []
     for name, spec in rules.spec.worklists.items():
         mine = worklist.filter(
             pl.col("criteria")
@@ -136,7 +185,16 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
         )
         render.neutral_frame(mine).write_csv(folder / f"worklist_{name}.csv")
         sheets[name[:31]] = mine
-    _write_xlsx(sheets, folder / "worklist.xlsx")
+        lists.append((name[:31], spec.title, spec.audience, mine.height))
+    about = [
+        ("Run id", stamp.run_id),
+        ("As-of date", stamp.as_of),
+        ("Rules version", stamp.rules_version),
+        ("Rules file SHA-256", rules.sha256),
+        ("Code version", __version__),
+        ("Patients on the worklist", worklist.height),
+    ]
+    _write_xlsx(sheets, folder / "worklist.xlsx", stamp, about, lists)
     as_of = prepared.as_of
     doc = audit.audit_document(
         con,
@@ -145,11 +203,16 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
         run_id=prepared.run_id,
         trend_start=as_of - timedelta(days=rules.spec.report.trend_days),
     )
-    audit.write_audit(doc, folder)
+    audit.write_audit(doc, folder, stamp=stamp.row())
 
 
-def copy_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """COPY ``query`` to a CSV file at ``path``, its text cells neutralised (pipeline/publish/render.py)."""
+def copy_csv(
+    con: duckdb.DuckDBPyConnection, query: str, path: Path, stamp: Stamp | None = None
+) -> None:
+    """COPY ``query`` to a CSV file at ``path``, its text cells neutralised
+    (pipeline/publish/render.py), the ``stamp`` columns last."""
+    if stamp is not None:
+        query = f"SELECT *, {stamp.sql()} FROM ({query})"
     described = con.execute(f"DESCRIBE {query}").fetchall()
     columns = ", ".join(
         (render.neutral_sql(ident(name)) + f" AS {ident(name)}")
@@ -162,8 +225,16 @@ def copy_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     )
 
 
-def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
-    """One sheet per list: the whole worklist first, then each audience's.
+def _write_xlsx(
+    sheets: dict[str, pl.DataFrame],
+    path: Path,
+    stamp: Stamp,
+    about: list[tuple[str, object]],
+    lists: list[tuple[str, str, str, int]],
+) -> None:
+    """One sheet per list: the whole worklist first, then each audience's, then
+    ``about this run`` (the stamp, the lists' titles and audiences). Date columns are date
+    cells; the stamp is also in the document properties.
 
     Written row by row in xlsxwriter's constant-memory mode: a 300k-row worklist built as
     whole sheets in memory took 5.7 GiB and 73 s (docs/benchmarks.md).
@@ -172,18 +243,49 @@ def _write_xlsx(sheets: dict[str, pl.DataFrame], path: Path) -> None:
 
     widths = {"criteria": 40, "recommended_action": 60, "evidence": 60, "feedback": 40}
     with xlsxwriter.Workbook(path, {"constant_memory": True, **render.XLSX_OPTIONS}) as workbook:
+        workbook.set_properties(
+            {
+                "title": "b12screen worklist",
+                "subject": f"run {stamp.run_id}, as of {stamp.as_of.isoformat()}",
+                "keywords": f"{stamp.run_id}, {stamp.as_of.isoformat()}, {stamp.rules_version}",
+                "comments": "Written by b12screen; the last sheet says which run made it.",
+            }
+        )
+        workbook.set_custom_property("rules_version", stamp.rules_version)
+        workbook.set_custom_property("run_id", stamp.run_id)
+        workbook.set_custom_property("as_of", datetime.combine(stamp.as_of, time()))
         header = workbook.add_format({"bold": True, "bg_color": "#E8E8E8", "border": 1})
         wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
+        day = workbook.add_format({"num_format": DATE_FORMAT, "valign": "top"})
         for name, frame in sheets.items():
             sheet = workbook.add_worksheet(name)
+            formats = [day if dtype == pl.Date else None for dtype in frame.dtypes]
             for col, column in enumerate(frame.columns):
                 wide = widths.get(column)
                 sheet.set_column(col, col, wide or 14, wrap if wide else None)
             sheet.write_row(0, 0, frame.columns, header)
             for row, values in enumerate(frame.iter_rows(), start=1):
-                sheet.write_row(row, 0, [render.xlsx_cell(v) for v in values])
+                for col, value in enumerate(values):
+                    if formats[col] is not None and value is not None:
+                        sheet.write_datetime(row, col, value, formats[col])
+                    else:
+                        sheet.write(row, col, render.xlsx_cell(value))
             sheet.freeze_panes(1, 0)
             sheet.autofilter(0, 0, max(frame.height, 1), max(frame.width - 1, 0))
+        sheet = workbook.add_worksheet(ABOUT_SHEET)
+        sheet.set_column(0, 0, 26)
+        sheet.set_column(1, 1, 66)
+        sheet.set_column(2, 3, 30)
+        for row, (label, value) in enumerate(about):
+            sheet.write(row, 0, label, header)
+            if isinstance(value, date):
+                sheet.write_datetime(row, 1, value, day)
+            else:
+                sheet.write(row, 1, render.xlsx_cell(value))
+        first = len(about) + 1
+        sheet.write_row(first, 0, ["Sheet", "List", "For", "Patients"], header)
+        for row, values in enumerate(lists, start=first + 1):
+            sheet.write_row(row, 0, [render.xlsx_cell(v) for v in values])
 
 
 def write_run_json(record: dict, folder: Path) -> None:

@@ -21,6 +21,7 @@ population report (pipeline/reports/population.py) is the one for sharing outsid
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -332,11 +333,18 @@ def render_html(doc: dict) -> str:
     )
 
 
-def write_audit(doc: dict, folder: Path) -> None:
+def write_audit(doc: dict, folder: Path, *, stamp: Mapping[str, Any] | None = None) -> None:
     """audit.html, audit.json and audit/<table>.csv into ``folder``, a folder being built
-    aside (the run's and the report's); the caller moves it into place."""
+    aside (the run's and the report's); the caller moves it into place.
+
+    ``stamp`` (a run's: rules_version, run_id, as_of) ends every row of a CSV table whose rows
+    do not name their own run already (the runs, inputs and trend tables have run_id and as_of
+    columns of their own).
+    """
     (folder / "audit.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", "utf-8")
     (folder / "audit").mkdir()
     for name, rows in doc["tables"].items():
+        if stamp and not any(key in row for row in rows for key in stamp):
+            rows = [{**row, **stamp} for row in rows]
         (folder / "audit" / f"{name}.csv").write_text(render.csv_of_dicts(rows), encoding="utf-8")
     (folder / "audit.html").write_text(render_html(doc), encoding="utf-8")

@@ -2,10 +2,13 @@
 -- most urgent first (priority, then number of criteria met, then patient_id).
 -- criteria lists every criterion met (action and context) in catalogue order; the
 -- recommended action gives the action texts of the most urgent criteria met and names the rest;
--- evidence lists the lab results behind them. status says whether the patient was already on
--- the worklist of the previous successful run in this database (the latest one with an earlier
--- as-of date, so a run repeated for the same date gives the same statuses). Flags suppressed by
--- clinician feedback do not count; the feedback on any flag shows in the feedback column.
+-- evidence lists the lab results behind them; latest_evidence_on (a DATE) is the newest date the
+-- action criteria met are dated by (a result's collection, the day a follow-up fell due, the
+-- start of a current drug, the last B12 or MMA test for screening; NULL when none). status
+-- says whether the patient was already on the worklist of the previous successful run in this
+-- database (the latest one with an earlier as-of date, so a run repeated for the same date
+-- gives the same statuses). Flags suppressed by clinician feedback do not count; the feedback
+-- on any flag shows in the feedback column.
 -- reads: flags, int_previous_worklist, patients, rule_criteria, rule_notes, rule_priorities
 with flags as (
     select * from run_flags
@@ -60,7 +63,7 @@ per_patient as (
         min(priority_rank) filter (where role = 'action') as top_rank,
         list(struct_pack(rank := priority_rank, criterion := criterion, action := action) order by ordinal)
             filter (where role = 'action') as actions,
-        max(observed_at) as latest_evidence_at
+        max(observed_at) filter (where role = 'action')::date as latest_evidence_on
     from flagged
     group by patient_id
     having count(*) filter (where role = 'action') > 0
@@ -110,6 +113,7 @@ final as (
         actions.recommended_action,
         coalesce(evidence.evidence, '') as evidence,
         case when previous_worklist.patient_id is null then 'new' else 'persisting' end as status,
+        per_patient.latest_evidence_on,
         coalesce(feedback.feedback, '') as feedback,
         patients.sex,
         age_on(patients.birth_date, getvariable('run.as_of')::date) as age,

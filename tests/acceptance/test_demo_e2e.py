@@ -27,7 +27,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.demo import DemoTruth, generate_population, guidance, oracle, planted, vocabulary
+from pipeline.demo import (
+    DemoTruth,
+    age_sex,
+    generate_population,
+    guidance,
+    oracle,
+    planted,
+    vocabulary,
+)
 from pipeline.demo.oracle import (
     CleanResult,
     Diagnosis,
@@ -487,8 +495,8 @@ def test_population_looks_like_primary_care(population: DemoTruth) -> None:
     assert 0.47 < sex.count("F") / len(sex) < 0.57
     assert 0.42 < sex.count("M") / len(sex) < 0.52
     assert 0.002 < sum(s not in ("F", "M") for s in sex) / len(sex) < 0.03
-    ages = [AS_OF.year - int(b[:4]) for b in background["birth_date"].to_list()]
-    assert min(ages) >= 18 and max(ages) <= 101 and sorted(ages)[len(ages) // 2] >= 60
+    ages = [oracle.age_on(date.fromisoformat(b), AS_OF) for b in background["birth_date"]]
+    assert min(ages) >= 18 and max(ages) <= 101
     recent = labs.filter(
         pl.col("patient_id").str.starts_with("P0")
         & (pl.col("collected_at").str.slice(0, 10) >= str(AS_OF - timedelta(days=365)))
@@ -534,6 +542,65 @@ def test_population_looks_like_primary_care(population: DemoTruth) -> None:
     assert counts["risk_condition"] > 40 and counts["b12_screening_due"] > 100
     for criterion in ("cyanocobalamin_renal", "deficiency_untreated", "monitoring_overdue"):
         assert counts[criterion] > 2, criterion
+
+
+def test_census_figures_add_up_to_the_release_headlines() -> None:
+    """The bands as transcribed give the Census 2021 release's own totals: 59.6 million
+    residents, 17.4 % under 15, 18.6 % aged 65 or over, 527,900 aged 90 or over."""
+    bands = {(lo, hi): n for lo, hi, n, _ in age_sex.AGE_BANDS}
+    total = age_sex.CENSUS_TOTAL_THOUSANDS
+    everyone = (
+        age_sex.CENSUS_UNDER_15_THOUSANDS
+        + age_sex.CENSUS_15_TO_19_THOUSANDS
+        + sum(n for (lo, _), n in bands.items() if lo >= 20)
+    )
+    assert abs(everyone - total) < 1.0  # rounded to the nearest hundred people, 16 bands
+    assert round(100 * age_sex.CENSUS_UNDER_15_THOUSANDS / total, 1) == 17.4
+    assert round(100 * sum(n for (lo, _), n in bands.items() if lo >= 65) / total, 1) == 18.6
+    assert bands[(90, 100)] == 527.9
+    ages = [a for lo, hi, _, _ in age_sex.AGE_BANDS for a in range(lo, hi + 1)]
+    assert ages == list(range(18, 101))  # every adult age, once
+    assert all(0.45 < f < 0.7 for *_, f in age_sex.AGE_BANDS)
+
+
+AGE_GROUPS = [(18, 44), (45, 64), (65, 74), (75, 200)]
+
+
+def test_background_age_and_sex_follow_the_census(population: DemoTruth) -> None:
+    """Each broad age group's share of the background is the census share of the adults (within
+    3.5 points at this size), and women outnumber men more at older ages."""
+    patients = read_kind(population.extracts_dir, "patients")
+    background = patients.filter(pl.col("patient_id").str.starts_with("P0"))
+    people = [
+        (oracle.age_on(date.fromisoformat(b), AS_OF), oracle.sex_group(s or ""))
+        for b, s in background.select("birth_date", "sex").iter_rows()
+    ]
+    for first, last in AGE_GROUPS:
+        share = sum(first <= age <= last for age, _ in people) / len(people)
+        assert abs(share - age_sex.adult_share(first, last)) < 0.035, (first, last, share)
+
+    def female(first: int, last: int) -> float:
+        sexes = [s for age, s in people if first <= age <= last and s != "U"]
+        return sexes.count("F") / len(sexes)
+
+    assert 0.46 < female(18, 64) < 0.56
+    assert female(80, 200) > female(18, 64) + 0.03
+
+
+def test_demo_worklist_is_not_half_the_population(population: DemoTruth) -> None:
+    """Issue 11: with 38 % aged 75 or over, half the demo was on the worklist. With the census
+    mix it is under two fifths, and age-based screening alone (no other criterion met, 46 % of
+    that list) is under a third of it."""
+    roles = {c: role for c, (role, _) in guidance.ROLES.items()}
+    met: dict[str, set[str]] = {}
+    for pid, criterion in population.expected_flags:
+        if pid.startswith("P0"):
+            met.setdefault(pid, set()).add(criterion)
+    n_background = population.n_patients - len(PLANTED)
+    listed = [c for c in met.values() if any(roles[x] == "action" for x in c)]
+    assert len(listed) / n_background < 0.4
+    age_only = sum(c == {"b12_screening_due"} for c in listed)
+    assert age_only < len(listed) / 3
 
 
 def test_medications_and_diagnoses_look_like_an_ehr(population: DemoTruth) -> None:

@@ -181,6 +181,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> dict:
         seen["labs_after_kill"] = con.execute("SELECT count(*) FROM lab_results").fetchone()[0]
     seen[7] = _run(d7, 7, out, db)
     seen["worklist7"] = (out / "worklist.csv").read_bytes()
+    seen["run7"] = json.loads((out / "run.json").read_text())
     seen["flags7"] = pl.read_parquet(out / "flags.parquet").drop("run_id")
     seen["again"] = _run(d7, 7, out, db)
     seen["worklist7_again"] = (out / "worklist.csv").read_bytes()
@@ -265,7 +266,9 @@ def test_day7_killed_run_changes_nothing_and_the_next_run_succeeds(week: dict) -
 
 def test_same_day_again_gives_identical_outputs_and_duplicates_nothing(week: dict) -> None:
     assert week["again"].exit_code == 0
-    assert week["worklist7_again"] == week["worklist7"]
+    first, again = week["run7"]["run_id"].encode(), week["run7_again"]["run_id"].encode()
+    assert first != again and week["worklist7"].count(first) > 0  # each row's stamp
+    assert week["worklist7_again"] == week["worklist7"].replace(first, again)  # all else equal
     assert week["flags7_again"].equals(week["flags7"])
     assert [f["file"] for f in week["run7_again"]["skipped_files"]] == ["labs_d7.csv"]
     assert week["labs_end"] == week["labs6"] + 1, "day 7 added one result, once"
