@@ -145,7 +145,10 @@ class ScreeningRun:
                     skipped.append(f)
                 seen.add(f.sha256)
             extracts = Extracts(
-                found.folder, tuple(f for f in found.files if f not in skipped), found.ignored
+                found.folder,
+                tuple(f for f in found.files if f not in skipped),
+                found.ignored,
+                found.ignored_reasons,
             )
             self._check_required_kinds(extracts)
             con.execute('SET VARIABLE "run.as_of" = ?::DATE', [self.config.as_of])
@@ -184,6 +187,8 @@ class ScreeningRun:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
             for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
+            for name, why in self.prepared.extracts.ignored_reasons.items():
+                self.progress.note(f"{name}: not read, {why}")
         faults.point("after-ingest")
         return self.read
 

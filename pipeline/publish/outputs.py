@@ -134,6 +134,7 @@ def build_record(
         "extracts_folder": str(prepared.extracts_folder),
         "inputs": inputs,
         "ignored_files": list(prepared.extracts.ignored),
+        "ignored_reasons": dict(prepared.extracts.ignored_reasons),
         "skipped_files": [
             {"kind": f.kind, "file": f.name, "sha256": f.sha256, "reason": "already ingested"}
             for f in prepared.skipped

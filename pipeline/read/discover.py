@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from pipeline.errors import ExtractsError
 
@@ -68,7 +70,10 @@ class InputFile:
 class Extracts:
     folder: Path
     files: tuple[InputFile, ...]
-    ignored: tuple[str, ...]
+    ignored: tuple[str, ...]  # every other entry of the folder, by name
+    # why each was left out: not an extract's name or format, hidden, not a regular file, a
+    # link that leads outside the folder or nowhere
+    ignored_reasons: Mapping[str, str] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[InputFile]:
         return [f for f in self.files if f.kind == kind]
@@ -97,17 +102,14 @@ def discover(folder: Path) -> Extracts:
     if not folder.is_dir():
         raise ExtractsError(f"extracts path is not a folder: {folder}")
     files: list[InputFile] = []
-    ignored: list[str] = []
+    ignored: dict[str, str] = {}
+    inside = folder.resolve()
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
         kind = next((k for k in KINDS if path.name.lower().startswith(k)), None)
         fmt = _format_of(path.name)
-        if kind is None:
-            ignored.append(path.name)
-            continue
-        if fmt is None:
-            ignored.append(path.name)
+        reason = _left_out(path, inside, kind, fmt)
+        if reason is not None:
+            ignored[path.name] = reason
             continue
         try:
             files.append(InputFile(kind, path, fmt, path.stat().st_size, sha256_of(path)))
@@ -116,4 +118,30 @@ def discover(folder: Path) -> Extracts:
                 f"cannot read {path.name}: {exc.strerror}",
                 transient=exc.errno in TRANSIENT_ERRNOS,
             ) from None
-    return Extracts(folder=folder, files=tuple(files), ignored=tuple(ignored))
+    return Extracts(
+        folder=folder,
+        files=tuple(files),
+        ignored=tuple(ignored),
+        ignored_reasons=MappingProxyType(ignored),
+    )
+
+
+def _left_out(path: Path, inside: Path, kind: str | None, fmt: str | None) -> str | None:
+    """Why ``path`` is not read as an extract, or None when it is one."""
+    if path.name.startswith("."):
+        return "hidden (its name starts with a dot)"
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.exists():
+            return "a link that leads nowhere"
+        if not target.is_relative_to(inside):
+            return "a link to a file outside the extracts folder (not followed)"
+    if path.is_dir():
+        return "a folder (sub-folders are not read)"
+    if not path.is_file():
+        return "not a regular file"
+    if kind is None:
+        return "not an extract's name (" + ", ".join(f"{k}*" for k in KINDS) + ")"
+    if fmt is None:
+        return "not an extract's format (.csv, .csv.gz, .parquet)"
+    return None

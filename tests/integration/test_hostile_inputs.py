@@ -201,3 +201,40 @@ def test_literal_files_open_exactly_the_named_file(tmp_path: Path) -> None:
     with literal_files([tmp_path / n for n in names]) as sources, duckdb.connect() as con:
         got = [con.execute(f"SELECT n FROM read_csv({s})").fetchall() for s in sources]
     assert got == [[(n,)] for n in range(len(names))]
+
+
+def test_only_the_folders_own_regular_files_are_read_and_the_rest_is_listed(
+    tmp_path: Path, small_extracts: Path
+) -> None:
+    """A link out of the folder, a link to nothing, a sub-folder, a pipe and a hidden file named
+    like extracts are not read; each is listed in run.json with why."""
+    import os
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "labs.csv").write_text(
+        "patient_id,collected_at,loinc,value,unit,result_id\np2,2026-11-20,2132-9,90,pg/mL,x1\n"
+    )
+    (small_extracts / "labs_linked_out.csv").symlink_to(outside / "labs.csv")
+    (small_extracts / "labs_dangling.csv").symlink_to(tmp_path / "gone.csv")
+    (small_extracts / "labs_2026").mkdir()
+    ((small_extracts / "labs_2026") / "labs.csv").write_text("patient_id\n")
+    os.mkfifo(small_extracts / "labs_pipe.csv")
+    (small_extracts / ".labs.csv.part").write_text("patient_id,collected_at\n")
+    (small_extracts / "labs_inside.csv").symlink_to(small_extracts / "labs.csv")  # same content
+    record = _run(small_extracts, tmp_path)
+
+    reasons = record["ignored_reasons"]
+    assert set(record["ignored_files"]) == set(reasons)
+    assert "outside the extracts folder" in reasons["labs_linked_out.csv"]
+    assert "leads nowhere" in reasons["labs_dangling.csv"]
+    assert "folder" in reasons["labs_2026"]
+    assert "not a regular file" in reasons["labs_pipe.csv"]
+    assert "hidden" in reasons[".labs.csv.part"]
+    assert "labs_inside.csv" not in reasons  # a link within the folder is a file of the folder
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as con:
+        sources = {
+            r[0] for r in con.execute("SELECT DISTINCT source_file FROM lab_results").fetchall()
+        }
+        ids = {r[0] for r in con.execute("SELECT result_id FROM lab_results").fetchall()}
+    assert "x1" not in ids and "labs_linked_out.csv" not in sources
