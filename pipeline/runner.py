@@ -197,7 +197,10 @@ class ScreeningRun:
             validation: dict[str, ValidationResult] = {}
             merged: dict[str, MergeCounts] = {}
             for kind in KINDS:  # patients first: the others check their patient_id against it
-                result = stage_and_validate(self.con, kind, self.config.as_of)
+                rows_read = sum(
+                    i.rows_read - i.malformed_lines for i in self.read.loaded if i.file.kind == kind
+                )
+                result = stage_and_validate(self.con, kind, self.config.as_of, rows_read=rows_read)
                 validation[kind] = result
                 merged[kind] = m = merge(self.con, kind)
                 self.progress.note(

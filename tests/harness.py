@@ -374,6 +374,7 @@ def screen(
     files (headers, malformed lines, compression, Parquet) is tested in tests/integration.
     ``rules`` is passed on as ``--rules`` is.
     """
+    from pipeline.facts import Read
     from pipeline.publish import outputs, render
     from pipeline.read.discover import KINDS
     from pipeline.read.ingest import QUARANTINE_DDL, load_kind, present_rows
@@ -418,6 +419,7 @@ def screen(
             "medications": (MEDICATION_COLUMNS, med_rows),
             "diagnoses": (DIAGNOSIS_COLUMNS, dx_rows),
         }
+        loaded = []
         for file_id, kind in enumerate(KINDS, start=1):
             columns, rows = tables.get(kind, ((), None))
             if rows is None:
@@ -427,7 +429,8 @@ def screen(
             con.register(f"_rows_{kind}", frame)
             con.execute(f"CREATE TEMP TABLE _harness_{kind} AS SELECT * FROM _rows_{kind}")
             con.unregister(f"_rows_{kind}")
-            present_rows(con, kind, f"_harness_{kind}", f"{kind}.csv", file_id)
+            loaded.append(present_rows(con, kind, f"_harness_{kind}", f"{kind}.csv", file_id))
+        run.read = Read(tuple(loaded))
         run.validate()
         run.screen()
         run.models.build(["worklist", "resolved"])

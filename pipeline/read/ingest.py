@@ -169,9 +169,13 @@ def load_kind(
                     if malformed
                     else "_k"
                 )
+                ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
             else:
                 malformed = 0
-                con.execute(f"SELECT 1 FROM read_parquet({path}) LIMIT 0")
+                # the footer's row count: the rows are read once, by the staging SQL
+                ((rows,),) = con.execute(
+                    f"SELECT num_rows FROM parquet_file_metadata({path})"
+                ).fetchall()
                 source = f"read_parquet({path}, file_row_number = true)"
                 row_number = "(file_row_number + 1)"
             # the file's own columns: without the _k before them or the file_row_number after
@@ -196,7 +200,7 @@ def load_kind(
                 FROM {tmp}_rej GROUP BY line ORDER BY line
                 """
             )
-        loaded.append(LoadedFile(f, 0, malformed))
+        loaded.append(LoadedFile(f, int(rows) + malformed, malformed))
     view = f"raw_{kind}"
     wanted = ["_rid", "source_file", "row_number", *REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
     if parts:
@@ -214,17 +218,7 @@ def load_kind(
             for col in wanted
         )
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {columns} WHERE false")
-    counts = dict(
-        con.execute(f"SELECT source_file, count(*) FROM {view} GROUP BY source_file").fetchall()
-    )
-    return [
-        LoadedFile(
-            item.file,
-            int(counts.get(item.file.name, 0)) + item.malformed_lines,
-            item.malformed_lines,
-        )
-        for item in loaded
-    ]
+    return loaded
 
 
 def load_extracts(
@@ -253,7 +247,7 @@ def load_extracts(
 
 def present_rows(
     con: duckdb.DuckDBPyConnection, kind: str, relation: str, file_name: str, file_id: int
-) -> None:
+) -> LoadedFile:
     """Present the rows of ``relation`` (a table or a registered frame, every column text, as
     a CSV file is read) as ``raw_<kind>``, the view the staging SQL reads, as if they were the
     file ``file_name``: rows in the relation's order, numbered from 1.
@@ -263,7 +257,8 @@ def present_rows(
     """
     numbered = f"(SELECT row_number() OVER () AS _k, * FROM {relation})"
     header = _columns(con, relation)
-    select, _ = _normalised_select(InputFile(kind, Path(file_name), "csv", 0, ""), header, header)
+    as_file = InputFile(kind, Path(file_name), "csv", 0, "")
+    select, _ = _normalised_select(as_file, header, header)
     part = (
         f"SELECT {file_id}::BIGINT * {_FILE_ID_STRIDE} + _k AS _rid, {literal(file_name)} "
         f"AS source_file, _k::BIGINT AS row_number, {select} FROM {numbered}"
@@ -272,3 +267,5 @@ def present_rows(
     present = _columns(con, f"({part})")
     extra = "".join(f", NULL::VARCHAR AS {ident(c)}" for c in wanted if c not in present)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{extra} FROM ({part})")
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
+    return LoadedFile(as_file, int(rows), 0)

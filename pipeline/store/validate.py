@@ -11,6 +11,7 @@ is dropped without a trace.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from datetime import date
 
@@ -20,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 from pandera.config import ValidationDepth, config_context
 
+from pipeline.errors import ExtractsError
 from pipeline.facts import ValidationResult
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident
@@ -92,17 +94,33 @@ def _raw_json(con: duckdb.DuckDBPyConnection, raw_table: str) -> str:
     return f"to_json(struct_pack({inner}))::VARCHAR"
 
 
+def _first_line(exc: Exception) -> str:
+    """A reader error's first line with quoted text (it may hold row values) removed."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)[:160]
+
+
 def stage_and_validate(
-    con: duckdb.DuckDBPyConnection, kind: str, as_of: date, batch_rows: int = BATCH_ROWS
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    as_of: date,
+    batch_rows: int = BATCH_ROWS,
+    rows_read: int | None = None,
 ) -> ValidationResult:
+    """Stage the raw rows of ``kind`` and validate them; ``rows_read`` (the rows the read
+    stage counted, malformed CSV lines excluded) is checked against what staging made."""
     table = f"incoming_{kind}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}")
+    try:  # a Parquet file is read here, by the staging SQL, for the first time past its footer
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}"
+        )
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        raise ExtractsError(f"cannot read the {kind} files: {_first_line(exc)}") from None
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
-    ((staged, read),) = con.execute(
-        f"SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM raw_{kind})"
-    ).fetchall()
-    if staged != read:  # a join in the staging SQL fanned rows out: a bug, never data
-        raise RuntimeError(f"staging {kind} turned {read} rows into {staged}")
+    ((staged,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    if rows_read is not None and staged != rows_read:
+        # a join in the staging SQL fanned rows out or lost some: a bug, never data
+        raise RuntimeError(f"staging {kind} turned {rows_read} rows into {staged}")
     analytes = (
         dict(con.execute("SELECT analyte, label FROM rule_analytes ORDER BY analyte").fetchall())
         if kind == "labs"
