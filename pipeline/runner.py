@@ -135,6 +135,7 @@ class ScreeningRun:
             con.execute("SET TimeZone = 'UTC'")
             registry.ensure_registry(con)
             self._repair_publish()
+            self._mark_running()
             con.execute("BEGIN TRANSACTION")
             upgrade_store(con)  # a database of an earlier version: its keys, in this transaction
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
@@ -363,6 +364,27 @@ class ScreeningRun:
                 "published them now",
                 run_id,
             )
+
+    def _mark_running(self) -> None:
+        """Record this run as running, outside its transaction, so a run that is killed still
+        leaves its row; a row still running when the next run holds the database was such a
+        run, and is marked interrupted. The run's own end replaces its row."""
+        self.con.execute(
+            "UPDATE runs SET status = 'interrupted', error = ? WHERE status = 'running'",
+            [f"stopped before it finished (no end was recorded); found by run {self.run_id}"],
+        )
+        self.con.execute(
+            "INSERT OR REPLACE INTO runs (run_id, as_of, started_at, status, code_version, "
+            "rules_version, rules_sha256) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            [
+                self.run_id,
+                self.config.as_of,
+                self.started_at,
+                __version__,
+                self.rules.version,
+                self.rules.sha256,
+            ],
+        )
 
     def _record_history(self) -> None:
         con = self.con

@@ -199,6 +199,8 @@ def _connect(db: Path, memory_limit: str | None, threads: int | None):
 
 
 def _configure(con, memory_limit: str | None, threads: int | None) -> None:
+    # DuckDB's own progress bar writes to stdout, where the bench's table goes
+    con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = {_q(memory_limit)}")
     if threads:

@@ -259,7 +259,8 @@ def test_day6_feedback_suppresses_and_annotates(week: dict) -> None:
 def test_day7_killed_run_changes_nothing_and_the_next_run_succeeds(week: dict) -> None:
     assert week["kill_code"] == 9
     assert week["outputs_after_kill"] == week["outputs6"]
-    assert week["runs_after_kill"] == week["runs6"]
+    # the killed run's row, still "running" (the next run marks it interrupted)
+    assert week["runs_after_kill"] == week["runs6"] + 1
     assert week["labs_after_kill"] == week["labs6"]
     assert week[7].exit_code == 0, week[7].output
 
@@ -283,9 +284,12 @@ def test_registry_tells_the_week(week: dict) -> None:
         ("2026-11-20", "succeeded"),
         ("2026-11-21", "failed"),
         ("2026-11-22", "succeeded"),
+        ("2026-11-23", "interrupted"),  # killed during screening
         ("2026-11-23", "succeeded"),
         ("2026-11-23", "succeeded"),
     ]
+    interrupted = next(e for _, s, e in week["registry"] if s == "interrupted")
+    assert interrupted.startswith("stopped before it finished")
     error = next(e for _, s, e in week["registry"] if s == "failed")
     assert "labs_d5.parquet" in error
 

@@ -30,6 +30,7 @@ NIGHT_2_LABS = (
 )
 # Killed before the commit, the old run stays published; after the switch, the new one is.
 BEFORE_SWITCH = {p for p in POINTS if p != "after-switch"}
+BEFORE_COMMIT = set(POINTS[: POINTS.index("after-commit")])
 
 
 def _cli(extracts: Path, out: Path, db: Path, as_of: str, kill_at: str | None = None):
@@ -111,6 +112,9 @@ def test_a_killed_run_leaves_one_run_published_and_the_next_run_agrees(nights, p
     with duckdb.connect(str(db), read_only=True) as con:
         statuses = [r[0] for r in con.execute("SELECT status FROM runs").fetchall()]
     assert "failed" not in statuses  # a kill records nothing false
+    # a run killed before its commit is in the registry, marked by the next run
+    assert statuses.count("interrupted") == (1 if point in BEFORE_COMMIT else 0), statuses
+    assert "running" not in statuses
 
 
 def test_two_runs_into_one_output_folder_the_second_stops_clearly(tmp_path, small_extracts):
