@@ -132,6 +132,9 @@ def command_prefix() -> str:
     return _venv_tool("b12screen")
 
 
+PREFECT_ENV = "PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_SERVER_ANALYTICS_ENABLED=false"
+
+
 def _venv_tool(name: str) -> str:
     """A console script of this environment, as the user can type it (see command_prefix)."""
     script = Path(sys.executable).parent / name
@@ -613,13 +616,17 @@ def init(folder: Path, timezone: str, nightly: str) -> None:
                 "",
                 f"next: edit {site.config} (folders, alerts) and {site.folder / 'rules' / 'site.toml'}, then",
                 f"  {b12} --config {config} config show",
-                f"  {b12} --config {config} run --as-of YYYY-MM-DD      # one run by hand",
-                "schedule it with Prefect (server and worker keep running: deploy/systemd/):",
-                "  export PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_SERVER_ANALYTICS_ENABLED=false",
-                f"  {prefect} server start --host 127.0.0.1 &",
+                f"  {b12} --config {config} run     # one run by hand, as of today",
+                "schedule it with Prefect (deploy/systemd/ keeps the server and worker running):",
+                f"  export {PREFECT_ENV}   # in each shell",
+                "  # shell 1, kept running:",
+                f"  {prefect} server start --host 127.0.0.1 --port 4200",
+                "  # shell 2: the pool, the deployments, then the worker (kept running):",
                 f"  {prefect} work-pool create {WORK_POOL} --type process",
                 f"  {prefect} --no-prompt deploy --all --prefect-file {prefect_file}",
                 f"  {prefect} worker start --pool {WORK_POOL}",
+                "  # shell 3: a run now (the schedule runs it every night):",
+                f"  {prefect} deployment run 'nightly_screening/nightly-screening' --watch",
             ]
         )
     )
