@@ -72,19 +72,19 @@ class StageError(RuntimeError):
         self.original = original
 
 
-class _NoTraceback(logging.Filter):
-    """Prefect logs a failed task or flow with its traceback; ours are one line, the traceback
-    is in the run's own log file. Installed on Prefect's run loggers by this module."""
+class _OneLineFailures(logging.Filter):
+    """Prefect logs a failed task, then the failed flow, each with the exception's traceback.
+    For the run's own failures (a ``B12ScreenError``, or a ``StageError`` standing for a bug)
+    those records are left out: the failure hook logs the one line (cause and log file), the
+    traceback is in the run's log file, and Prefect's state lines ("Finished in state
+    Failed(...)") and retry notices stay. Installed on Prefect's run loggers by this module."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, B12ScreenError | StageError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
+        return not isinstance(exc, B12ScreenError | StageError)
 
 
-_ONE_LINE = _NoTraceback()
+_ONE_LINE = _OneLineFailures()
 for _name in ("prefect.task_runs", "prefect.flow_runs"):
     if _ONE_LINE not in logging.getLogger(_name).filters:
         logging.getLogger(_name).addFilter(_ONE_LINE)
@@ -335,6 +335,11 @@ def criteria_table(record: dict) -> list[dict[str, object]]:
     ]
 
 
+def _code(text: str) -> str:
+    """``text`` as a markdown code span (shown as is; a backtick or a line break cannot end it)."""
+    return "`" + text.replace("`", "'").replace("\n", " ").replace("|", "\\|") + "`"
+
+
 def quarantine_rate(record: dict) -> str:
     """Rows quarantined of rows read, as a percentage with the counts ('0.4% (12 of 3,000)')."""
     counts = record.get("counts") or {}
@@ -366,8 +371,8 @@ def run_summary_markdown(record: dict, out: Path | str | None = None) -> str:
         f"| quarantine rate | {quarantine_rate(record)} |",
         *(
             [
-                f"| output folder | `{render.markdown_text(str(out))}` "
-                f"(this run: `runs/{render.markdown_text(str(record.get('run_id', '?')))}/`) |"
+                f"| output folder | {_code(str(out))} "
+                f"(this run: {_code('runs/' + str(record.get('run_id', '?')) + '/')}) |"
             ]
             if out is not None
             else []

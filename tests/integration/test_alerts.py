@@ -181,6 +181,7 @@ def test_the_flow_alerts_and_fails_in_one_line_without_a_traceback(
     assert_no_patient_data(failure, small_extracts)
     text = "\n".join(failed_log)
     assert "Traceback" not in text and 'File "' not in text
+    assert not [line for line in failed_log if line.startswith(("Task run failed", "Encountered"))]
     (one_line,) = [line for line in failed_log if re.match(r"run \S+ failed: ", line)]
     assert "labs.parquet" in one_line and ".duckdb.logs/" in one_line
     log_file = Path(one_line.rsplit("; log: ", 1)[1])
