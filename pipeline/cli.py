@@ -145,6 +145,21 @@ def _venv_tool(name: str) -> str:
     return shlex.quote(relative if not relative.startswith("..") else str(script))
 
 
+def _set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.obj["config"] = value
+
+
+# `b12screen run --config FILE` as well as `b12screen --config FILE run`
+_CONFIG_OPTION = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    expose_value=False,
+    callback=_set_config,
+    help="Site config file (b12screen.toml); as 'b12screen --config FILE'.",
+)
+
 _LOG_FILE_OPTION = click.option(
     "--log-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -201,6 +216,7 @@ _EXIT_CODES_HELP = "\b\nExit status (one line on stderr, naming the file or key,
     "database. Default: memory_limit of the config, else 3GB.",
 )
 @_LOG_FILE_OPTION
+@_CONFIG_OPTION
 def run(
     extracts: Path | None,
     out: Path | None,
@@ -371,6 +387,7 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
 )
 @click.option("--rules", default=None, help="Rules file or profile (default: guidance).")
 @_LOG_FILE_OPTION
+@_CONFIG_OPTION
 def backfill(
     date_from, date_to, every: int, out: Path, db: Path | None, rules: str | None, log_file
 ) -> None:
@@ -435,6 +452,7 @@ def backfill(
     help="Rules file or profile whose [report] section sets the age bands and the disclosure "
     "rule (default: guidance).",
 )
+@_CONFIG_OPTION
 def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
     """Write the audit and population reports of a period, from the run registry.
 
@@ -479,6 +497,7 @@ def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
     show_default=True,
     help="Newest runs to list.",
 )
+@_CONFIG_OPTION
 def runs(db: Path | None, limit: int) -> None:
     """List the runs recorded in the database: when, as of which date, with what result."""
     from pipeline.registry import list_runs
@@ -530,6 +549,7 @@ def runs(db: Path | None, limit: int) -> None:
     default=None,
     help="Write the Markdown here instead of printing it.",
 )
+@_CONFIG_OPTION
 def catalogue(rules: str | None, out: Path | None) -> None:
     """Print the criteria catalogue (ids, roles, rules, values and their sources) from a rules file."""
     from pipeline.reports.catalogue import render_markdown
@@ -553,6 +573,7 @@ def config_group() -> None:
 
 
 @config_group.command("show")
+@_CONFIG_OPTION
 def config_show() -> None:
     """Print every setting a run would use and its source (flag, env, config file, default).
 

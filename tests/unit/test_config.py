@@ -146,10 +146,10 @@ def test_the_cli_run_takes_its_settings_from_the_config(
     record = json.loads((site / "out" / "run.json").read_text(encoding="utf-8"))
     assert record["as_of"] == "2026-11-24"
     assert (site / "db.duckdb").is_file()
-    # a flag still wins over the file
+    # a flag still wins over the file (and --config may follow the command too)
     result = CliRunner().invoke(
         cli,
-        ["--config", str(config), "run", "--as-of", "2026-11-25", "--out", str(tmp_path / "o2")],
+        ["run", "--config", str(config), "--as-of", "2026-11-25", "--out", str(tmp_path / "o2")],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o2" / "worklist.csv").is_file()
@@ -167,3 +167,13 @@ def test_the_cli_run_reads_b12screen_variables(tmp_path: Path, small_extracts: P
     result = CliRunner(env=env).invoke(cli, ["run", "--as-of", "2026-11-24"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "worklist.csv").is_file() and (tmp_path / "db.duckdb").is_file()
+
+
+def test_alert_urls_may_come_from_the_environment_to_keep_passwords_out_of_the_file(
+    tmp_path: Path,
+) -> None:
+    env = {"B12SCREEN_ALERT_URLS": "mailto://u:pw@example.org  json://127.0.0.1:9/x"}
+    settings = resolve(config=_config(tmp_path), env=env)
+    assert settings["alerts.urls"] == ("mailto://u:pw@example.org", "json://127.0.0.1:9/x")
+    assert settings.values["alerts.urls"].describe() == "env B12SCREEN_ALERT_URLS"
+    assert "pw" not in "\n".join(show(settings))
