@@ -165,7 +165,7 @@ _BY_NAME = {k.name: k for k in KEYS}
 DEFAULTS: dict[str, Any] = {
     "db": Path(DEFAULT_DB),
     "rules": "guidance",
-    "timezone": "UTC",
+    "timezone": None,  # not set: the machine's local date, as before there was a config
     "memory_limit": DEFAULT_MEMORY_LIMIT,
     "schedule.nightly": "02:30",
     "schedule.monthly": "06:00",
@@ -208,8 +208,9 @@ class Settings:
         return value
 
     def today(self) -> date:
-        """The date now in the site's time zone: the default as-of date."""
-        return datetime.now(ZoneInfo(self["timezone"])).date()
+        """The date now in the site's time zone (else the machine's): the default as-of date."""
+        zone = self["timezone"]
+        return datetime.now(ZoneInfo(zone)).date() if zone else date.today()
 
 
 def _config_location(
@@ -327,6 +328,8 @@ def show(settings: Settings) -> list[str]:
         value = setting.value
         if key.kind == "urls":
             shown = ", ".join(u.split("://", 1)[0] + "://…" for u in value) or "(none)"
+        elif value is None and key.name == "timezone":
+            shown = "(not set: the machine's local time; schedules in UTC)"
         elif value is None:
             shown = "(not set)"
         elif isinstance(value, bool):

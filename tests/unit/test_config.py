@@ -177,3 +177,8 @@ def test_alert_urls_may_come_from_the_environment_to_keep_passwords_out_of_the_f
     assert settings["alerts.urls"] == ("mailto://u:pw@example.org", "json://127.0.0.1:9/x")
     assert settings.values["alerts.urls"].describe() == "env B12SCREEN_ALERT_URLS"
     assert "pw" not in "\n".join(show(settings))
+
+
+def test_without_a_time_zone_the_default_as_of_is_the_machines_date(tmp_path: Path) -> None:
+    settings = resolve(config=_config(tmp_path, ""), env={})
+    assert settings["timezone"] is None and settings.today() == date.today()
