@@ -152,10 +152,10 @@ def publish(run: ScreeningRun) -> dict:
 
 # -- failure hook ----------------------------------------------------------------------------
 def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
-    """on_failure / on_crashed hook: the failed run is in the registry exactly once.
-
-    Logs ids and the outcome only; the cause goes to the registry row, not to the log.
-    """
+    """on_failure / on_crashed hook: the failed run is in the registry exactly once, its
+    failure is one line in the flow log (the cause as the registry keeps it: a
+    ``B12ScreenError``'s message or an exception's type name; and the run's log file), and the
+    failure alert is sent."""
     logger = flow_run_logger(flow_run, flow)
     with _failed_lock:
         entry = _failed.pop(str(flow_run.id), None)
@@ -169,13 +169,15 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
     if entry is not None:
         run, exc = entry
         failed = failures.from_run(run, exc)
-    else:  # ended before the screening run started (bad parameters, crash)
+    else:  # ended before the screening run started (bad parameters or config, crash)
+        exc = _state_exception(state)
+        cause = f": {failures.failure_reason(exc)}" if exc is not None else ""
         failed = failures.FailedRun(
             run_id=f"prefect-{flow_run.id}",
             as_of=_as_date(params.get("as_of")),
             started_at=None,
             finished_at=failures.utc_now(),
-            error=f"flow run {state.name.lower()} before the screening run started",
+            error=f"flow run {state.name.lower()} before the screening run started{cause}",
         )
     outcome = failures.record_failed_run(db, failed)
     log_file = run.failure_log if run is not None else None
@@ -206,6 +208,14 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
         )
     except Exception as exc:  # the summary is a convenience; never hide the failure
         logger.warning("run %s: failure summary not stored (%s)", failed.run_id, type(exc).__name__)
+
+
+def _state_exception(state: Any) -> BaseException | None:
+    try:
+        exc = state.result(raise_on_failure=False, _sync=True)
+    except Exception:
+        return None
+    return exc if isinstance(exc, BaseException) else None
 
 
 def _settings_or_none(params: dict) -> Settings | None:

@@ -37,6 +37,12 @@ class Progress:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.lines.append(f"{stamp} {text}")
 
+    def record(self, text: str, *, logged: bool = False) -> None:
+        """A line for the run's own log only (logged at INFO unless the caller logged it)."""
+        if not logged:
+            log.info("%s", text)
+        self._keep(text)
+
     def note(self, text: str) -> None:
         if self.enabled:
             print(f"      {text}", file=sys.stderr, flush=True)

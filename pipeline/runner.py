@@ -261,20 +261,21 @@ class ScreeningRun:
 
         After the COMMIT (only putting the outputs in place can fail then) nothing is undone:
         the registry says succeeded, and the built folder stays for the next run to publish."""
+        if not self._committed:
+            if self.staging_dir is not None:
+                shutil.rmtree(self.staging_dir, ignore_errors=True)
+            if self.con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute("ROLLBACK")
+                try:
+                    reason = str(exc) if isinstance(exc, B12ScreenError) else type(exc).__name__
+                    self._register("failed", reason)
+                except duckdb.Error:
+                    # in the run's log, not on stderr: the error stays one line there
+                    self.progress.record(
+                        f"run {self.run_id}: could not record the failure in the registry"
+                    )
         self.failure_log = self._write_failure_log(exc)
-        if self._committed:
-            self.close()
-            return
-        if self.staging_dir is not None:
-            shutil.rmtree(self.staging_dir, ignore_errors=True)
-        if self.con is not None:
-            with contextlib.suppress(duckdb.Error):
-                self.con.execute("ROLLBACK")
-            try:
-                reason = str(exc) if isinstance(exc, B12ScreenError) else type(exc).__name__
-                self._register("failed", reason)
-            except duckdb.Error:
-                log.warning("run %s: could not record the failure in the registry", self.run_id)
         self.close()
 
     def close(self) -> None:
@@ -391,7 +392,7 @@ class ScreeningRun:
                 "published them now"
             )
             log.warning("%s", message)
-            self.progress._keep(message)
+            self.progress.record(message, logged=True)
 
     def _record_history(self) -> None:
         con = self.con

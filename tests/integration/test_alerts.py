@@ -186,3 +186,26 @@ def test_the_flow_alerts_and_fails_in_one_line_without_a_traceback(
     assert "labs.parquet" in one_line and ".duckdb.logs/" in one_line
     log_file = Path(one_line.rsplit("; log: ", 1)[1])
     assert "Traceback" in log_file.read_text(encoding="utf-8")
+
+
+@pytest.mark.prefect
+def test_a_flow_that_cannot_start_says_why_in_one_line_and_alerts(
+    prefect_harness, tmp_path: Path
+) -> None:
+    from flows.nightly import nightly_screening
+
+    with Webhook() as hook:
+        config = tmp_path / "b12screen.toml"
+        config.write_text(
+            f'[paths]\nout = "out"\n[alerts]\nurls = ["{hook.apprise_url}"]\n', encoding="utf-8"
+        )
+        state = nightly_screening(config=str(config), return_state=True)
+        assert state.is_failed()
+        (message,) = hook.wait_for(1)
+        log = _flow_log(state.state_details.flow_run_id)
+    (line,) = [x for x in log if re.match(r"run prefect-\S+ failed: ", x)]
+    assert line.endswith(
+        "failed before the screening run started: no extracts folder: give --extracts, "
+        "B12SCREEN_EXTRACTS or paths.extracts in b12screen.toml"
+    )
+    assert "no extracts folder" in message["message"] and message["type"] == "failure"
