@@ -16,7 +16,7 @@ Deployed with a monthly cron schedule by prefect.yaml (deployment ``monthly-audi
 from __future__ import annotations
 
 import argparse
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, task
@@ -26,6 +26,7 @@ from prefect.logging import get_run_logger
 
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, retry_on_transient
+from pipeline.config import resolve
 from pipeline.errors import B12ScreenError
 from pipeline.reports.monthly import (
     build_month_report,
@@ -69,11 +70,21 @@ def write_period(db: Path, month: str, out: Path) -> dict:
 
 @flow(name="monthly_audit", log_prints=False)
 def monthly_audit(
-    db: str, out: str, month: str | None = None, retry_delays_s: list[float] | None = None
+    db: str | None = None,
+    out: str | None = None,
+    month: str | None = None,
+    retry_delays_s: list[float] | None = None,
+    config: str | None = None,
 ) -> str:
-    """Write the audit report of ``month`` ('YYYY-MM'; default: the previous calendar month)."""
+    """Write the audit report of ``month`` ('YYYY-MM'; default: the previous calendar month).
+
+    ``db`` and ``out`` left as None come from ``B12SCREEN_DB`` / ``B12SCREEN_AUDIT`` or the
+    site config (``paths.database``, ``paths.audit``)."""
     logger = get_run_logger()
-    month = month or previous_month(date.today())
+    settings = resolve({"db": db, "audit": out}, config=config, given_by="parameter")
+    db = str(settings["db"])
+    out = str(settings.require("audit", "audit folder"))
+    month = month or previous_month(settings.today())
     moved = failures.flush_pending(Path(db))
     if moved:
         logger.info("%d queued failed run(s) moved into the registry", moved)
@@ -147,11 +158,12 @@ def month_summary_markdown(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the monthly_audit flow once, locally.")
-    parser.add_argument("--db", default="b12screen.duckdb")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--db", default=None)
+    parser.add_argument("--out", default=None)
     parser.add_argument("--month", default=None, help="YYYY-MM; default: the previous month")
+    parser.add_argument("--config", default=None, help="site config (b12screen.toml)")
     args = parser.parse_args()
-    print(monthly_audit(args.db, args.out, args.month))
+    print(monthly_audit(args.db, args.out, args.month, config=args.config))
 
 
 if __name__ == "__main__":

@@ -7,14 +7,16 @@ only bugs show a traceback.
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import shutil
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
 
 from pipeline import __version__
-from pipeline.errors import B12ScreenError
+from pipeline.errors import B12ScreenError, exit_code_lines
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -36,13 +38,26 @@ def _fail(exc: B12ScreenError) -> None:
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="Run 'b12screen COMMAND --help' for the options of each command.",
+    epilog="Run 'b12screen COMMAND --help' for the options of each command. Developer "
+    "commands (bench, bench-incremental) are left out of this list: see docs/benchmarks.md.",
 )
 @click.version_option(__version__, prog_name="b12screen")
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Log stage counts and timings (no patient data)."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log stage counts and timings on stderr (no patient data), also when not on a terminal.",
 )
-def cli(verbose: bool) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Site config file (default: $B12SCREEN_CONFIG, else ./b12screen.toml if present). "
+    "Flags override it; 'b12screen config show' prints what a run would use.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
     """Screen a patient population for vitamin B12 deficiency and cytopenias.
 
     \b
@@ -54,40 +69,140 @@ def cli(verbose: bool) -> None:
     \b
     Try it on a synthetic population:   b12screen demo
     Screen a real extract:              b12screen run --extracts DIR --out DIR --as-of 2026-11-24
+    Set up a site (config, rules, Prefect deployments):  b12screen init DIR
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    ctx.obj = {"config": config_file}
+    _configure_logging(verbose)
 
 
-@cli.command()
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_handlers: list[logging.Handler] = []  # ours, replaced on each invocation (tests invoke often)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """stderr gets warnings, or with -v the stage counts and timings too."""
+    root = logging.getLogger()
+    for handler in _handlers:
+        root.removeHandler(handler)
+        logging.getLogger("b12screen").removeHandler(handler)
+        handler.close()
+    _handlers.clear()
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root.addHandler(handler)
+    _handlers.append(handler)
+    logging.getLogger("b12screen").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _log_to_file(path: Path | None) -> None:
+    """--log-file: the b12screen log (stage counts and timings, warnings) appended to ``path``."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        _fail(B12ScreenError(f"--log-file: cannot write {path}: {exc.strerror}"))
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    logging.getLogger("b12screen").addHandler(handler)
+    logging.getLogger("b12screen").setLevel(logging.INFO)
+    _handlers.append(handler)
+
+
+def _settings(given: dict | None = None):
+    """The run's settings: flags, then B12SCREEN_* variables, then the config file."""
+    from pipeline.config import resolve
+
+    try:
+        return resolve(given or {}, config=click.get_current_context().obj.get("config"))
+    except B12ScreenError as exc:
+        _fail(exc)
+
+
+def command_prefix() -> str:
+    """How to call b12screen again from here, as the user can type it.
+
+    ``b12screen`` when that is on PATH (an activated venv, pipx); otherwise the console script
+    beside this interpreter (``.venv/bin/b12screen`` after the README's install, which never
+    activates the venv), relative to the current folder when it is inside it."""
+    if not (Path(sys.executable).parent / "b12screen").exists():
+        return f"{shlex.quote(sys.executable)} -m pipeline.cli"
+    return _venv_tool("b12screen")
+
+
+PREFECT_ENV = "PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_SERVER_ANALYTICS_ENABLED=false"
+
+
+def _venv_tool(name: str) -> str:
+    """A console script of this environment, as the user can type it (see command_prefix)."""
+    script = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if not script.exists() or (found and Path(found).resolve() == script.resolve()):
+        return name
+    relative = os.path.relpath(script)
+    return shlex.quote(relative if not relative.startswith("..") else str(script))
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.obj["config"] = value
+
+
+# `b12screen run --config FILE` as well as `b12screen --config FILE run`
+_CONFIG_OPTION = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    expose_value=False,
+    callback=_set_config,
+    help="Site config file (b12screen.toml); as 'b12screen --config FILE'.",
+)
+
+_LOG_FILE_OPTION = click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Append the log (stage counts and timings, no patient data) to this file; for cron "
+    "and workers, where nothing is on a terminal. Default: paths.log_file of the config.",
+)
+
+
+_EXIT_CODES_HELP = "\b\nExit status (one line on stderr, naming the file or key, when not 0):\n" + (
+    "\n".join(f"  {line}" for line in exit_code_lines())
+)
+
+
+@cli.command(epilog=_EXIT_CODES_HELP)
 @click.option(
     "--extracts",
     type=click.Path(path_type=Path),
-    required=True,
-    help="Folder with labs*, patients* (required), medications*, diagnoses* files (.csv, .csv.gz, .parquet).",
+    default=None,
+    help="Folder with labs*, patients* (required), medications*, diagnoses* files (.csv, .csv.gz, "
+    ".parquet). Default: paths.extracts of the config.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="Folder for worklist.csv/.xlsx, flags.parquet, quarantine.csv, audit.html, run.json. "
-    "Previous outputs are replaced only when the whole run succeeds.",
+    "Previous outputs are replaced only when the whole run succeeds. Default: paths.out.",
 )
 @click.option(
     "--as-of",
     "as_of",
     type=DATE,
     default=None,
-    help="Evaluation date (YYYY-MM-DD); every look-back counts back from it. Default: today.",
+    help="Evaluation date (YYYY-MM-DD); every look-back counts back from it. Default: today "
+    "(in the config's time zone).",
 )
 @click.option(
     "--db",
     type=click.Path(path_type=Path),
-    default=Path("b12screen.duckdb"),
-    show_default=True,
-    help="DuckDB file keeping ingested data, run history and flag history.",
+    default=None,
+    help="DuckDB file keeping ingested data, run history and flag history. Default: "
+    "paths.database, else b12screen.duckdb.",
 )
 @click.option(
     "--rules",
@@ -96,33 +211,70 @@ def cli(verbose: bool) -> None:
 )
 @click.option(
     "--memory-limit",
-    default="3GB",
-    show_default=True,
-    help="DuckDB memory ceiling (3GB, 512MiB); past it DuckDB spills to DB.spill/ beside the database.",
+    default=None,
+    help="DuckDB memory ceiling (3GB, 512MiB); past it DuckDB spills to DB.spill/ beside the "
+    "database. Default: memory_limit of the config, else 3GB.",
 )
-def run(extracts: Path, out: Path, as_of, db: Path, rules: str | None, memory_limit: str) -> None:
+@_LOG_FILE_OPTION
+@_CONFIG_OPTION
+def run(
+    extracts: Path | None,
+    out: Path | None,
+    as_of,
+    db: Path | None,
+    rules: str | None,
+    memory_limit: str | None,
+    log_file: Path | None,
+) -> None:
     """Run one screening (what the nightly schedule runs).
 
-    \b
-    Exit status: 0 when the run completed (also when rows were quarantined);
-    2-6 with a one-line cause on stderr when it could not (exit codes: see the README).
+    Settings not given as flags come from B12SCREEN_* variables, then the site config
+    (--config, b12screen.toml); 'b12screen config show' says which.
     """
+    from pipeline.alerts import alert_failure, alert_run
     from pipeline.runner import RunConfig, run_screening
 
+    settings = _settings(
+        {
+            "extracts": extracts,
+            "out": out,
+            "db": db,
+            "rules": rules,
+            "memory_limit": memory_limit,
+            "log_file": log_file,
+        }
+    )
+    _log_to_file(settings["log_file"])
     try:
         config = RunConfig(  # checks --memory-limit: a usage error before anything runs
-            extracts=extracts,
-            out=out,
-            as_of=(as_of.date() if as_of else date.today()),
-            db=db,
-            rules=rules,
+            extracts=settings.require("extracts", "extracts folder"),
+            out=settings.require("out", "output folder"),
+            as_of=(as_of.date() if as_of else settings.today()),
+            db=settings["db"],
+            rules=settings["rules"],
             progress=None,
-            memory_limit=memory_limit,
+            memory_limit=settings["memory_limit"],
         )
-        result = run_screening(config)
     except B12ScreenError as exc:
         _fail(exc)
-    _summary(result.record, out)
+
+    def failed(screening, exc: BaseException) -> None:  # a bug keeps its traceback after this
+        alert_failure(
+            settings,
+            run_id=screening.run_id,
+            as_of=config.as_of,
+            cause=exc,
+            out=config.out,
+            log_file=screening.failure_log,
+            stage=screening.progress.current,
+        )
+
+    try:
+        result = run_screening(config, on_failure=failed)
+    except B12ScreenError as exc:
+        _fail(exc)
+    alert_run(settings, result.record, config.out)
+    _summary(result.record, config.out)
 
 
 def _by_priority(worklist: dict) -> str:
@@ -176,12 +328,18 @@ def _summary(record: dict, out: Path) -> None:
 def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
     """Make a synthetic population with planted cases, screen it, and say where the results are."""
     from pipeline.demo import generate_population
+    from pipeline.progress import Progress
     from pipeline.runner import RunConfig, run_screening
 
     extracts = out / "extracts"
     try:
         generate_population(
-            extracts, n_patients=n_patients, as_of=as_of.date(), seed=seed, truth_dir=out / "truth"
+            extracts,
+            n_patients=n_patients,
+            as_of=as_of.date(),
+            seed=seed,
+            truth_dir=out / "truth",
+            progress=Progress(None),
         )
         result = run_screening(
             RunConfig(
@@ -200,9 +358,9 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
     _summary(result.record, out / "run")
     day = as_of.date().isoformat()
     click.echo(
-        "next: a period report (add earlier dates with 'b12screen backfill'):\n"
-        f"  b12screen report --db {out / 'b12screen.duckdb'} --from {day} --to {day} "
-        f"--out {out / 'report'}"
+        f"next: a period report (add earlier dates with '{command_prefix()} backfill'):\n"
+        f"  {command_prefix()} report --db {shlex.quote(str(out / 'b12screen.duckdb'))} "
+        f"--from {day} --to {day} --out {shlex.quote(str(out / 'report'))}"
     )
 
 
@@ -224,12 +382,15 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
 @click.option(
     "--db",
     type=click.Path(path_type=Path),
-    default=Path("b12screen.duckdb"),
-    show_default=True,
-    help="DuckDB file holding the ingested data.",
+    default=None,
+    help="DuckDB file holding the ingested data. Default: paths.database, else b12screen.duckdb.",
 )
 @click.option("--rules", default=None, help="Rules file or profile (default: guidance).")
-def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | None) -> None:
+@_LOG_FILE_OPTION
+@_CONFIG_OPTION
+def backfill(
+    date_from, date_to, every: int, out: Path, db: Path | None, rules: str | None, log_file
+) -> None:
     """Replay past as-of dates from the data already in the database, for audits.
 
     \b
@@ -241,6 +402,9 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
 
     from pipeline.runner import RunConfig, run_screening
 
+    settings = _settings({"db": db, "rules": rules, "log_file": log_file})
+    db, rules = settings["db"], settings["rules"]
+    _log_to_file(settings["log_file"])
     start, end = date_from.date(), date_to.date()
     if end < start:
         _fail(B12ScreenError("--to is before --from"))
@@ -257,6 +421,7 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
                     db=db,
                     rules=rules,
                     progress=False,
+                    memory_limit=settings["memory_limit"],
                 )
             )
         except B12ScreenError as exc:
@@ -270,9 +435,9 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
 @click.option(
     "--db",
     type=click.Path(path_type=Path),
-    default=Path("b12screen.duckdb"),
-    show_default=True,
-    help="DuckDB file of the runs (opened read-only).",
+    default=None,
+    help="DuckDB file of the runs (opened read-only). Default: paths.database, else "
+    "b12screen.duckdb.",
 )
 @_period_options
 @click.option(
@@ -287,6 +452,7 @@ def backfill(date_from, date_to, every: int, out: Path, db: Path, rules: str | N
     help="Rules file or profile whose [report] section sets the age bands and the disclosure "
     "rule (default: guidance).",
 )
+@_CONFIG_OPTION
 def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
     """Write the audit and population reports of a period, from the run registry.
 
@@ -303,6 +469,8 @@ def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
     """
     from pipeline.reports.period import write_period_report
 
+    settings = _settings({"db": db, "rules": rules})
+    db, rules = settings["db"], settings["rules"]
     try:
         result = write_period_report(db, date_from.date(), date_to.date(), out, rules=rules)
     except B12ScreenError as exc:
@@ -319,9 +487,8 @@ def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
 @click.option(
     "--db",
     type=click.Path(path_type=Path),
-    default=Path("b12screen.duckdb"),
-    show_default=True,
-    help="DuckDB file of the runs.",
+    default=None,
+    help="DuckDB file of the runs. Default: paths.database, else b12screen.duckdb.",
 )
 @click.option(
     "--limit",
@@ -330,10 +497,12 @@ def report(db: Path, date_from, date_to, out: Path, rules: str | None) -> None:
     show_default=True,
     help="Newest runs to list.",
 )
-def runs(db: Path, limit: int) -> None:
+@_CONFIG_OPTION
+def runs(db: Path | None, limit: int) -> None:
     """List the runs recorded in the database: when, as of which date, with what result."""
     from pipeline.registry import list_runs
 
+    db = _settings({"db": db})["db"]
     try:
         rows = list_runs(db, limit)
     except B12ScreenError as exc:
@@ -380,11 +549,13 @@ def runs(db: Path, limit: int) -> None:
     default=None,
     help="Write the Markdown here instead of printing it.",
 )
+@_CONFIG_OPTION
 def catalogue(rules: str | None, out: Path | None) -> None:
     """Print the criteria catalogue (ids, roles, rules, values and their sources) from a rules file."""
     from pipeline.reports.catalogue import render_markdown
     from pipeline.rules import load_rules
 
+    rules = _settings({"rules": rules})["rules"]
     try:
         text = render_markdown(load_rules(rules))
     except B12ScreenError as exc:
@@ -396,12 +567,100 @@ def catalogue(rules: str | None, out: Path | None) -> None:
         click.echo(f"catalogue written to {out}")
 
 
+@cli.group("config")
+def config_group() -> None:
+    """The site config: what a run would use, and where each value comes from."""
+
+
+@config_group.command("show")
+@_CONFIG_OPTION
+def config_show() -> None:
+    """Print every setting a run would use and its source (flag, env, config file, default).
+
+    \b
+    Precedence: a flag > a B12SCREEN_* variable > the config file > the default. The config
+    file is --config, else $B12SCREEN_CONFIG, else ./b12screen.toml. Alert URLs are shown by
+    scheme only (they may hold a password).
+    """
+    from pipeline.config import show
+
+    for line in show(_settings()):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="The site's time zone (IANA name, e.g. Europe/London): the schedule runs in it.",
+)
+@click.option(
+    "--nightly",
+    default="02:30",
+    show_default=True,
+    help="Time of the nightly run (HH:MM, in the time zone).",
+)
+def init(folder: Path, timezone: str, nightly: str) -> None:
+    """Set up a site in FOLDER: config, rules profile, Prefect deployments.
+
+    \b
+    Writes FOLDER/b12screen.toml (folders, rules, time zone, schedule, memory, alerts),
+    FOLDER/rules/site.toml (extends the guidance profile; comments say what to change),
+    FOLDER/extracts/ and FOLDER/prefect.yaml (deployments made from the config). An existing
+    config or rules file is kept; prefect.yaml is made again from the config, so run init
+    again after changing the schedule or the time zone.
+    """
+    from pipeline.config import hh_mm
+    from pipeline.site import WORK_POOL, init_site
+
+    try:
+        nightly = hh_mm(nightly)
+    except ValueError as exc:
+        _fail(B12ScreenError(f"--nightly: {exc}"))
+    try:
+        site = init_site(folder, timezone=timezone, nightly=nightly)
+    except B12ScreenError as exc:
+        _fail(exc)
+    for path in site.written:
+        click.echo(f"wrote {path}")
+    for path in site.kept:
+        click.echo(f"kept  {path} (already there)")
+    b12 = command_prefix()
+    prefect = _venv_tool("prefect")
+    config = shlex.quote(str(site.config))
+    prefect_file = shlex.quote(str(site.prefect_file))
+    click.echo(
+        "\n".join(
+            [
+                "",
+                f"next: edit {site.config} (folders, alerts) and {site.folder / 'rules' / 'site.toml'}, then",
+                f"  {b12} --config {config} config show",
+                f"  {b12} --config {config} run     # one run by hand, as of today",
+                "schedule it with Prefect (deploy/systemd/ keeps the server and worker running):",
+                f"  export {PREFECT_ENV}   # in each shell",
+                "  # shell 1, kept running:",
+                f"  {prefect} server start --host 127.0.0.1 --port 4200",
+                "  # shell 2: the pool, the deployments, then the worker (kept running):",
+                f"  {prefect} work-pool create {WORK_POOL} --type process",
+                f"  {prefect} --no-prompt deploy --all --prefect-file {prefect_file}",
+                f"  {prefect} worker start --pool {WORK_POOL}",
+                "  # shell 3: a run now (the schedule runs it every night):",
+                f"  {prefect} deployment run 'nightly_screening/nightly-screening' --watch",
+            ]
+        )
+    )
+
+
 def _register_bench() -> None:
+    """Developer commands: runnable by name (docs/benchmarks.md), hidden from the user's help."""
     from pipeline.bench.full import bench
     from pipeline.bench.incremental import bench_incremental
 
-    cli.add_command(bench)
-    cli.add_command(bench_incremental)
+    for command in (bench, bench_incremental):
+        command.hidden = True
+        cli.add_command(command)
 
 
 _register_bench()

@@ -56,3 +56,31 @@ class OutOfMemoryError(B12ScreenError):
     """DuckDB could not finish a step within its memory limit."""
 
     exit_code = 7
+
+
+class ConfigError(UsageError):
+    """The site config file (b12screen.toml) is invalid or cannot be read."""
+
+    exit_code = 2
+
+
+# The exit codes, stated once: `b12screen run --help` and the README show this table (a test
+# checks both). 1 is Python's own for an uncaught exception: a bug, shown with its traceback.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "run completed (also when rows were quarantined)"),
+    (1, "unexpected error (a bug): a Python traceback"),
+    (UsageError.exit_code, "usage: a bad option, argument or site config file"),
+    (
+        ExtractsError.exit_code,
+        "extracts: missing folder, no patients or labs file, unreadable file, missing column",
+    ),
+    (RulesError.exit_code, "rules file: unknown key, missing value, wrong type"),
+    (OutputError.exit_code, "output folder not writable"),
+    (DatabaseBusyError.exit_code, "database or output folder in use by another run"),
+    (OutOfMemoryError.exit_code, "DuckDB ran out of memory under --memory-limit"),
+)
+
+
+def exit_code_lines() -> list[str]:
+    """The table as aligned text lines: ``  3  extracts: ...``."""
+    return [f"{code}  {meaning}" for code, meaning in EXIT_CODES]

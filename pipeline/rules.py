@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from pipeline import resources
+from pipeline import checked, resources
 from pipeline.errors import RulesError
 from pipeline.screening.models import model_graph
 from pipeline.sqltext import ident, literal
@@ -319,11 +319,7 @@ def load_rules(choice: str | Path | None = None) -> Rules:
     try:
         spec = RulesFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(x) for x in first["loc"])
-        msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise RulesError(f"rules file {path.name}: {key}: {msg}{more}") from None
+        raise RulesError(f"rules file {path.name}: {checked.one_line(exc)}") from None
     rules = Rules(path=path, sha256=hashlib.sha256(raw).hexdigest(), spec=spec)
     model_graph()  # the SQL models agree with their '-- reads:' lines and form no circle
     check_against_sql(rules)

@@ -18,8 +18,9 @@ import contextlib
 import json
 import logging
 import shutil
+import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -60,6 +61,13 @@ from pipeline.store.validate import stage_and_validate
 log = logging.getLogger("b12screen")
 
 STAGES = 6
+RUN_LOG = "run.log"  # the published run's own log (stage counts and timings), beside its outputs
+
+
+def failure_log_path(db: Path, run_id: str) -> Path:
+    """Where a failed run's log goes: ``<db>.logs/<run id>.log``, beside the database."""
+    db = Path(db)
+    return db.with_name(db.name + ".logs") / f"{run_id}.log"
 
 
 @dataclass
@@ -115,6 +123,7 @@ class ScreeningRun:
         self.screened: Screened | None = None
         self.models: ModelRun | None = None  # the SQL models built on this run's connection
         self.record: dict = {}
+        self.failure_log: Path | None = None  # written by fail(): stage lines and traceback
 
     @property
     def validation(self) -> Mapping[str, ValidationResult]:
@@ -166,11 +175,9 @@ class ScreeningRun:
                 extracts=extracts,
                 skipped=tuple(skipped),
             )
-            log.info(
-                "run %s: %d input files, rules %s",
-                self.run_id,
-                len(extracts.files),
-                self.rules.version,
+            self.progress.note(
+                f"run {self.run_id}: {len(extracts.files)} new input file(s), "
+                f"{len(skipped)} already ingested; rules {self.rules.version}"
             )
         faults.point("after-prepare")
         return self.prepared
@@ -218,6 +225,11 @@ class ScreeningRun:
             counts = screen(self.models)
             measures = compute_measures(self.models, self.rules)
             self.screened = Screened(frozen_map(counts), tuple(frozen_map(m) for m in measures))
+            met = sum(1 for n in counts.values() if n)
+            self.progress.note(
+                f"{len(counts)} criteria applied ({met} met by at least one patient), "
+                f"{len(measures)} care-process measures"
+            )
         faults.point("after-screen")
         return self.screened
 
@@ -233,6 +245,9 @@ class ScreeningRun:
             # registered now (same transaction) so the audit reads this run like any other
             self._register("succeeded", None)
             outputs.write_all(self.con, self.prepared, self.staging_dir)
+            worklist = self.record["counts"]["worklist"]
+            by_priority = ", ".join(f"{n} {p}" for p, n in worklist.items() if p != "total")
+            self.progress.note(f"worklist: {worklist['total']} patients ({by_priority})")
         faults.point("after-outputs")
 
     def publish(self) -> RunResult:
@@ -241,6 +256,8 @@ class ScreeningRun:
             self.record["timings_s"] = dict(self.progress.timings)
             outputs.write_run_json(self.record, self.staging_dir)
             self._register("succeeded", None)
+            self.progress.note(f"publishing to {self.config.out / 'runs' / self.run_id}")
+            self._write_log(self.staging_dir / RUN_LOG)
             outputs.check_complete(self.staging_dir)
             self.con.execute("COMMIT")
             self._committed = True
@@ -261,19 +278,21 @@ class ScreeningRun:
 
         After the COMMIT (only putting the outputs in place can fail then) nothing is undone:
         the registry says succeeded, and the built folder stays for the next run to publish."""
-        if self._committed:
-            self.close()
-            return
-        if self.staging_dir is not None:
-            shutil.rmtree(self.staging_dir, ignore_errors=True)
-        if self.con is not None:
-            with contextlib.suppress(duckdb.Error):
-                self.con.execute("ROLLBACK")
-            try:
-                reason = str(exc) if isinstance(exc, B12ScreenError) else type(exc).__name__
-                self._register("failed", reason)
-            except duckdb.Error:
-                log.warning("run %s: could not record the failure in the registry", self.run_id)
+        if not self._committed:
+            if self.staging_dir is not None:
+                shutil.rmtree(self.staging_dir, ignore_errors=True)
+            if self.con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute("ROLLBACK")
+                try:
+                    reason = str(exc) if isinstance(exc, B12ScreenError) else type(exc).__name__
+                    self._register("failed", reason)
+                except duckdb.Error:
+                    # in the run's log, not on stderr: the error stays one line there
+                    self.progress.record(
+                        f"run {self.run_id}: could not record the failure in the registry"
+                    )
+        self.failure_log = self._write_failure_log(exc)
         self.close()
 
     def close(self) -> None:
@@ -281,6 +300,32 @@ class ScreeningRun:
             self.con.close()
             self.con = None
         self._held.close()
+
+    # -- the run's own log ---------------------------------------------------------------------
+    def _write_log(self, path: Path, extra: list[str] = ()) -> Path | None:
+        text = "\n".join([*self.progress.lines, *extra]) + "\n"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            log.warning("run %s: log file %s not written (%s)", self.run_id, path, exc.strerror)
+            return None
+        return path
+
+    def _write_failure_log(self, exc: BaseException) -> Path | None:
+        """``<db>.logs/<run id>.log``: the stage lines, the cause and the full traceback.
+
+        Beside the database, not in the output folder: a failed run publishes nothing and
+        leaves the output folder exactly as it was. Like the output folder (and unlike the
+        Prefect log or an alert), this file may hold what an exception carried."""
+        stage = self.progress.current or "run"
+        cause = str(exc) if isinstance(exc, B12ScreenError) else type(exc).__name__
+        lines = [
+            f"run {self.run_id} failed in the {stage} stage: {cause}",
+            "",
+            *"".join(traceback.format_exception(exc)).rstrip().splitlines(),
+        ]
+        return self._write_log(failure_log_path(self.config.db, self.run_id), lines)
 
     # -- helpers -----------------------------------------------------------------------------
     def _open_database(self) -> None:
@@ -359,11 +404,12 @@ class ScreeningRun:
                 f"cannot repair output folder {self.config.out}: {exc.strerror}"
             ) from None
         for run_id in published:
-            log.warning(
-                "run %s had committed but was stopped before its outputs were in place: "
-                "published them now",
-                run_id,
+            message = (
+                f"run {run_id} had committed but was stopped before its outputs were in place: "
+                "published them now"
             )
+            log.warning("%s", message)
+            self.progress.record(message, logged=True)
 
     def _mark_running(self) -> None:
         """Record this run as running, outside its transaction, so a run that is killed still
@@ -439,8 +485,14 @@ class ScreeningRun:
         )
 
 
-def run_screening(config: RunConfig) -> RunResult:
-    """Run every stage; on any failure roll back, keep old outputs, and re-raise."""
+def run_screening(
+    config: RunConfig,
+    on_failure: Callable[[ScreeningRun, BaseException], None] | None = None,
+) -> RunResult:
+    """Run every stage; on any failure roll back, keep old outputs, and re-raise.
+
+    ``on_failure(run, error)`` is called after the rollback (the run's failure log is written
+    by then), before the error is raised: the CLI sends its alert from there."""
     run = ScreeningRun(config)
     stage = "prepare"
     try:
@@ -455,7 +507,11 @@ def run_screening(config: RunConfig) -> RunResult:
             "on the machine; nothing was changed"
         )
         run.fail(error)
+        if on_failure is not None:
+            on_failure(run, error)
         raise error from None
     except BaseException as exc:
         run.fail(exc)
+        if on_failure is not None and isinstance(exc, Exception):
+            on_failure(run, exc)
         raise

@@ -43,6 +43,7 @@ from pipeline.demo.planted import (
 from pipeline.demo.population import _background_labs, _make_patient, _patient_row
 from pipeline.demo.truth import DemoTruth
 from pipeline.demo.writers import _write_extracts, _write_truth
+from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,17 @@ def generate_population(
     as_of: date = DEFAULT_AS_OF,
     seed: int = 12,
     truth_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> DemoTruth:
     """Write a synthetic extracts folder to ``out_dir`` and its answer key to ``truth_dir``.
 
     ``n_patients`` counts the patients written (planted ones included; the few broken patient
     rows come on top). ``truth_dir`` defaults to ``out_dir.parent / "truth"`` and must not be
     inside ``out_dir``, since the pipeline reads every ``labs*``/``patients*`` file there.
+    ``progress`` shows the steps on a terminal (a 60k-patient population takes half a minute).
     """
+    progress = progress or Progress(False)
+    progress.total = 4
     out_dir = Path(out_dir)
     truth_dir = Path(truth_dir) if truth_dir is not None else out_dir.parent / "truth"
     if truth_dir.resolve() == out_dir.resolve() or out_dir.resolve() in truth_dir.resolve().parents:
@@ -72,24 +77,31 @@ def generate_population(
         raise ValueError(f"n_patients must be at least {len(PLANTED) + 100}")
     rng = random.Random(seed)
 
-    patients = [_make_patient(rng, i, as_of) for i in range(1, n_background + 1)]
-    lab_rows, results = _background_labs(rng, patients, as_of)
-    labs_of: dict[str, list[CleanResult]] = defaultdict(list)
-    for r in results:
-        labs_of[r.patient_id].append(r)
-    dx_entries: list[DxEntry] = []
-    med_entries: list[MedEntry] = []
-    for p in patients:
-        dx, meds = _history(rng, p, labs_of[p.patient_id], as_of)
-        dx_entries += dx
-        med_entries += meds
-    expected = oracle_flags(
-        {p.patient_id: PatientInfo(p.sex, p.birth_date) for p in patients},
-        results,
-        [_order(m.patient_id, m, as_of) for m in med_entries],
-        [Diagnosis(d.patient_id, d.key, as_of - timedelta(days=d.days_ago)) for d in dx_entries],
-        as_of,
-    )
+    with progress.stage("demo-patients", f"drawing {n_patients:,} patients and their lab results"):
+        patients = [_make_patient(rng, i, as_of) for i in range(1, n_background + 1)]
+        lab_rows, results = _background_labs(rng, patients, as_of)
+        progress.note(f"{len(patients):,} background patients, {len(lab_rows):,} lab rows")
+    with progress.stage("demo-histories", "drawing diagnoses and medication orders"):
+        labs_of: dict[str, list[CleanResult]] = defaultdict(list)
+        for r in results:
+            labs_of[r.patient_id].append(r)
+        dx_entries: list[DxEntry] = []
+        med_entries: list[MedEntry] = []
+        for p in patients:
+            dx, meds = _history(rng, p, labs_of[p.patient_id], as_of)
+            dx_entries += dx
+            med_entries += meds
+    with progress.stage("demo-oracle", "working out the expected flags (the answer key)"):
+        expected = oracle_flags(
+            {p.patient_id: PatientInfo(p.sex, p.birth_date) for p in patients},
+            results,
+            [_order(m.patient_id, m, as_of) for m in med_entries],
+            [
+                Diagnosis(d.patient_id, d.key, as_of - timedelta(days=d.days_ago))
+                for d in dx_entries
+            ],
+            as_of,
+        )
     planted = {pp.patient_id: set(pp.expected) for pp in PLANTED}
     expected |= {(pid, c) for pid, crits in planted.items() for c in crits}
     lab_rows += _planted_rows(as_of)
@@ -116,9 +128,10 @@ def generate_population(
     dxs += _messy_dx_rows(rng, [row for _, row in dxs], as_of)
     dxs += _planted_dx_rows(as_of)
     rng.shuffle(dxs)
-    _write_extracts(
-        out_dir, patient_rows, lab_rows, [row for _, row in meds], [row for _, row in dxs]
-    )
+    with progress.stage("demo-write", f"writing the extracts to {out_dir}"):
+        _write_extracts(
+            out_dir, patient_rows, lab_rows, [row for _, row in meds], [row for _, row in dxs]
+        )
 
     messy_by_reason = Counter(r.messy for r in lab_rows if r.messy)
     messy_by_reason.update(reason for reason, _ in broken_patients)

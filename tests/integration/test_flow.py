@@ -144,6 +144,26 @@ def test_run_summary_is_counts_only() -> None:
     assert "SECRET-ID" not in text and "labs.csv" not in text
 
 
+def test_run_summary_names_the_output_folder_the_rules_and_the_quarantine_rate() -> None:
+    record = {
+        "run_id": "20261124T023000Z-abcd1234",
+        "as_of": "2026-11-24",
+        "rules": {"name": "site", "version": "2026.12.1"},
+        "counts": {
+            "rows_read": {"patients": 3, "labs": 5},
+            "rows_quarantined": {"labs": 1},
+            "worklist": {"urgent": 2, "high": 0, "routine": 0, "total": 2},
+        },
+    }
+    text = run_summary_markdown(record, Path("/srv/site/worklists"))
+    assert "| rules | site 2026\\.12\\.1 |" in text  # markdown-escaped
+    assert "| quarantine rate | 12.5% (1 of 8 rows) |" in text
+    assert (
+        "| output folder | `/srv/site/worklists` (this run: `runs/20261124T023000Z-abcd1234/`) |"
+        in text
+    )
+
+
 def test_failed_run_is_recorded_once_and_queued_while_the_database_is_busy(
     hold_database,
     tmp_path: Path,

@@ -93,6 +93,36 @@ def test_bad_rules_fail_naming_the_key(tmp_path: Path, old: str, new: str, named
     assert named in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (  # a value that may be a number, a switch or a list: one line, not one per type
+            "value = 180\n",
+            'value = "180"\n',
+            "criteria.b12_deficient.params.below_pg_ml.value: "
+            "expected true or false, a number or a list, got text",
+        ),
+        (
+            'lookback_days = 365\nsource = "LOINC [§3, L1-L4]',
+            'lookback_days = "a year"\nsource = "LOINC [§3, L1-L4]',
+            "analytes.b12.lookback_days: expected a whole number, got text",
+        ),
+        (
+            'name = "guidance"',
+            "name = 2026",
+            "ruleset.name: expected text in quotes, got a whole number",
+        ),
+    ],
+)
+def test_a_wrong_type_is_one_line_naming_the_key_and_the_expected_type(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert old in GUIDANCE, "the test's anchor text is no longer in guidance.toml"
+    with pytest.raises(RulesError) as info:
+        load_rules(_write(tmp_path, GUIDANCE.replace(old, new, 1)))
+    assert str(info.value) == f"rules file rules.toml: {message}"
+
+
 def test_a_parameter_no_sql_uses_is_an_unknown_key(tmp_path: Path) -> None:
     extra = (
         '\n[criteria.folate_low.params.below_nmol_l]\nvalue = 9\nunit = "nmol/L"\nsource = "x"\n'
