@@ -111,7 +111,7 @@ def test_an_unexpected_error_alerts_with_its_type_only(
 ) -> None:
     import pipeline.runner
 
-    def broken(con, rules):
+    def broken(models):
         raise ValueError("patient p1 value 154")  # as a bug's message might carry data
 
     monkeypatch.setattr(pipeline.runner, "screen", broken)
