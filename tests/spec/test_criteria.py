@@ -888,7 +888,11 @@ LATEST_EXPECT = {
     "lt-hgb-newer-anemic": ("anemia", {"anemia": 11.0}, ()),
     "lt-plt-tie-higher-id": ("-", {}, ()),
     "lt-plt-tie-no-id": ("thrombocytopenia", {"thrombocytopenia": 100.0}, ()),
-    "lt-anc-newer-severe": ("neutropenia", {"neutropenia": 0.3}, ()),
+    "lt-anc-newer-severe": (
+        "neutropenia severe_cytopenia",
+        {"neutropenia": 0.3, "severe_cytopenia": 0.3},
+        (),
+    ),
 }
 
 
@@ -970,9 +974,9 @@ cen-folate-lt5      | 500           |                |       | <5     |       | 
 cen-folate-gt2      | 500           |                |       | >2     |       |       |       |       | -                     |
 cen-hgb-lt5         | 500           |                |       |        | <5.0  |       |       |       | anemia critical_anemia|
 cen-hgb-gt4         | 500           |                |       |        | >4    |       |       |       | -                     |
-cen-anc-lt0.5       | 500           |                |       |        |       | <0.5  |       |       | neutropenia           | neutropenia: grade severe
+cen-anc-lt0.5       | 500           |                |       |        |       | <0.5  |       |       | neutropenia severe_cytopenia | neutropenia: grade severe
 cen-anc-gt0.1       | 500           |                |       |        |       | >0.1  |       |       | -                     |
-cen-plt-lt10        | 500           |                |       |        |       |       | <10   |       | thrombocytopenia      | thrombocytopenia: band below 10
+cen-plt-lt10        | 500           |                |       |        |       |       | <10   |       | thrombocytopenia severe_cytopenia | thrombocytopenia: band below 10
 cen-plt-gt5         | 500           |                |       |        |       |       | >5    |       | -                     |
 cen-mcv-gt100       | 500           |                |       |        |       |       |       | >100  | macrocytosis          |
 cen-mcv-lt120       | 500           |                |       |        |       |       |       | <120  | -                     |
@@ -1153,9 +1157,9 @@ rr-mma-over-lab-high     | mma          | 260   |               | 250           
 rr-mma-at-lab-high       | mma          | 250   |               | 250            | -                     |
 rr-mma-over-fixed-only   | mma          | 300   |               | 400            | -                     |
 rr-mma-lower-only        | mma          | 300   | 50            |                | mma_elevated          | MMA 300 nmol/L on 2026-11-01
-rr-hcy-over-lab-high     | homocysteine | 9     |               | 8.5            | homocysteine_elevated | Homocysteine 9 umol/L on 2026-11-01; limit from the lab's range: 8.5
+rr-hcy-over-lab-high     | homocysteine | 9     |               | 8.5            | homocysteine_elevated | Homocysteine 9.0 umol/L on 2026-11-01; limit from the lab's range: 8.5
 rr-hcy-at-lab-high       | homocysteine | 8.5   |               | 8.5            | -                     |
-rr-mcv-over-lab-high     | mcv          | 99    |               | 98             | macrocytosis          | MCV 99 fL on 2026-11-01; limit from the lab's range: 98
+rr-mcv-over-lab-high     | mcv          | 99    |               | 98             | macrocytosis          | MCV 99.0 fL on 2026-11-01; limit from the lab's range: 98
 rr-mcv-over-fixed-only   | mcv          | 101   |               | 102            | -                     |
 """
 LAB_RANGE_ROWS = parse_table(LAB_RANGE)
