@@ -113,12 +113,15 @@ class Advice(BaseModel):
 
 
 class WorklistSpec(BaseModel):
-    """One audience's worklist: the patients meeting any of its criteria."""
+    """One audience's worklist: the patients with a flag matching any of its items and none of
+    its ``exclude`` items. An item is a criterion id, or ``criterion:key`` for that criterion's
+    flags carrying that note key (``b12_screening_due:age_only``: screening due for age alone)."""
 
     model_config = _STRICT
     title: str
     audience: str
     criteria: list[str]
+    exclude: list[str] = []
 
 
 class Measure(BaseModel):
@@ -221,7 +224,9 @@ class RulesFile(BaseModel):
         for name, spec in self.worklists.items():
             if not re.fullmatch(r"[a-z0-9_]{1,24}", name):
                 raise ValueError(f"worklist name {name!r}: use 1-24 lower-case letters, digits, _")
-            unknown = [c for c in spec.criteria if c not in self.criteria]
+            unknown = [
+                c for c in (*spec.criteria, *spec.exclude) if c.partition(":")[0] not in self.criteria
+            ]
             if unknown:
                 raise ValueError(f"worklist {name}: unknown criterion {unknown[0]!r}")
         return self

@@ -107,16 +107,26 @@ notes as (
 
 -- The actions of the most urgent criteria met, in full, then the advice; the other action
 -- criteria by title.
+top_actions as (
+    select patient_id, [a.action for a in actions if a.rank = top_rank] as texts
+    from per_patient
+),
+
 actions as (
     select
         per_patient.patient_id,
         concat_ws(' ',
-            array_to_string(list_distinct([a.action for a in actions if a.rank = top_rank]), ' '),
+            -- each text once, in catalogue order
+            array_to_string(
+                list_filter(top_actions.texts, lambda t, i: list_position(top_actions.texts, t) = i),
+                ' '
+            ),
             notes.notes,
             'Also: ' || nullif(array_to_string(
                 [a.title for a in actions if a.rank > top_rank], ', '), '') || '.'
         ) as recommended_action
     from per_patient
+    inner join top_actions on top_actions.patient_id = per_patient.patient_id
     left join notes on notes.patient_id = per_patient.patient_id
 ),
 

@@ -288,11 +288,12 @@ THRESHOLDS = [
             "above": ("neutropenia", "grade mild"),
         },
     ),
+    # the severe grade is also where severe_cytopenia starts, whatever the B12 status
     Threshold(
         "neutropenia.severe_below_10e9_l",
         "anc",
-        fs("neutropenia"),
-        below=fs("neutropenia"),
+        fs("neutropenia", "severe_cytopenia"),
+        below=fs("neutropenia", "severe_cytopenia"),
         at=fs("neutropenia"),
         above=fs("neutropenia"),
         details={
@@ -336,11 +337,12 @@ THRESHOLDS = [
             "above": ("thrombocytopenia", band("thrombocytopenia.band_im_caution_10e9_l")),
         },
     ),
+    # below the transfusion band: also severe_cytopenia, whatever the B12 status
     Threshold(
         "thrombocytopenia.band_transfusion_10e9_l",
         "platelets",
-        fs("thrombocytopenia"),
-        below=fs("thrombocytopenia"),
+        fs("thrombocytopenia", "severe_cytopenia"),
+        below=fs("thrombocytopenia", "severe_cytopenia"),
         at=fs("thrombocytopenia"),
         above=fs("thrombocytopenia"),
         details={
