@@ -215,7 +215,9 @@ class RulesFile(BaseModel):
                 raise ValueError(f"advice {name}: when_any must name at least one criterion")
             for item in (*a.when_any, *a.and_any):
                 cid, _, key = item.partition(":")
-                if cid not in self.criteria or (":" in item and not re.fullmatch(r"[a-z0-9_]+", key)):
+                if cid not in self.criteria or (
+                    ":" in item and not re.fullmatch(r"[a-z0-9_]+", key)
+                ):
                     raise ValueError(f"advice {name}: unknown criterion {item!r}")
         return self
 
@@ -225,7 +227,9 @@ class RulesFile(BaseModel):
             if not re.fullmatch(r"[a-z0-9_]{1,24}", name):
                 raise ValueError(f"worklist name {name!r}: use 1-24 lower-case letters, digits, _")
             unknown = [
-                c for c in (*spec.criteria, *spec.exclude) if c.partition(":")[0] not in self.criteria
+                c
+                for c in (*spec.criteria, *spec.exclude)
+                if c.partition(":")[0] not in self.criteria
             ]
             if unknown:
                 raise ValueError(f"worklist {name}: unknown criterion {unknown[0]!r}")
@@ -547,6 +551,6 @@ def fill_values(rules: Rules, owner: str, text: str) -> str:
             return m.group(0)
         if isinstance(v, list):
             return ", ".join(str(x).replace("_", " ") for x in v)
-        return str(v).lower() if isinstance(v, bool) else f"{v:g}"
+        return ("on" if v else "off") if isinstance(v, bool) else f"{v:g}"
 
     return re.sub(r"\{([a-z0-9_.]+)\}", fill, text)

@@ -274,7 +274,7 @@ class ScreeningRun:
         if db.parent and not db.parent.exists():
             db.parent.mkdir(parents=True, exist_ok=True)
         self.con = registry.connect(db)
-        # DuckDB's own progress bar only where a person watches (the contract: quiet otherwise)
+        # DuckDB's own progress bar only where a person watches (the specification: quiet otherwise)
         self.con.execute(f"SET enable_progress_bar = {str(bool(self.progress.enabled)).lower()}")
         if self.config.memory_limit:
             self.con.execute(f"SET memory_limit = {literal(self.config.memory_limit)}")

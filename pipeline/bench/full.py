@@ -4,7 +4,7 @@
 
 1. Generates synthetic extracts as Parquet with DuckDB SQL (``range()`` and ``hash()``, so the
    same parameters give the same rows): ``patients.parquet`` and ``labs_000.parquet`` … (about
-   5M rows each) in the contract's columns (§2). Values are text as labs report them ('154',
+   5M rows each) in the specification's input columns. Values are text as labs report them ('154',
    '1,850', '<150'), units come in the spellings of data/lab_units.csv (B12 pg/mL, pmol/L,
    ng/L; Hgb g/dL, g/L, mmol/L; counts 10*9/L, K/uL, x10^9/L, 10^3/µL, cells/uL …), ~80 % of
    rows carry a LOINC code and the rest a test name only, ~2 % are tests the rules do not use

@@ -1,8 +1,8 @@
 """The entry point: `generate_population` draws a synthetic screening population with planted
 cases and writes its extracts and its answer key.
 
-`generate_population` writes a folder of canonical extracts (contract §2) and returns a
-`DemoTruth` holding the flags a correct run over that folder must produce, for all 24 criteria.
+`generate_population` writes a folder of canonical extracts (the input columns of the b12screen specification) and returns a
+`DemoTruth` holding the flags a correct run over that folder must produce, for all 26 criteria.
 It is used by the demo command and by the end-to-end test; the answer key comes from two sources
 that do not share code with the pipeline: `oracle_flags` (`pipeline.demo.oracle`) over the
 records the generator chose for the background population (`pipeline.demo.population`,

@@ -396,9 +396,7 @@ def _med_criteria(
     # B12 therapy current, and every order covering as-of by an intravenous route
     iv_routes = set(_names("b12_iv_route.iv_routes"))
     b12_now = [
-        o
-        for o in therapy
-        if _last_day(o, as_of, rd.cover_days) == as_of and o.start <= as_of
+        o for o in therapy if _last_day(o, as_of, rd.cover_days) == as_of and o.start <= as_of
     ]
     met["b12_iv_route"] = bool(b12_now) and all(
         " ".join(o.route.lower().split()) in iv_routes for o in b12_now

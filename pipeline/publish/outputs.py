@@ -1,4 +1,4 @@
-"""Outputs of a run (contract §3): written into a hidden folder, then published at once.
+"""Outputs of a run (the run folder of the b12screen specification): written into a hidden folder, then published at once.
 
 worklist.csv / worklist.xlsx, flags.parquet, quarantine.csv, audit.html and run.json are all
 built in ``OUT/.b12screen-building-<run id>/``; only when every one is written and the

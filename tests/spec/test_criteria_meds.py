@@ -1047,7 +1047,9 @@ def test_guidance_profile_has_the_defaults_these_tables_assume():
     }
     assert {k: param(k) for k in semantics} == semantics
     assert RULES["settings"]["single_dose_cover_days"]["value"] == 92
-    assert "iv" in param("b12_iv_route.iv_routes") and "intravenous" in param("b12_iv_route.iv_routes")
+    assert "iv" in param("b12_iv_route.iv_routes") and "intravenous" in param(
+        "b12_iv_route.iv_routes"
+    )
     therapy = ["cyanocobalamin", "hydroxocobalamin", "methylcobalamin"]
     for criterion in ("folate_without_b12", "deficiency_untreated", "monitoring_overdue"):
         assert sorted(param(f"{criterion}.therapy_groups")) == therapy
