@@ -2,8 +2,8 @@
 -- one row per patient and episode. Each order covers start_date .. covered_until (both days
 -- counted; see int_medication_groups for a one-day B12 dose; an open-ended order, or one
 -- ending after the as-of date, runs to the as-of date). Orders that overlap or touch merge into
--- one episode, so overlapping prescriptions count once; with gap_days, an order starting at
--- most gap_days days after the previous cover ended (a late refill) continues the episode too.
+-- one episode, so overlapping prescriptions count once; with gap_days, an order that follows at
+-- most gap_days days without cover (a late refill) continues the episode too.
 -- reads: int_medication_groups
 CREATE OR REPLACE TEMP MACRO drug_episodes(groups, gap_days := 0) AS TABLE
     with periods as (

@@ -3,8 +3,9 @@
 -- Grain: one row per patient and analyte.
 -- "Latest" is deterministic: the latest collected_at; on a tie, the highest result_id (ids
 -- that are numbers compare as numbers, so '10' is after '9'; rows without an id last); then
--- the lower canonical value (the more cautious reading of two results reported at one time);
--- then source file and row number, so a run never depends on the order rows were read.
+-- the lower canonical value (docs/criteria-semantics.md says for which analytes that is the
+-- more cautious reading); then source file and row number, so a run never depends on the order
+-- rows were read.
 -- reads: lab_results, rule_analytes
 with results as (
     select * from lab_results
