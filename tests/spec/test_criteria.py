@@ -1139,6 +1139,8 @@ LAB_RANGE_CRITERIA = fs(
     "homocysteine_elevated",
     "macrocytosis",
 )
+# ... and, for the platelet rows, what a lab's range must not move: the bands and grades
+LAB_RANGE_CHECKED = LAB_RANGE_CRITERIA | fs("thrombocytopenia", "severe_cytopenia")
 LAB_RANGE = """
 patient_id               | analyte      | value | reference_low | reference_high | expect                | detail
 # below the lab's lower limit, though not below the fixed one
@@ -1163,6 +1165,11 @@ rr-hcy-over-lab-high     | homocysteine | 9     |               | 8.5           
 rr-hcy-at-lab-high       | homocysteine | 8.5   |               | 8.5            | -                     |
 rr-mcv-over-lab-high     | mcv          | 99    |               | 98             | macrocytosis          | MCV 99.0 fL on 2026-11-01; limit from the lab's range: 98
 rr-mcv-over-fixed-only   | mcv          | 101   |               | 102            | -                     |
+# the lab's range moves the lower limit of thrombocytopenia, never the transfusion band that
+# severe_cytopenia uses
+rr-plt-under-lab-low     | platelets    | 160   | 170           |                | thrombocytopenia      | Platelets 160 10^9/L on 2026-11-01; band below 150
+rr-plt-severe-lab-low-5  | platelets    | 9     | 5             |                | severe_cytopenia      | Platelets 9 10^9/L on 2026-11-01; platelets below 10 or ANC below 0.5 x10^9/L
+rr-plt-at-band-lab-20    | platelets    | 10    | 20            |                | thrombocytopenia      | Platelets 10 10^9/L on 2026-11-01; band below 25
 """
 LAB_RANGE_ROWS = parse_table(LAB_RANGE)
 
@@ -1184,7 +1191,7 @@ def test_lab_range(lab_range_run, row):
     pid = row["patient_id"]
     why = lab_range_run.explain(pid)
     expect = criteria_set(row["expect"])
-    assert lab_range_run.criteria(pid) & LAB_RANGE_CRITERIA == expect, why
+    assert lab_range_run.criteria(pid) & LAB_RANGE_CHECKED == expect, why
     for criterion in expect:
         assert lab_range_run.flag(pid, criterion)["detail"] == row["detail"], why
 

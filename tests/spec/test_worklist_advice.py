@@ -406,6 +406,7 @@ def test_age_only_patients_have_their_own_list(tmp_path) -> None:
 # =============================================================================================
 MINIMUM_AGE = f"""
 patient_id      | born           | expect
+age-19          | {_born(19)}    | b12_deficient deficiency_untreated
 age-18-today    | {_born(18)}    | b12_deficient deficiency_untreated
 age-17          | {_born(18, 1)} | -
 age-10          | {_born(10)}    | -
@@ -425,4 +426,4 @@ def test_children_are_counted_not_screened(tmp_path) -> None:
     with (result.out / "audit" / "funnel.csv").open(encoding="utf-8", newline="") as fh:
         funnel = {r["item"]: r for r in csv.DictReader(fh)}
     assert int(funnel["under_minimum_age"]["patients"]) == 2
-    assert int(funnel["patients"]["patients"]) == 3
+    assert int(funnel["patients"]["patients"]) == 4
