@@ -1,4 +1,4 @@
-"""The ``b12screen`` command line (contract §1).
+"""The ``b12screen`` command line (the command table of the b12screen specification).
 
 User and data errors print one line on stderr and exit with a fixed code (pipeline/errors.py);
 only bugs show a traceback.
@@ -549,15 +549,21 @@ def runs(db: Path | None, limit: int) -> None:
     default=None,
     help="Write the Markdown here instead of printing it.",
 )
+@click.option(
+    "--semantics",
+    is_flag=True,
+    help="Print the criteria semantics (docs/criteria-semantics.md) instead of the catalogue.",
+)
 @_CONFIG_OPTION
-def catalogue(rules: str | None, out: Path | None) -> None:
+def catalogue(rules: str | None, out: Path | None, semantics: bool) -> None:
     """Print the criteria catalogue (ids, roles, rules, values and their sources) from a rules file."""
-    from pipeline.reports.catalogue import render_markdown
+    from pipeline.reports.catalogue import render_markdown, render_semantics
     from pipeline.rules import load_rules
 
     rules = _settings({"rules": rules})["rules"]
     try:
-        text = render_markdown(load_rules(rules))
+        loaded = load_rules(rules)
+        text = render_semantics(loaded) if semantics else render_markdown(loaded)
     except B12ScreenError as exc:
         _fail(exc)
     if out is None:

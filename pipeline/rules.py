@@ -52,6 +52,9 @@ class Settings(BaseModel):
     model_config = _STRICT
     canonical_decimals: Sourced
     use_lab_reference_range: Sourced
+    minimum_age: Sourced  # patients younger than this on the as-of date are not screened
+    b12_therapy_groups: Sourced  # what "on B12 therapy" means where the worklist advice asks
+    single_dose_cover_days: Sourced  # a one-day B12 administration record covers this many days
     max_age_years: Sourced
 
 
@@ -77,8 +80,16 @@ class Analyte(BaseModel):
     canonical_unit: str
     loinc: list[str]
     lookback_days: int
+    report_decimals: int  # decimals a lab reports the canonical value with (evidence texts)
     source: str
     plausible: Plausible
+
+    @field_validator("report_decimals")
+    @classmethod
+    def _decimals(cls, v: int) -> int:
+        if not 0 <= v <= 6:
+            raise ValueError("must be 0 to 6 decimal places")
+        return v
 
     @field_validator("lookback_days")
     @classmethod
@@ -90,12 +101,13 @@ class Analyte(BaseModel):
 
 class Criterion(BaseModel):
     model_config = _STRICT
+    title: str  # the criterion's name in words, as the worklist and reports show it
     role: Literal["action", "context"]
     priority: str | None = None  # one of [priorities] scale
     summary: str
     action: str | None = None
+    enabled: bool = True  # a site profile may switch a criterion off (its flags are not written)
     params: dict[str, Sourced] = {}
-    notes: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _action_fields(self) -> Criterion:
@@ -106,13 +118,28 @@ class Criterion(BaseModel):
         return self
 
 
+class Advice(BaseModel):
+    """A sentence of the worklist's recommended action, added once to a patient's row when the
+    patient meets any of ``when_any`` and (if given) any of ``and_any``. Each item is a
+    criterion id, or ``criterion:key`` for that criterion's flags carrying that note key."""
+
+    model_config = _STRICT
+    text: str
+    when_any: list[str]
+    and_any: list[str] = []
+    source: str
+
+
 class WorklistSpec(BaseModel):
-    """One audience's worklist: the patients meeting any of its criteria."""
+    """One audience's worklist: the patients with a flag matching any of its items and none of
+    its ``exclude`` items. An item is a criterion id, or ``criterion:key`` for that criterion's
+    flags carrying that note key (``b12_screening_due:age_only``: screening due for age alone)."""
 
     model_config = _STRICT
     title: str
     audience: str
     criteria: list[str]
+    exclude: list[str] = []
 
 
 class Measure(BaseModel):
@@ -194,16 +221,34 @@ class RulesFile(BaseModel):
     settings: Settings
     analytes: dict[str, Analyte]
     criteria: dict[str, Criterion]
+    advice: dict[str, Advice] = {}
     worklists: dict[str, WorklistSpec] = {}
     measures: dict[str, Measure] = {}
     report: Report
+
+    @model_validator(mode="after")
+    def _advice_names_criteria(self) -> RulesFile:
+        for name, a in self.advice.items():
+            if not a.when_any:
+                raise ValueError(f"advice {name}: when_any must name at least one criterion")
+            for item in (*a.when_any, *a.and_any):
+                cid, _, key = item.partition(":")
+                if cid not in self.criteria or (
+                    ":" in item and not re.fullmatch(r"[a-z0-9_]+", key)
+                ):
+                    raise ValueError(f"advice {name}: unknown criterion {item!r}")
+        return self
 
     @model_validator(mode="after")
     def _worklists_name_criteria(self) -> RulesFile:
         for name, spec in self.worklists.items():
             if not re.fullmatch(r"[a-z0-9_]{1,24}", name):
                 raise ValueError(f"worklist name {name!r}: use 1-24 lower-case letters, digits, _")
-            unknown = [c for c in spec.criteria if c not in self.criteria]
+            unknown = [
+                c
+                for c in (*spec.criteria, *spec.exclude)
+                if c.partition(":")[0] not in self.criteria
+            ]
             if unknown:
                 raise ValueError(f"worklist {name}: unknown criterion {unknown[0]!r}")
         return self
@@ -310,7 +355,15 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, bytes]:
     if base_path.resolve() in seen:
         raise RulesError(f"rules file {path.name}: extends: {base_name} extends itself")
     base, base_raw = _read_toml(base_path, (*seen, path.resolve()))
-    return _merge(base, data), base_raw + b"\n" + raw
+    merged = _merge(base, data)
+    # A profile that makes an action criterion context drops the base's priority and action
+    # text with it (a context criterion has neither).
+    for cid, override in data.get("criteria", {}).items():
+        if isinstance(override, dict) and override.get("role") == "context":
+            for key in ("priority", "action"):
+                if key not in override:
+                    merged["criteria"][cid].pop(key, None)
+    return merged, base_raw + b"\n" + raw
 
 
 def load_rules(choice: str | Path | None = None) -> Rules:
@@ -342,15 +395,18 @@ def reference_names() -> dict[str, set[str]]:
 
 
 def check_against_reference_data(rules: Rules) -> None:
-    """List parameters name drug groups (``*_groups``), conditions (``*_conditions``) or analytes."""
+    """List parameters name drug groups (``*_groups``), conditions (``*_conditions``) or analytes;
+    ``*_routes`` lists are routes as extracts write them (free text)."""
     known = reference_names() | {"_analytes": set(rules.spec.analytes)}
     for key, value in rules.variables().items():
         if not isinstance(value, list) or all(isinstance(v, int) for v in value) and value:
             continue
+        if key.endswith("_routes"):
+            continue
         kind = next((k for k in known if key.endswith(k)), None)
         if kind is None:
             raise RulesError(
-                f"rules file {rules.path.name}: {key}: a list parameter must end in _groups, _conditions or _analytes"
+                f"rules file {rules.path.name}: {key}: a list parameter must end in _groups, _conditions, _analytes or _routes"
             )
         unknown = sorted(set(value) - known[kind])
         if unknown:
@@ -426,6 +482,7 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
             "lookback_days": [a.lookback_days for a in spec.analytes.values()],
             "plausible_low": [a.plausible.low for a in spec.analytes.values()],
             "plausible_high": [a.plausible.high for a in spec.analytes.values()],
+            "report_decimals": [a.report_decimals for a in spec.analytes.values()],
         }
     )
     codes = pl.DataFrame(
@@ -443,13 +500,27 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
                 rules.priorities.index(c.priority) if c.priority else None
                 for c in spec.criteria.values()
             ],
-            "action": [c.action for c in spec.criteria.values()],
+            "action": [
+                fill_values(rules, cid, c.action) if c.action else None
+                for cid, c in spec.criteria.items()
+            ],
+            "title": [c.title for c in spec.criteria.values()],
+            "enabled": [c.enabled for c in spec.criteria.values()],
         },
         schema_overrides={"priority_rank": pl.Int32},
     )
-    notes = pl.DataFrame(
-        [(cid, key, text) for cid, c in spec.criteria.items() for key, text in c.notes.items()],
-        schema={"criterion": pl.String, "note_key": pl.String, "note": pl.String},
+    advice = pl.DataFrame(
+        [
+            (key, n, fill_values(rules, key, a.text), a.when_any, a.and_any)
+            for n, (key, a) in enumerate(spec.advice.items(), start=1)
+        ],
+        schema={
+            "advice": pl.String,
+            "ordinal": pl.Int32,
+            "text": pl.String,
+            "when_any": pl.List(pl.String),
+            "and_any": pl.List(pl.String),
+        },
         orient="row",
     )
     priorities = pl.DataFrame(
@@ -458,7 +529,7 @@ def apply_rules(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     )
     for table, frame in (
         ("rule_priorities", priorities),
-        ("rule_notes", notes),
+        ("rule_advice", advice),
         ("rule_analytes", analytes),
         ("rule_lab_codes", codes),
         ("rule_criteria", criteria),
@@ -496,6 +567,6 @@ def fill_values(rules: Rules, owner: str, text: str) -> str:
             return m.group(0)
         if isinstance(v, list):
             return ", ".join(str(x).replace("_", " ") for x in v)
-        return str(v).lower() if isinstance(v, bool) else f"{v:g}"
+        return ("on" if v else "off") if isinstance(v, bool) else f"{v:g}"
 
     return re.sub(r"\{([a-z0-9_.]+)\}", fill, text)

@@ -101,6 +101,7 @@ LAB_CRITERIA = frozenset(
         "deficiency_with_cytopenia",
         "cytopenia_b12_untested",
         "pseudo_tma_suspect",
+        "severe_cytopenia",
     }
 )
 # ... and those that read medications, diagnoses or the age as well.
@@ -115,6 +116,7 @@ MED_CRITERIA = frozenset(
         "cyanocobalamin_renal",
         "deficiency_untreated",
         "monitoring_overdue",
+        "b12_iv_route",
     }
 )
 

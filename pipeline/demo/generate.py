@@ -2,7 +2,7 @@
 cases and writes its extracts and its answer key.
 
 `generate_population` writes a folder of canonical extracts (docs/inputs.md) and returns a
-`DemoTruth` holding the flags a correct run over that folder must produce, for all 24 criteria.
+`DemoTruth` holding the flags a correct run over that folder must produce, for all 26 criteria.
 It is used by the demo command and by the end-to-end test; the answer key comes from two sources
 that do not share code with the pipeline: `oracle_flags` (`pipeline.demo.oracle`) over the
 records the generator chose for the background population (`pipeline.demo.population`,

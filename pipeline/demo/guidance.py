@@ -1,6 +1,6 @@
 """The criteria and the guidance profile as the demo's oracle reads them.
 
-The 24 criteria in catalogue order with their role and priority (docs/criteria.md), and every
+The 26 criteria in catalogue order with their role and priority (docs/criteria.md), and every
 threshold, look-back, medication rule and condition code list of the guidance profile.
 Deliberately written out here rather than read from data/rules: the answer key must not share
 a source with the pipeline. The acceptance test checks that these still equal the rules file.
@@ -27,6 +27,7 @@ LAB_CRITERIA: tuple[str, ...] = (
     "deficiency_with_cytopenia",
     "cytopenia_b12_untested",
     "pseudo_tma_suspect",
+    "severe_cytopenia",
 )
 MED_CRITERIA: tuple[str, ...] = (
     "metformin_long_term",
@@ -38,9 +39,16 @@ MED_CRITERIA: tuple[str, ...] = (
     "cyanocobalamin_renal",
     "deficiency_untreated",
     "monitoring_overdue",
+    "b12_iv_route",
 )
-ALL_CRITERIA: tuple[str, ...] = LAB_CRITERIA + MED_CRITERIA
-# role and priority of each criterion (docs/criteria.md); context criteria have no priority
+# catalogue order: the two criteria added last come after the rest
+ALL_CRITERIA: tuple[str, ...] = (
+    *LAB_CRITERIA[:-1],
+    *MED_CRITERIA[:-1],
+    "severe_cytopenia",
+    "b12_iv_route",
+)
+# role and priority of each criterion (the catalogue); context criteria have no priority
 ROLES: dict[str, tuple[str, str | None]] = {
     "b12_deficient": ("action", "high"),
     "b12_indeterminate": ("action", "routine"),
@@ -66,6 +74,8 @@ ROLES: dict[str, tuple[str, str | None]] = {
     "cyanocobalamin_renal": ("action", "high"),
     "deficiency_untreated": ("action", "high"),
     "monitoring_overdue": ("action", "routine"),
+    "severe_cytopenia": ("action", "urgent"),
+    "b12_iv_route": ("action", "routine"),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +94,8 @@ THRESHOLDS: dict[str, float] = {
     "leukopenia.below_10e9_l": 4.0,
     "neutropenia.below_10e9_l": 1.5,
     "thrombocytopenia.below_10e9_l": 150,
+    "thrombocytopenia.band_transfusion_10e9_l": 10,  # severe_cytopenia
+    "neutropenia.severe_below_10e9_l": 0.5,  # severe_cytopenia
     "macrocytosis.above_fl": 100,
     "pseudo_tma_suspect.ldh_above_u_l": 250,
     "cyanocobalamin_renal.egfr_below": 60,
@@ -155,7 +167,7 @@ MED_RULES: dict[str, int | tuple[int, ...] | tuple[str, ...]] = {
     "folate_without_b12.therapy_groups": B12_THERAPY,
     "folate_without_b12.therapy_lookback_days": 30,
     "cyanocobalamin_renal.drug_groups": ("cyanocobalamin",),
-    "cyanocobalamin_renal.ckd_conditions": ("ckd_stage_3_to_5",),
+    "cyanocobalamin_renal.ckd_conditions": ("ckd_stage_3_to_5", "dialysis"),
     "deficiency_untreated.grace_days": 7,
     "deficiency_untreated.therapy_groups": B12_THERAPY,
     "deficiency_untreated.therapy_lookback_days": 30,
@@ -166,6 +178,22 @@ MED_RULES: dict[str, int | tuple[int, ...] | tuple[str, ...]] = {
     "monitoring_overdue.grace_days": 14,
     "monitoring_overdue.cbc_analytes": ("hgb", "wbc", "platelets"),
     "monitoring_overdue.b12_analytes": ("b12",),
+    "monitoring_overdue.refill_gap_days": 30,
+    "cyanocobalamin_renal.ckd_unstaged_conditions": ("ckd_unstaged",),
+    "b12_iv_route.iv_routes": (
+        "iv",
+        "intravenous",
+        "intravenously",
+        "iv push",
+        "iv infusion",
+        "iv bolus",
+    ),
+}
+# The settings the oracle reads (the rules file's [settings]), checked the same way.
+SETTINGS: dict[str, int | tuple[str, ...]] = {
+    "minimum_age": 18,
+    "single_dose_cover_days": 92,
+    "b12_therapy_groups": B12_THERAPY,
 }
 # ICD-10 codes of each condition (docs/criteria-semantics.md); a code matches itself and every
 # code below it, compared without the dot and upper-cased. A test checks data/diagnosis_codes.csv.
@@ -182,4 +210,6 @@ CONDITION_CODES: dict[str, tuple[str, ...]] = {
     "sjogren_syndrome": ("M35.0",),
     "down_syndrome": ("Q90",),
     "ckd_stage_3_to_5": ("N18.3", "N18.4", "N18.5", "N18.6"),
+    "dialysis": ("Z99.2",),
+    "ckd_unstaged": ("N18.9",),
 }

@@ -24,6 +24,7 @@ from pipeline.demo.guidance import (
     LAB_CRITERIA,
     LOOKBACK_DAYS,
     MED_RULES,
+    SETTINGS,
     THRESHOLDS,
 )
 
@@ -41,12 +42,14 @@ class CleanResult:
 @dataclass(frozen=True)
 class MedOrder:
     """One valid medication order: the drug groups the generator wrote it as (empty: a drug on
-    no list), its first day and its last day (None: open-ended)."""
+    no list), its first day and its last day (None: open-ended), and its route as written
+    ("" when the row has none or the generator did not say)."""
 
     patient_id: str
     groups: frozenset[str]
     start: date
     end: date | None
+    route: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Reading:
     due_shift: int = 0  # added to every due day of the monitoring schedule
     since_slack: int = 0  # a result counts for a due date D when collected on or after D - slack
     merge_gap: int = 1  # orders merge when the next starts at most this many days after the end
+    refill_gap: int = 30  # monitoring only: days without an order that still continue a course
+    cover_days: int = 92  # a one-day B12 order (one injection) covers this many days
 
 
 def sex_group(raw: str) -> str:
@@ -116,7 +121,7 @@ def oracle_flags(
     diagnoses: Iterable[Diagnosis],
     as_of: date,
 ) -> set[tuple[str, str]]:
-    """Expected (patient_id, criterion) pairs for all 24 criteria (guidance profile)."""
+    """Expected (patient_id, criterion) pairs for all 26 criteria (guidance profile)."""
     labs: dict[str, list[CleanResult]] = defaultdict(list)
     meds: dict[str, list[MedOrder]] = defaultdict(list)
     dxs: dict[str, list[Diagnosis]] = defaultdict(list)
@@ -141,7 +146,12 @@ def patient_criteria(
     as_of: date,
     reading: Reading | None = None,
 ) -> set[str]:
-    """Every criterion one patient meets."""
+    """Every criterion one patient meets (none for a patient under the minimum age: children
+    are not screened)."""
+    minimum_age = SETTINGS["minimum_age"]
+    assert isinstance(minimum_age, int)
+    if age_on(info.birth_date, as_of) < minimum_age:
+        return set()
     met, latest = _lab_criteria(sex_group(info.sex), rows, as_of)
     met |= _med_criteria(info, rows, latest, met, orders, diagnoses, as_of, reading or Reading())
     return {c for c in ALL_CRITERIA if met[c]}
@@ -212,17 +222,35 @@ def _lab_criteria(
         and met["thrombocytopenia"]
         and above("ldh", t["pseudo_tma_suspect.ldh_above_u_l"])
     )
+    # whatever the B12 status: platelets below the transfusion band, ANC below the severe grade
+    met["severe_cytopenia"] = below(
+        "platelets", t["thrombocytopenia.band_transfusion_10e9_l"]
+    ) or below("anc", t["neutropenia.severe_below_10e9_l"])
     return met, latest
 
 
+def _last_day(o: MedOrder, as_of: date, cover_days: int) -> date:
+    """The last day an order covers, cut at as-of: a B12-therapy order that starts and ends on
+    one day records one injection and covers ``cover_days`` days from it."""
+    end = o.end
+    if end is not None and end == o.start and o.groups & set(B12_THERAPY):
+        end = o.start + timedelta(days=cover_days - 1)
+    return min(end or as_of, as_of)
+
+
 def _episodes(
-    orders: Sequence[MedOrder], groups: Iterable[str], as_of: date, merge_gap: int
+    orders: Sequence[MedOrder],
+    groups: Iterable[str],
+    as_of: date,
+    merge_gap: int,
+    cover_days: int = 92,
 ) -> list[tuple[date, date]]:
     """The merged periods (first day, last day) of the orders of any of ``groups``, each cut
-    at as-of; orders starting after as-of do not count."""
+    at as-of; orders starting after as-of do not count. An order starting at most
+    ``merge_gap`` days after the last day so far joins the episode (1: touching)."""
     wanted = set(groups)
     periods = sorted(
-        (o.start, min(o.end or as_of, as_of))
+        (o.start, _last_day(o, as_of, cover_days))
         for o in orders
         if o.groups & wanted and o.start <= as_of
     )
@@ -284,7 +312,7 @@ def _med_criteria(
 
     def episodes(groups: tuple[str, ...]) -> list[tuple[date, date]]:
         if groups not in known:
-            known[groups] = _episodes(orders, groups, as_of, rd.merge_gap)
+            known[groups] = _episodes(orders, groups, as_of, rd.merge_gap, rd.cover_days)
         return known[groups]
 
     def current(groups: tuple[str, ...]) -> bool:
@@ -341,13 +369,37 @@ def _med_criteria(
     met["cyanocobalamin_renal"] = current(_names("cyanocobalamin_renal.drug_groups")) and (
         (egfr is not None and egfr.value < THRESHOLDS["cyanocobalamin_renal.egfr_below"])
         or _has_condition(diagnoses, _names("cyanocobalamin_renal.ckd_conditions"), as_of)
+        # CKD of unknown stage counts only when no eGFR in the look-back stages it
+        or (
+            egfr is None
+            and _has_condition(
+                diagnoses, _names("cyanocobalamin_renal.ckd_unstaged_conditions"), as_of
+            )
+        )
     )
     met["deficiency_untreated"] = any(
         (as_of - day).days > _number("deficiency_untreated.grace_days") and not started_since(day)
         for day in flagged_on
     )
     met["monitoring_overdue"] = _monitoring_overdue(
-        episodes(_names("monitoring_overdue.therapy_groups")), rows, as_of, rd
+        _episodes(
+            orders,
+            _names("monitoring_overdue.therapy_groups"),
+            as_of,
+            rd.merge_gap + rd.refill_gap,
+            rd.cover_days,
+        ),
+        rows,
+        as_of,
+        rd,
+    )
+    # B12 therapy current, and every order covering as-of by an intravenous route
+    iv_routes = set(_names("b12_iv_route.iv_routes"))
+    b12_now = [
+        o for o in therapy if _last_day(o, as_of, rd.cover_days) == as_of and o.start <= as_of
+    ]
+    met["b12_iv_route"] = bool(b12_now) and all(
+        " ".join(o.route.lower().split()) in iv_routes for o in b12_now
     )
     return met
 
@@ -408,6 +460,10 @@ NEARBY_READINGS: tuple[tuple[frozenset[str], Reading], ...] = tuple(
         (" ".join(B12_THERAPY), Reading(since_slack=2)),
         ("*", Reading(merge_gap=0)),
         ("*", Reading(merge_gap=3)),
+        (" ".join(B12_THERAPY), Reading(refill_gap=28)),
+        (" ".join(B12_THERAPY), Reading(refill_gap=32)),
+        (" ".join(B12_THERAPY), Reading(cover_days=90)),
+        (" ".join(B12_THERAPY), Reading(cover_days=94)),
     )
 )
 

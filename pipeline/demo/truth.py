@@ -13,7 +13,7 @@ from pathlib import Path
 class DemoTruth:
     """What a correct screening run over the generated extracts must produce.
 
-    expected_flags: (patient_id, criterion) for all 24 criteria over all patients.
+    expected_flags: (patient_id, criterion) for all 26 criteria over all patients.
     planted: planted patient id -> its hand-written criteria (empty set: never flagged).
     messy_rows: rows written broken on purpose (all kinds); each must be quarantined.
     messy_by_reason / messy_by_file: the same rows by the generator's category and by file.

@@ -28,6 +28,7 @@ from pipeline.publish import render
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
 from pipeline.resources import data_dir
+from pipeline.rules import WorklistSpec
 from pipeline.sqltext import ident, literal, path_literal
 
 OUTPUT_FILES = (
@@ -178,12 +179,7 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
     sheets = {"worklist": worklist}
     lists = []
     for name, spec in rules.spec.worklists.items():
-        mine = worklist.filter(
-            pl.col("criteria")
-            .str.split(";")
-            .list.eval(pl.element().is_in(spec.criteria))
-            .list.any()
-        )
+        mine = worklist.filter(pl.col("patient_id").is_in(_list_members(con, spec)))
         render.neutral_frame(mine).write_csv(folder / f"worklist_{name}.csv")
         sheets[name[:31]] = mine
         lists.append((name[:31], spec.title, spec.audience, mine.height))
@@ -300,3 +296,23 @@ def check_complete(staging: Path) -> None:
     missing = [name for name in OUTPUT_FILES if not (staging / name).is_file()]
     if missing:
         raise RuntimeError(f"outputs not built: {missing}")
+
+
+_LIST_MEMBERS = """
+SELECT DISTINCT patient_id FROM run_flags
+WHERE NOT is_suppressed
+    AND (list_contains($include, criterion) OR list_contains($include, criterion || ':' || note_key))
+    AND NOT coalesce(
+        list_contains($exclude, criterion) OR list_contains($exclude, criterion || ':' || note_key),
+        false
+    )
+"""
+
+
+def _list_members(con: duckdb.DuckDBPyConnection, spec: WorklistSpec) -> list[str]:
+    """The patients of one audience's list: an unsuppressed flag matches one of its items (a
+    criterion, or ``criterion:note_key``) and none of its ``exclude`` items."""
+    rows = con.execute(
+        _LIST_MEMBERS, {"include": list(spec.criteria), "exclude": list(spec.exclude)}
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -1,7 +1,9 @@
-"""The criteria catalogue, generated from a rules file so the documentation cannot drift.
+"""The criteria catalogue and the criteria semantics, generated from a rules file so the
+documentation cannot drift.
 
-``b12screen catalogue`` prints it; docs/criteria.md is this output for the guidance profile and
-a test fails when the two differ.
+``b12screen catalogue`` prints the catalogue (docs/criteria.md for the guidance profile);
+``b12screen catalogue --semantics`` prints the exact reading of the rules that the SQL
+implements (docs/criteria-semantics.md). A test fails when either differs from its output.
 """
 
 from __future__ import annotations
@@ -51,23 +53,44 @@ def render_markdown(rules: Rules) -> str:
         "criteria show beside them. Criteria are evaluated in this order, so a criterion may use",
         "those above it.",
         "",
-        "| # | criterion | role | priority | rule |",
-        "|---|---|---|---|---|",
+        "A criterion switched off in a profile (`enabled = false`) writes no flags; the criteria",
+        "built on it still read it.",
+        "",
+        "| # | criterion | title | role | priority | rule |",
+        "|---|---|---|---|---|---|",
     ]
     for n, (cid, c) in enumerate(spec.criteria.items(), start=1):
+        role = c.role if c.enabled else f"{c.role} (off)"
         lines.append(
-            f"| {n} | `{cid}` | {c.role} | {c.priority or ''} | {_cell(describe_criterion(rules, cid))} |"
+            f"| {n} | `{cid}` | {_cell(c.title)} | {role} | {c.priority or ''} | "
+            f"{_cell(describe_criterion(rules, cid))} |"
         )
     lines += ["", "## Criteria in detail", ""]
     for cid, c in spec.criteria.items():
-        lines += [f"### `{cid}`", "", f"{describe_criterion(rules, cid)}.", ""]
+        lines += [f"### `{cid}`: {c.title}", "", f"{describe_criterion(rules, cid)}.", ""]
+        if not c.enabled:
+            lines += ["**Switched off in this profile:** no flags are written.", ""]
         if c.action:
-            lines += [f"**Recommended action ({c.priority}):** {c.action}", ""]
+            action = fill_values(rules, cid, c.action)
+            lines += [f"**Recommended action ({c.priority}):** {action}", ""]
         lines += _params_table(cid, c.params)
-        if c.notes:
-            lines += ["Notes added to the worklist:", ""]
-            lines += [f"- `{key}`: {text}" for key, text in c.notes.items()]
-            lines.append("")
+    if spec.advice:
+        lines += [
+            "## Advice on the worklist",
+            "",
+            "After the action texts of a patient's most urgent criteria, the recommended action",
+            "adds each sentence below, once, in this order, when the patient's flags meet its",
+            "condition (`criterion:key`: that criterion's flags with that note key).",
+            "",
+            "| advice | when any of | and any of | text | source |",
+            "|---|---|---|---|---|",
+        ]
+        for key, a in spec.advice.items():
+            when = ", ".join(f"`{x}`" for x in a.when_any)
+            also = ", ".join(f"`{x}`" for x in a.and_any)
+            text = fill_values(rules, key, a.text)
+            lines.append(f"| `{key}` | {when} | {also} | {_cell(text)} | {_cell(a.source)} |")
+        lines.append("")
     if spec.worklists:
         lines += [
             "## Worklists per audience",
@@ -75,12 +98,15 @@ def render_markdown(rules: Rules) -> str:
             "Besides `worklist.csv`, each list is written as `worklist_<name>.csv` and a sheet of",
             "`worklist.xlsx`, with the patients who meet any of its criteria.",
             "",
-            "| list | title | audience | criteria |",
-            "|---|---|---|---|",
+            "| list | title | audience | criteria | except |",
+            "|---|---|---|---|---|",
         ]
         for name, wl in spec.worklists.items():
             crits = ", ".join(f"`{c}`" for c in wl.criteria)
-            lines.append(f"| `{name}` | {_cell(wl.title)} | {_cell(wl.audience)} | {crits} |")
+            not_these = ", ".join(f"`{c}`" for c in wl.exclude)
+            lines.append(
+                f"| `{name}` | {_cell(wl.title)} | {_cell(wl.audience)} | {crits} | {not_these} |"
+            )
         lines.append("")
     if spec.measures:
         lines += [
@@ -127,20 +153,211 @@ def render_markdown(rules: Rules) -> str:
         "",
         "## Analytes",
         "",
-        "| analyte | canonical unit | look-back (days) | possible values | LOINC codes | source |",
-        "|---|---|---|---|---|---|",
+        "| analyte | canonical unit | look-back (days) | reported decimals | possible values "
+        "| LOINC codes | source |",
+        "|---|---|---|---|---|---|---|",
     ]
     for aid, a in spec.analytes.items():
         lines.append(
             f"| {a.label} (`{aid}`) | {a.canonical_unit} | {a.lookback_days} | "
-            f"{a.plausible.low:g} to {a.plausible.high:g} | {', '.join(a.loinc)} | "
-            f"{_cell(a.source)} |"
+            f"{a.report_decimals} | {a.plausible.low:g} to {a.plausible.high:g} | "
+            f"{', '.join(a.loinc)} | {_cell(a.source)} |"
         )
     sources = sorted({a.plausible.source for a in spec.analytes.values()})
     lines += [
         "",
         "A result outside its analyte's possible values (in the canonical unit) is quarantined. "
         "Source of the ranges: " + "; ".join(_cell(s) for s in sources),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The criteria semantics: the exact reading of the rules that the SQL implements
+# ---------------------------------------------------------------------------------------------
+def _conditions() -> dict[str, list[str]]:
+    import csv
+
+    from pipeline.resources import data_dir
+
+    out: dict[str, list[str]] = {}
+    with (data_dir() / "diagnosis_codes.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["condition"], []).append(row["code"])
+    return out
+
+
+def render_semantics(rules: Rules) -> str:
+    """docs/criteria-semantics.md: how the SQL reads the medication, diagnosis, safety and
+    "latest" rules, with the profile's values in italics."""
+    values = rules.variables()
+
+    def v(key: str) -> str:
+        value = values[key]
+        if isinstance(value, list):
+            return "*" + ", ".join(str(x) for x in value) + "*"
+        if isinstance(value, bool):
+            return "*on*" if value else "*off*"
+        return f"*{value:g}*"
+
+    spec = rules.spec
+    conditions = "; ".join(f"{name} {', '.join(codes)}" for name, codes in _conditions().items())
+    offs = [cid for cid, c in spec.criteria.items() if not c.enabled]
+    lines = [
+        "# Criteria semantics: latest results, medication, diagnosis and safety criteria",
+        "",
+        f"Generated by `b12screen catalogue --semantics --rules {spec.ruleset.name}` from "
+        f"`{rules.path.name}`; do not edit by hand. The exact reading of the catalogue that the",
+        "SQL implements where the catalogue leaves a choice open. Values in *italics* are",
+        f"rules-file values ({spec.ruleset.name} profile {spec.ruleset.version}).",
+        "",
+        "## Who is screened",
+        "",
+        f"Every valid patient aged at least {v('settings.minimum_age')} years on the as-of date "
+        "(age in completed years; a birthday on the as-of day counts). Younger patients are kept",
+        "and counted in the audit (the funnel's `under_minimum_age` row) but no flag of theirs is",
+        "written, so they are on no list: adult limits do not apply to children.",
+        "A site profile may switch a criterion off (`enabled = false`): its flags are not written",
+        "anywhere, while the criteria defined on top of it still read it, so their meaning does",
+        "not change (switching off `anemia` leaves `pancytopenia` as the catalogue defines it). "
+        'A profile may also make an action criterion context (`role = "context"`): it is',
+        "still met and written to flags.parquet, but no longer puts a patient on the worklist."
+        + (f" Off in this profile: {', '.join(f'`{c}`' for c in offs)}." if offs else ""),
+        "",
+        '## "Latest" and results at the same time',
+        "",
+        "The latest result of an analyte is the valid result with the latest `collected_at` in",
+        "the analyte's look-back window (both ends counted). A date without a time is midnight,",
+        "so a result dated `2026-11-01` and one at `2026-11-01T00:00:00` are at the same time.",
+        "Of two or more results at the same time:",
+        "",
+        "1. the one with the higher `result_id` wins (ids that are numbers compare as numbers, so",
+        "   `10` is after `9`; others as text); a result without an id loses to one with an id;",
+        "2. then the lower canonical value. For B12, folate, the blood counts and eGFR that is the",
+        "   more cautious reading (a low result is not hidden by a normal one reported at the same",
+        "   time); for MMA, homocysteine, MCV and LDH, where a high value is the finding, it is the",
+        "   less alarming one, so two such results at one time without ids are worth a look;",
+        "3. then the source file and row number, so the answer never depends on the order the",
+        "   rows were read.",
+        "",
+        "A result sent again with the same `result_id` is one result (the later copy replaces",
+        "the earlier). Lab values in the evidence are rounded to the decimals the lab reports the",
+        "analyte with (`report_decimals` of each analyte), or kept with more when reported in the",
+        "canonical unit with more; every rule compares the unrounded value.",
+        "",
+        "## Recognising drugs (data/drug_codes.csv)",
+        "",
+        "A medication row belongs to a **drug group** when its `rxnorm` code, its `atc` code",
+        "(exact, 7 characters, case-insensitive), or a **name** in its `medication` text matches",
+        "the list. Names match whole words, any case, with strength, form and brand text around",
+        "them: the text is split into words on anything that is not a letter or digit, and a",
+        "listed name (one to three words, split the same way) must appear as consecutive words.",
+        "`MetFORMIN (Glucophage) 500 mg` is metformin; `Omeprazole 20 MG Delayed Release Oral",
+        "Capsule` a PPI; `vitamin B-12 1000 mcg` cyanocobalamin. A row may match several groups",
+        "(a combination product). Rows matching no group are kept and counted, never errors.",
+        f"**B12 therapy** is {v('settings.b12_therapy_groups')}, any route.",
+        "",
+        "## Orders, episodes and exposure",
+        "",
+        "Each order with `start_date <= as_of` covers `start_date .. covered_until`, both days",
+        "counted, cut at the as-of date; an open-ended order runs to the as-of date.",
+        "`covered_until` is the order's `end_date`, except for a **one-day B12 administration",
+        "record**: an order of B12 therapy whose `end_date` equals its `start_date` records one",
+        f"injection and covers {v('settings.single_dose_cover_days')} days from that day (until "
+        "the next maintenance dose is due). A one-day order of any other drug covers one day.",
+        "",
+        "Orders of a set of drug groups that overlap or touch (the next starts at most one day",
+        "after the previous cover ends) merge into one **episode**. **Exposure days** add up the",
+        "episodes' lengths (end - start + 1), so overlaps count once and gaps never count.",
+        "**Current** means an order's cover reaches the as-of date. For a set of several groups",
+        "(PPI and H2 blocker) the periods of all of them merge together.",
+        "",
+        "**Refill gaps.** A course of B12 therapy survives a late refill: for monitoring_overdue,",
+        f"an order that follows at most {v('monitoring_overdue.refill_gap_days')} days without "
+        "cover (the previous cover ends on day E, the order starts by day E + 1 + that many)",
+        "continues the course, so its",
+        "follow-up schedule runs on from the course's first start; a longer gap starts a new",
+        "course and a new schedule. Exposure totals (metformin, acid suppression) never count",
+        "the gap days.",
+        "",
+        "## Diagnoses (data/diagnosis_codes.csv)",
+        "",
+        "The code is compared without its dot, upper-cased (`K90.0`, `k900`, `K900` are equal). A",
+        "listed code matches itself and every code below it (prefix): `K50` matches `K50.90`,",
+        "`N18.3` matches `N18.30`/`N18.31`/`N18.32`. Any diagnosis recorded on or before the",
+        f"as-of date counts (no look-back). Conditions: {conditions}.",
+        "",
+        "## The criteria",
+        "",
+        "| id | met when |",
+        "|---|---|",
+        f"| `metformin_long_term` | metformin exposure days > {v('metformin_long_term.min_exposure_days')}, "
+        f"and current or last end date >= as_of - {v('metformin_long_term.recent_stop_days')} |",
+        f"| `acid_suppression_long_term` | exposure of {v('acid_suppression_long_term.drug_groups')} "
+        f"together > {v('acid_suppression_long_term.min_exposure_days')} days, and current or last end "
+        f">= as_of - {v('acid_suppression_long_term.recent_stop_days')} |",
+        f"| `b12_lowering_drug` | a current order of any of {v('b12_lowering_drug.drug_groups')} |",
+        f"| `risk_condition` | any diagnosis of {v('risk_condition.risk_conditions')} on or before "
+        f"as_of; the flag notes `malabsorption` when one of {v('risk_condition.parenteral_conditions')} "
+        "is among them (the worklist then advises injections for life with a deficiency) |",
+        "| `b12_screening_due` | (metformin_long_term or acid_suppression_long_term or "
+        f"b12_lowering_drug or risk_condition or, while age screening is {v('b12_screening_due.screen_by_age')}, "
+        f"age >= {v('b12_screening_due.age_at_least')} on as_of) and no valid B12 or MMA result dated in "
+        f"[as_of - {v('b12_screening_due.test_interval_days')}, as_of]; the flag notes `age_only` when "
+        "the age is the only reason (a worklist item `b12_screening_due:age_only` gives those "
+        "patients a list of their own) |",
+        "| `folate_without_b12` | (b12_deficient or mma_elevated) and a current order of "
+        f"{v('folate_without_b12.folate_groups')} and no current B12 therapy, and some deficient result "
+        "(the latest B12 when it meets b12_deficient, the latest MMA when it meets mma_elevated) "
+        f"has no B12 therapy order starting on or after its date - {v('folate_without_b12.therapy_lookback_days')} "
+        "days. Each deficient result is judged on its own, so a further result can add the alert "
+        "but never switch it off |",
+        f"| `cyanocobalamin_renal` | a current order of {v('cyanocobalamin_renal.drug_groups')} and (latest "
+        f"eGFR < {v('cyanocobalamin_renal.egfr_below')} in its look-back, or a diagnosis of "
+        f"{v('cyanocobalamin_renal.ckd_conditions')} (CKD stage 3-5 including end-stage renal disease "
+        f"N18.6, and dialysis Z99.2), or a diagnosis of {v('cyanocobalamin_renal.ckd_unstaged_conditions')} "
+        "(CKD of unspecified stage, N18.9) when there is no eGFR result in the look-back that "
+        "stages it) |",
+        "| `deficiency_untreated` | some deficient result (each judged on its own) dated more than "
+        f"{v('deficiency_untreated.grace_days')} days before as_of with no B12 therapy order starting "
+        f"on or after its date - {v('deficiency_untreated.therapy_lookback_days')} days. Therapy that "
+        "started earlier and is still running does not count: the flag notes `on_therapy`, and the "
+        "worklist asks to review adherence, route and dose |",
+        "| `monitoring_overdue` | B12 therapy current; its start = the first start of the current "
+        f"course (refill gaps up to {v('monitoring_overdue.refill_gap_days')} days bridged); due dates = "
+        f"start + {v('monitoring_overdue.cbc_days')} days (CBC), + {v('monitoring_overdue.cbc_b12_days')} "
+        f"days (CBC and B12), then every {v('monitoring_overdue.yearly_days')} days (CBC and B12); the "
+        f"most recent due date D <= as_of is overdue when as_of - D > {v('monitoring_overdue.grace_days')} "
+        f"and there is no valid result collected on or after D for each test due (CBC: any of "
+        f"{v('monitoring_overdue.cbc_analytes')}; B12: {v('monitoring_overdue.b12_analytes')}) |",
+        f"| `severe_cytopenia` | latest platelets < {v('thrombocytopenia.band_transfusion_10e9_l')} or "
+        f"latest ANC < {v('neutropenia.severe_below_10e9_l')} x10^9/L (fixed limits: the lab's own "
+        "range never moves a band or grade), whatever the B12 status |",
+        "| `b12_iv_route` | B12 therapy current, and every current order of it by a route of "
+        f"{v('b12_iv_route.iv_routes')} (lower case, single spaces); an order without a route is not "
+        "taken as IV |",
+        "",
+        "Roles and priorities: "
+        + "; ".join(
+            f"`{cid}` {c.role}{' ' + c.priority if c.priority else ''}"
+            for cid, c in spec.criteria.items()
+            if cid
+            in (
+                "metformin_long_term",
+                "acid_suppression_long_term",
+                "b12_lowering_drug",
+                "risk_condition",
+                "b12_screening_due",
+                "folate_without_b12",
+                "cyanocobalamin_renal",
+                "deficiency_untreated",
+                "monitoring_overdue",
+                "severe_cytopenia",
+                "b12_iv_route",
+            )
+        )
+        + ".",
         "",
     ]
     return "\n".join(lines)

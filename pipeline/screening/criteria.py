@@ -108,6 +108,7 @@ def screen(models: ModelRun) -> dict[str, int]:
             raise FlagLayoutError(f"{model.where}: wrote rows whose criterion is not {cid!r}")
         counts[cid] = patients
         models.built.add(cid)
+    _unscreen(con)
     models.build(["flags"])
     stray = con.execute(
         "SELECT DISTINCT criterion FROM run_flags WHERE criterion NOT IN (SELECT criterion FROM rule_criteria)"
@@ -116,4 +117,27 @@ def screen(models: ModelRun) -> dict[str, int]:
         raise RuntimeError(
             f"criteria SQL wrote unknown criterion ids: {sorted(r[0] for r in stray)}"
         )
-    return {cid: counts[cid] for cid in models.catalogue if cid in counts}
+    kept = dict(
+        con.execute(
+            "SELECT criterion, count(DISTINCT patient_id) FROM run_flags GROUP BY criterion"
+        ).fetchall()
+    )
+    return {cid: kept.get(cid, 0) for cid in models.catalogue if cid in counts}
+
+
+# Flags that are never written: those of a criterion a site profile switched off (enabled =
+# false; the criteria built on it have already read it, so their meaning does not change), and
+# every flag of a patient younger than settings.minimum_age on the as-of date (children are not
+# screened by adult limits; the audit counts them).
+_UNSCREEN = """
+DELETE FROM run_flags
+WHERE criterion IN (SELECT criterion FROM rule_criteria WHERE NOT enabled)
+    OR patient_id IN (
+        SELECT patient_id FROM patients
+        WHERE below_minimum_age(birth_date)
+    )
+"""
+
+
+def _unscreen(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_UNSCREEN)

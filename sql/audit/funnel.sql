@@ -7,6 +7,13 @@ with population as (
     from patients
 ),
 
+children as (
+    select 1 as stage_order, 1 as item_order, 'population' as stage, 'under_minimum_age' as item,
+        'patients under the minimum age (counted, not screened)' as label, count(*) as patients
+    from patients
+    where below_minimum_age(birth_date)
+),
+
 tested as (
     select
         2 as stage_order,
@@ -30,7 +37,8 @@ criteria as (
         rule_criteria.ordinal as item_order,
         'criterion' as stage,
         rule_criteria.criterion as item,
-        rule_criteria.criterion || ' (' || rule_criteria.role || ')' as label,
+        rule_criteria.criterion || ' (' || rule_criteria.role
+            || case when rule_criteria.enabled then '' else ', off' end || ')' as label,
         count(distinct run_flags.patient_id) as patients
     from rule_criteria
     left join run_flags on run_flags.criterion = rule_criteria.criterion
@@ -58,6 +66,7 @@ worklist as (
 
 final as (
     select * from population
+    union all select * from children
     union all select * from tested
     union all select * from criteria
     union all select * from worklist

@@ -4,6 +4,9 @@
 -- B12/MMA: sql/intermediate/tested_within.sql). observed_at is the last B12 or MMA result, if any.
 -- evidence: why screening is due (the risks in catalogue order, then the age) and when B12 or
 -- MMA was last tested ('never tested' without any valid result, however old).
+-- Age counts only while screen_by_age is on (a site may switch age-based screening off).
+-- note_key: 'age_only' when the age is the only reason (a site may give these patients a list
+-- of their own: a worklist item 'b12_screening_due:age_only').
 -- source_file/row_number: NULL; a risk and B12 or MMA results that are missing decide it.
 -- Grain: one row per patient meeting it.
 -- reads: acid_suppression_long_term, b12_lowering_drug, metformin_long_term, patients,
@@ -37,14 +40,16 @@ old_age as (
         printf('age %d', age_on(birth_date, getvariable('run.as_of')::date)) as reason,
         null::integer as ordinal
     from patients
-    where age_on(birth_date, getvariable('run.as_of')::date) >= getvariable('b12_screening_due.age_at_least')
+    where getvariable('b12_screening_due.screen_by_age')
+        and age_on(birth_date, getvariable('run.as_of')::date) >= getvariable('b12_screening_due.age_at_least')
 ),
 
 risks as (
     select
         patient_id,
         string_agg(criterion, ', ' order by criterion) as reasons,
-        string_agg(reason, ', ' order by ordinal asc nulls last) as why_due
+        string_agg(reason, ', ' order by ordinal asc nulls last) as why_due,
+        count(ordinal) = 0 as is_age_only
     from (select * from risk_flags union all select * from old_age)
     group by patient_id
 ),
@@ -69,7 +74,7 @@ final as (
             as evidence,
         null::varchar as source_file,
         null::bigint as row_number,
-        null::varchar as note_key
+        case when risks.is_age_only then 'age_only' end as note_key
     from risks
     left join tested on tested.patient_id = risks.patient_id
     where not coalesce(tested.is_tested, false)

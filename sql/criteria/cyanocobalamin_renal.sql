@@ -1,5 +1,7 @@
 -- Criterion cyanocobalamin_renal (safety): current cyanocobalamin with the latest eGFR below the
--- limit or a recorded chronic kidney disease stage 3-5.
+-- limit, or a recorded condition of ckd_conditions (chronic kidney disease stage 3-5, end-stage
+-- renal disease, dialysis), or one of ckd_unstaged_conditions (chronic kidney disease of
+-- unspecified stage) when no eGFR result in its look-back could stage it.
 -- source_file/row_number: NULL; the order and the eGFR result or diagnosis decide it together.
 -- Grain: one row per patient meeting it.
 -- reads: int_patient_conditions, latest_lab, therapy_orders
@@ -16,11 +18,22 @@ low_egfr as (
     where is_below(value, censor, getvariable('cyanocobalamin_renal.egfr_below'))
 ),
 
+any_egfr as (
+    select distinct patient_id from latest_lab('egfr')
+),
+
 ckd as (
-    select patient_id, string_agg(printf('%s (%s)', first_code, first_recorded_at), ', ') as codes
+    select
+        int_patient_conditions.patient_id,
+        string_agg(printf('%s (%s)', first_code, first_recorded_at), ', '
+            order by first_recorded_at, first_code) as codes
     from int_patient_conditions
     where list_contains(getvariable('cyanocobalamin_renal.ckd_conditions'), condition)
-    group by patient_id
+        or (
+            list_contains(getvariable('cyanocobalamin_renal.ckd_unstaged_conditions'), condition)
+            and int_patient_conditions.patient_id not in (select patient_id from any_egfr)
+        )
+    group by int_patient_conditions.patient_id
 ),
 
 final as (

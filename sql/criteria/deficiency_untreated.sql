@@ -3,6 +3,8 @@
 -- before it. Each deficient result is judged on its own (therapy before an older result does
 -- not answer a newer one); the row shows the most recent result that meets it (on a tie, the
 -- B12 before the MMA), and source_file/row_number are that result's extract row.
+-- note_key: 'on_therapy' when a B12 therapy order is current (started long before the result,
+-- so it does not answer it: review adherence, route and dose), else 'not_on_therapy'.
 -- Grain: one row per patient meeting it.
 -- reads: deficient_results, therapy_orders
 with deficiency as (
@@ -44,7 +46,13 @@ final as (
         detail as evidence,
         source_file,
         row_number,
-        null::varchar as note_key
+        case
+            when exists (
+                select 1 from therapy
+                where therapy.patient_id = most_recent.patient_id and therapy.is_current
+            ) then 'on_therapy'
+            else 'not_on_therapy'
+        end as note_key
     from most_recent
 )
 

@@ -2,12 +2,29 @@
 -- With settings.use_lab_reference_range on, the lab's own limit replaces the fixed one.
 -- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
 -- are the result's extract row.
+-- note_key: 'on_therapy' when B12 therapy (settings.b12_therapy_groups) is current, so the
+-- worklist asks to review adherence, route and dose rather than to start a course.
 -- Grain: one row per patient meeting it.
--- reads: lab_limit_flags
-with final as (
+-- reads: lab_limit_flags, therapy_orders
+with flags as (
     select * from lab_limit_flags(
         'mma_elevated', 'mma', above := getvariable('mma_elevated.above_nmol_l')
     )
+),
+
+on_therapy as (
+    select distinct patient_id
+    from therapy_orders(getvariable('settings.b12_therapy_groups'))
+    where is_current
+),
+
+final as (
+    select
+        flags.* replace (
+            case when on_therapy.patient_id is not null then 'on_therapy' end::varchar as note_key
+        )
+    from flags
+    left join on_therapy on on_therapy.patient_id = flags.patient_id
 )
 
 select * from final

@@ -1,13 +1,19 @@
 -- Criterion monitoring_overdue: on B12 therapy, and the latest follow-up scheduled from the start
 -- of the current therapy episode (CBC at cbc_days; CBC and B12 at cbc_b12_days, then every
 -- yearly_days) fell due more than grace_days ago with no matching result since its due date.
--- A CBC is any of cbc_analytes; a B12 any of b12_analytes.
+-- A CBC is any of cbc_analytes; a B12 any of b12_analytes. The episode survives a late refill:
+-- an order after at most refill_gap_days days without cover (the previous cover ends on day E,
+-- the order starts by E + 1 + refill_gap_days) continues it,
+-- so a short gap does not restart the schedule.
 -- source_file/row_number: NULL; the therapy episode and results that are missing decide it.
 -- Grain: one row per patient meeting it.
 -- reads: drug_exposure, lab_results
 with on_therapy as (
     select patient_id, current_start_date as started_on
-    from drug_exposure(getvariable('monitoring_overdue.therapy_groups'))
+    from drug_exposure(
+        getvariable('monitoring_overdue.therapy_groups'),
+        gap_days := getvariable('monitoring_overdue.refill_gap_days')
+    )
     where is_current
 ),
 

@@ -1,5 +1,7 @@
 -- Criterion risk_condition: a recorded diagnosis that raises the risk of B12 deficiency.
 -- source_file/row_number: NULL; every recorded risk condition is listed, no single row decides it.
+-- note_key: 'malabsorption' when a condition of parenteral_conditions (pernicious anaemia and
+-- the malabsorption after surgery) is among them: oral B12 is not dependable there.
 -- Grain: one row per patient meeting it.
 -- reads: int_patient_conditions
 with conditions as (
@@ -21,7 +23,10 @@ final as (
         detail as evidence,
         null::varchar as source_file,
         null::bigint as row_number,
-        null::varchar as note_key
+        case
+            when bool_or(list_contains(getvariable('risk_condition.parenteral_conditions'), condition))
+                then 'malabsorption'
+        end as note_key
     from conditions
     group by patient_id
 )

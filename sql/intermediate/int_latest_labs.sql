@@ -3,7 +3,9 @@
 -- Grain: one row per patient and analyte.
 -- "Latest" is deterministic: the latest collected_at; on a tie, the highest result_id (ids
 -- that are numbers compare as numbers, so '10' is after '9'; rows without an id last); then
--- the lower canonical value; then source file and row number.
+-- the lower canonical value (docs/criteria-semantics.md says for which analytes that is the
+-- more cautious reading); then source file and row number, so a run never depends on the order
+-- rows were read.
 -- reads: lab_results, rule_analytes
 with results as (
     select * from lab_results
@@ -11,11 +13,11 @@ with results as (
 ),
 
 windows as (
-    select analyte, lookback_days, label from rule_analytes
+    select analyte, lookback_days, label, report_decimals from rule_analytes
 ),
 
 in_window as (
-    select results.*, windows.label
+    select results.*, windows.label, windows.report_decimals
     from results
     inner join windows on windows.analyte = results.analyte
     where results.collected_at::date

@@ -3,6 +3,10 @@
 -- product gives one row per group). An order is recognised by its RxNorm code, its ATC code,
 -- or a listed name appearing as whole words in its text ('MetFORMIN (Glucophage) 500 mg');
 -- words are runs of letters (any alphabet) and digits.
+-- covered_until: the last day the order covers. An order of B12 therapy
+-- (settings.b12_therapy_groups) that starts and ends on the same day records one dose (an
+-- injection): it covers settings.single_dose_cover_days days from that day, up to when the next
+-- maintenance dose falls due. Any other order covers up to its end_date (NULL: open-ended).
 -- reads: medications, ref_drug_codes
 with orders as (
     select _rid, patient_id, medication, rxnorm, atc, start_date, end_date, route
@@ -46,7 +50,14 @@ final as (
     select
         orders.*,
         matched.drug_group,
-        matched.matched_by
+        matched.matched_by,
+        case
+            when orders.end_date = orders.start_date
+                and list_contains(getvariable('settings.b12_therapy_groups'), matched.drug_group)
+                then orders.start_date
+                    + (getvariable('settings.single_dose_cover_days')::integer - 1)
+            else orders.end_date
+        end as covered_until
     from orders
     inner join (
         select _rid, drug_group, string_agg(distinct matched_by, ',' order by matched_by) as matched_by

@@ -20,10 +20,15 @@ CREATE OR REPLACE TEMP MACRO is_at_most(v, censor, lim) AS CASE
     ELSE v <= lim
 END;
 
--- The human-readable evidence for one lab result: value and unit in canonical form, the date,
--- and what the lab reported when it was in another unit.
-CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, reported_value, reported_unit) AS
-    label || ' ' || coalesce(censor, '') || printf('%g', v) || ' ' || unit
+-- The human-readable evidence for one lab result: value and unit in canonical form, rounded
+-- (half away from zero) to the decimals a lab reports the analyte with ([analytes] in the rules
+-- file: report_decimals), the date, and what the lab reported when it was in another unit. A
+-- value reported in the canonical unit keeps the decimals it was reported with when it has more
+-- (179.5 pg/mL stays 179.5, so the text never crosses the limit the rule compared): the caller
+-- passes shown_decimals(...) (sql/macros/parsing.sql). The rules compare the unrounded value.
+CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, reported_value, reported_unit, decimals) AS
+    label || ' ' || coalesce(censor, '')
+    || format('{:.{}f}', round(v::DOUBLE, decimals::INTEGER), decimals::INTEGER) || ' ' || unit
     || ' on ' || strftime(taken_at, '%Y-%m-%d')
     || CASE
         WHEN unit_key(reported_unit) IS DISTINCT FROM unit_key(unit)

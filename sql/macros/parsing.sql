@@ -74,3 +74,12 @@ END;
 
 -- A free-text key: lower case, single spaces, trimmed (test names, drug names).
 CREATE OR REPLACE TEMP MACRO text_key(v) AS nullif(lower(trim(regexp_replace(v::VARCHAR, '\s+', ' ', 'g'))), '');
+
+-- The decimals to show a lab value with: the analyte's reporting decimals, or more when the
+-- value was reported in the canonical unit with more (sql/macros/comparisons.sql lab_evidence).
+CREATE OR REPLACE TEMP MACRO shown_decimals(reported_value, reported_unit, unit, decimals) AS CASE
+    WHEN unit_key(reported_unit) IS NOT DISTINCT FROM unit_key(unit)
+        THEN greatest(decimals::INTEGER,
+            coalesce(length(regexp_extract(trim(reported_value::VARCHAR), '\.(\d+)$', 1)), 0))
+    ELSE decimals::INTEGER
+END;

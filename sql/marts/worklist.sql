@@ -1,29 +1,32 @@
 -- Mart: the worklist. Grain: one row per patient with at least one action criterion met,
 -- most urgent first (priority, then number of criteria met, then patient_id).
 -- criteria lists every criterion met (action and context) in catalogue order; the
--- recommended action gives the action texts of the most urgent criteria met and names the rest;
+-- recommended action gives the action texts of the most urgent criteria met, then each advice
+-- sentence of the rules file ([advice]) whose conditions the patient's flags meet, once, in file
+-- order, and names the other action criteria met by their titles;
 -- evidence lists the lab results behind them; latest_evidence_on (a DATE) is the newest date the
 -- action criteria met are dated by (a result's collection, the day a follow-up fell due, the
--- start of a current drug, the last B12 or MMA test for screening; NULL when none). status
--- says whether the patient was already on the worklist of the previous successful run in this
--- database (the latest one with an earlier as-of date, so a run repeated for the same date
--- gives the same statuses). Flags suppressed by clinician feedback do not count; the feedback
--- on any flag shows in the feedback column.
--- reads: flags, int_previous_worklist, patients, rule_criteria, rule_notes, rule_priorities
+-- start of a current drug, the last B12 or MMA test for screening; NULL when none). status says whether the patient was already on
+-- the worklist of the previous successful run in this database (the latest one with an earlier
+-- as-of date, so a run repeated for the same date gives the same statuses). Flags suppressed by
+-- clinician feedback do not count; the feedback on any flag shows in the feedback column.
+-- reads: flags, int_previous_worklist, patients, rule_advice, rule_criteria, rule_priorities
 with flags as (
     select * from run_flags
 ),
 
 catalogue as (
-    select criterion, ordinal, role, priority, priority_rank, action from rule_criteria
+    select criterion, ordinal, role, priority, priority_rank, action, title from rule_criteria
 ),
 
-rule_notes as (
-    select criterion, note_key, note from rule_notes
+advice as (
+    select advice, ordinal, text, when_any, and_any from rule_advice
 ),
 
 all_flagged as (
-    select flags.*, catalogue.ordinal, catalogue.role, catalogue.priority_rank, catalogue.action
+    select
+        flags.*, catalogue.ordinal, catalogue.role, catalogue.priority_rank, catalogue.action,
+        catalogue.title
     from flags
     inner join catalogue on catalogue.criterion = flags.criterion
 ),
@@ -36,7 +39,7 @@ feedback as (
     select
         patient_id,
         string_agg(
-            printf('%s: %s on %s%s%s', criterion, feedback_action, feedback_received_on,
+            printf('%s: %s on %s%s%s', title, feedback_action, feedback_received_on,
                 case when is_suppressed then ' (suppressed)' else '' end,
                 coalesce(' - ' || feedback_note, '')),
             '; ' order by ordinal
@@ -61,7 +64,7 @@ per_patient as (
         count(*) as criteria_count,
         string_agg(criterion, ';' order by ordinal) as criteria,
         min(priority_rank) filter (where role = 'action') as top_rank,
-        list(struct_pack(rank := priority_rank, criterion := criterion, action := action) order by ordinal)
+        list(struct_pack(rank := priority_rank, title := title, action := action) order by ordinal)
             filter (where role = 'action') as actions,
         max(observed_at) filter (where role = 'action')::date as latest_evidence_on
     from flagged
@@ -80,28 +83,52 @@ evidence as (
     group by patient_id
 ),
 
--- Notes of context criteria that change how to act (the platelet band decides the injection
--- technique and transfusion support).
-notes as (
-    select flagged.patient_id, string_agg(rule_notes.note, ' ' order by flagged.ordinal) as notes
-    from flagged
-    inner join rule_notes
-        on rule_notes.criterion = flagged.criterion and rule_notes.note_key = flagged.note_key
-    group by flagged.patient_id
+-- What each patient's flags say, as advice items: the criterion, and criterion:note_key.
+flag_items as (
+    select patient_id, list(distinct item) as items
+    from (
+        select patient_id, criterion as item from flagged
+        union all
+        select patient_id, criterion || ':' || note_key from flagged where note_key is not null
+    )
+    group by patient_id
 ),
 
--- The actions of the most urgent criteria met, in full, then the notes; the other action
--- criteria by name.
+-- The advice sentences that apply (the platelet band's injection technique only where an
+-- injection is advised, the regimen and folate warning wherever deficiency is confirmed ...).
+notes as (
+    select
+        flag_items.patient_id,
+        string_agg(advice.text, ' ' order by advice.ordinal) as notes
+    from flag_items
+    inner join advice
+        on list_has_any(flag_items.items, advice.when_any)
+        and (len(advice.and_any) = 0 or list_has_any(flag_items.items, advice.and_any))
+    group by flag_items.patient_id
+),
+
+-- The actions of the most urgent criteria met, in full, then the advice; the other action
+-- criteria by title.
+top_actions as (
+    select patient_id, [a.action for a in actions if a.rank = top_rank] as texts
+    from per_patient
+),
+
 actions as (
     select
         per_patient.patient_id,
         concat_ws(' ',
-            array_to_string(list_distinct([a.action for a in actions if a.rank = top_rank]), ' '),
+            -- each text once, in catalogue order
+            array_to_string(
+                list_filter(top_actions.texts, lambda t, i: list_position(top_actions.texts, t) = i),
+                ' '
+            ),
             notes.notes,
             'Also: ' || nullif(array_to_string(
-                [a.criterion for a in actions if a.rank > top_rank], ', '), '') || '.'
+                [a.title for a in actions if a.rank > top_rank], ', '), '') || '.'
         ) as recommended_action
     from per_patient
+    inner join top_actions on top_actions.patient_id = per_patient.patient_id
     left join notes on notes.patient_id = per_patient.patient_id
 ),
 

@@ -1,6 +1,7 @@
 -- Measure b12_started_within_7_days: of the deficient patients whose window has closed, how
 -- many started B12 therapy on the day of the deficient result or within window_days after it.
--- Patients already on B12 therapy on the day of the result are not in the denominator.
+-- Patients already on B12 therapy on the day of the result (an order covering it, a one-day
+-- injection record up to its covered_until) are not in the denominator.
 -- Grain: one row per patient in the denominator.
 -- reads: deficient_patients, therapy_orders
 with deficiency as (
@@ -22,7 +23,7 @@ already_on_therapy as (
     from window_closed
     inner join therapy on therapy.patient_id = window_closed.patient_id
     where therapy.start_date < window_closed.deficient_on
-        and coalesce(therapy.end_date, getvariable('run.as_of')::date) >= window_closed.deficient_on
+        and coalesce(therapy.covered_until, getvariable('run.as_of')::date) >= window_closed.deficient_on
 ),
 
 started as (

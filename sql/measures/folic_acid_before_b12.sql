@@ -31,7 +31,7 @@ b12_by_then as (
         and (
             orders.start_date >= deficiency.deficient_on
                 - getvariable('folic_acid_before_b12.lookback_days')::integer
-            or coalesce(orders.end_date, getvariable('run.as_of')::date) >= first_folate.started_on
+            or coalesce(orders.covered_until, getvariable('run.as_of')::date) >= first_folate.started_on
         )
 ),
 

@@ -248,7 +248,8 @@ def test_day6_feedback_suppresses_and_annotates(week: dict) -> None:
     assert week["resolved6"]["p2"]["reason"] == "feedback"
     assert "critical_anemia: treated" in week["resolved6"]["p2"]["detail"]
     assert (
-        "b12_deficient: reviewed" in wl["p1"]["feedback"] and "letter sent" in wl["p1"]["feedback"]
+        # the worklist names the criterion by its title
+        "B12 deficient: reviewed" in wl["p1"]["feedback"] and "letter sent" in wl["p1"]["feedback"]
     )
     assert wl["p1"]["priority"] == "high", "reviewed only annotates"
     assert week["files"]["labs_d5b.csv"] == 1, (

@@ -288,11 +288,12 @@ THRESHOLDS = [
             "above": ("neutropenia", "grade mild"),
         },
     ),
+    # the severe grade is also where severe_cytopenia starts, whatever the B12 status
     Threshold(
         "neutropenia.severe_below_10e9_l",
         "anc",
-        fs("neutropenia"),
-        below=fs("neutropenia"),
+        fs("neutropenia", "severe_cytopenia"),
+        below=fs("neutropenia", "severe_cytopenia"),
         at=fs("neutropenia"),
         above=fs("neutropenia"),
         details={
@@ -336,11 +337,12 @@ THRESHOLDS = [
             "above": ("thrombocytopenia", band("thrombocytopenia.band_im_caution_10e9_l")),
         },
     ),
+    # below the transfusion band: also severe_cytopenia, whatever the B12 status
     Threshold(
         "thrombocytopenia.band_transfusion_10e9_l",
         "platelets",
-        fs("thrombocytopenia"),
-        below=fs("thrombocytopenia"),
+        fs("thrombocytopenia", "severe_cytopenia"),
+        below=fs("thrombocytopenia", "severe_cytopenia"),
         at=fs("thrombocytopenia"),
         above=fs("thrombocytopenia"),
         details={
@@ -888,7 +890,11 @@ LATEST_EXPECT = {
     "lt-hgb-newer-anemic": ("anemia", {"anemia": 11.0}, ()),
     "lt-plt-tie-higher-id": ("-", {}, ()),
     "lt-plt-tie-no-id": ("thrombocytopenia", {"thrombocytopenia": 100.0}, ()),
-    "lt-anc-newer-severe": ("neutropenia", {"neutropenia": 0.3}, ()),
+    "lt-anc-newer-severe": (
+        "neutropenia severe_cytopenia",
+        {"neutropenia": 0.3, "severe_cytopenia": 0.3},
+        (),
+    ),
 }
 
 
@@ -970,9 +976,9 @@ cen-folate-lt5      | 500           |                |       | <5     |       | 
 cen-folate-gt2      | 500           |                |       | >2     |       |       |       |       | -                     |
 cen-hgb-lt5         | 500           |                |       |        | <5.0  |       |       |       | anemia critical_anemia|
 cen-hgb-gt4         | 500           |                |       |        | >4    |       |       |       | -                     |
-cen-anc-lt0.5       | 500           |                |       |        |       | <0.5  |       |       | neutropenia           | neutropenia: grade severe
+cen-anc-lt0.5       | 500           |                |       |        |       | <0.5  |       |       | neutropenia severe_cytopenia | neutropenia: grade severe
 cen-anc-gt0.1       | 500           |                |       |        |       | >0.1  |       |       | -                     |
-cen-plt-lt10        | 500           |                |       |        |       |       | <10   |       | thrombocytopenia      | thrombocytopenia: band below 10
+cen-plt-lt10        | 500           |                |       |        |       |       | <10   |       | thrombocytopenia severe_cytopenia | thrombocytopenia: band below 10
 cen-plt-gt5         | 500           |                |       |        |       |       | >5    |       | -                     |
 cen-mcv-gt100       | 500           |                |       |        |       |       |       | >100  | macrocytosis          |
 cen-mcv-lt120       | 500           |                |       |        |       |       |       | <120  | -                     |
@@ -1133,6 +1139,8 @@ LAB_RANGE_CRITERIA = fs(
     "homocysteine_elevated",
     "macrocytosis",
 )
+# ... and, for the platelet rows, what a lab's range must not move: the bands and grades
+LAB_RANGE_CHECKED = LAB_RANGE_CRITERIA | fs("thrombocytopenia", "severe_cytopenia")
 LAB_RANGE = """
 patient_id               | analyte      | value | reference_low | reference_high | expect                | detail
 # below the lab's lower limit, though not below the fixed one
@@ -1153,10 +1161,15 @@ rr-mma-over-lab-high     | mma          | 260   |               | 250           
 rr-mma-at-lab-high       | mma          | 250   |               | 250            | -                     |
 rr-mma-over-fixed-only   | mma          | 300   |               | 400            | -                     |
 rr-mma-lower-only        | mma          | 300   | 50            |                | mma_elevated          | MMA 300 nmol/L on 2026-11-01
-rr-hcy-over-lab-high     | homocysteine | 9     |               | 8.5            | homocysteine_elevated | Homocysteine 9 umol/L on 2026-11-01; limit from the lab's range: 8.5
+rr-hcy-over-lab-high     | homocysteine | 9     |               | 8.5            | homocysteine_elevated | Homocysteine 9.0 umol/L on 2026-11-01; limit from the lab's range: 8.5
 rr-hcy-at-lab-high       | homocysteine | 8.5   |               | 8.5            | -                     |
-rr-mcv-over-lab-high     | mcv          | 99    |               | 98             | macrocytosis          | MCV 99 fL on 2026-11-01; limit from the lab's range: 98
+rr-mcv-over-lab-high     | mcv          | 99    |               | 98             | macrocytosis          | MCV 99.0 fL on 2026-11-01; limit from the lab's range: 98
 rr-mcv-over-fixed-only   | mcv          | 101   |               | 102            | -                     |
+# the lab's range moves the lower limit of thrombocytopenia, never the transfusion band that
+# severe_cytopenia uses
+rr-plt-under-lab-low     | platelets    | 160   | 170           |                | thrombocytopenia      | Platelets 160 10^9/L on 2026-11-01; band below 150
+rr-plt-severe-lab-low-5  | platelets    | 9     | 5             |                | severe_cytopenia      | Platelets 9 10^9/L on 2026-11-01; platelets below 10 or ANC below 0.5 x10^9/L
+rr-plt-at-band-lab-20    | platelets    | 10    | 20            |                | thrombocytopenia      | Platelets 10 10^9/L on 2026-11-01; band below 25
 """
 LAB_RANGE_ROWS = parse_table(LAB_RANGE)
 
@@ -1178,7 +1191,7 @@ def test_lab_range(lab_range_run, row):
     pid = row["patient_id"]
     why = lab_range_run.explain(pid)
     expect = criteria_set(row["expect"])
-    assert lab_range_run.criteria(pid) & LAB_RANGE_CRITERIA == expect, why
+    assert lab_range_run.criteria(pid) & LAB_RANGE_CHECKED == expect, why
     for criterion in expect:
         assert lab_range_run.flag(pid, criterion)["detail"] == row["detail"], why
 

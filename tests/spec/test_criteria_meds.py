@@ -10,7 +10,7 @@ test. A table has one row per input event of a patient:
 
 - ``med``: a medication order; ``what`` is the medication text, or ``rxnorm=CODE`` /
   ``atc=CODE`` for a row that carries only that code; ``start``/``end`` its dates (``end``
-  empty = open-ended);
+  empty = open-ended); an optional ``route`` column its route as written;
 - ``dx``: a diagnosis; ``what`` the code as the source writes it, ``start`` its recorded_at
   (default: 100 days before as-of);
 - ``lab``: a lab result; ``what`` the analyte, ``value`` in its canonical unit, ``start``
@@ -42,6 +42,7 @@ try:
     from harness import (
         AS_OF,
         MED_CRITERIA,
+        RULES,
         ScreeningResult,
         criteria_set,
         param,
@@ -52,6 +53,7 @@ except ModuleNotFoundError:  # tests/ imported as a package
     from tests.harness import (
         AS_OF,
         MED_CRITERIA,
+        RULES,
         ScreeningResult,
         criteria_set,
         param,
@@ -117,6 +119,8 @@ def cases_from(text: str, checked: frozenset[str]) -> list[Case]:
                     med[key] = code
                 else:
                     med["medication"] = what
+                if r.get("route"):
+                    med["route"] = r["route"]
                 meds.append(med)
             elif kind == "dx":
                 dxs.append(
@@ -663,9 +667,11 @@ def test_folate_run_never_flags_the_empty_patient(folate_run):
 
 # =============================================================================================
 # cyanocobalamin_renal: cyanocobalamin current and (latest eGFR < 60 in its 365-day look-back,
-# or a CKD stage 3-5 diagnosis: N18.3, N18.4, N18.5, N18.6 and codes below them)
+# or a CKD stage 3-5 diagnosis: N18.3, N18.4, N18.5, N18.6 and codes below them, or dialysis
+# Z99.2, or CKD of unspecified stage N18.9 when no eGFR in the look-back stages it)
 # =============================================================================================
 CYANO = "Cyanocobalamin 1000 mcg tablet"
+INJ = "Cyanocobalamin 1000 mcg/mL injection"
 RENAL = f"""
 patient_id              | event | what                                | start | end   | value | expect               | quarantine
 cr-egfr-59              | med   | {CYANO}                             | T-100 |       |       | cyanocobalamin_renal |
@@ -688,8 +694,32 @@ cr-N18.4-long-ago       | med   | {CYANO}                             | T-100 | 
 cr-N18.4-long-ago       | dx    | N18.4                               | 2010-01-01 |  |       |                      |
 cr-not-N18.2            | med   | {CYANO}                             | T-100 |       |       | -                    |
 cr-not-N18.2            | dx    | N18.2                               |       |       |       |                      |
-cr-not-N18.9            | med   | {CYANO}                             | T-100 |       |       | -                    |
-cr-not-N18.9            | dx    | N18.9                               |       |       |       |                      |
+# N18.9 (stage unknown) counts only when no eGFR in its look-back shows the stage
+cr-N18.9-no-egfr        | med   | {CYANO}                             | T-100 |       |       | cyanocobalamin_renal |
+cr-N18.9-no-egfr        | dx    | N18.9                               |       |       |       |                      |
+cr-N18.9-egfr-60        | med   | {CYANO}                             | T-100 |       |       | -                    |
+cr-N18.9-egfr-60        | dx    | N18.9                               |       |       |       |                      |
+cr-N18.9-egfr-60        | lab   | egfr                                |       |       | 60    |                      |
+cr-N18.9-egfr-59        | med   | {CYANO}                             | T-100 |       |       | cyanocobalamin_renal |
+cr-N18.9-egfr-59        | dx    | N18.9                               |       |       |       |                      |
+cr-N18.9-egfr-59        | lab   | egfr                                |       |       | 59    |                      |
+cr-N18.9-egfr-old       | med   | {CYANO}                             | T-100 |       |       | cyanocobalamin_renal |
+cr-N18.9-egfr-old       | dx    | N18.9                               |       |       |       |                      |
+cr-N18.9-egfr-old       | lab   | egfr                                | T-366 |       | 75    |                      |
+# dialysis (Z99.2) is kidney failure whatever the eGFR says
+cr-Z99.2                | med   | {CYANO}                             | T-100 |       |       | cyanocobalamin_renal |
+cr-Z99.2                | dx    | Z99.2                               |       |       |       |                      |
+cr-z992-egfr-70         | med   | {CYANO}                             | T-100 |       |       | cyanocobalamin_renal |
+cr-z992-egfr-70         | dx    | z992                                |       |       |       |                      |
+cr-z992-egfr-70         | lab   | egfr                                |       |       | 70    |                      |
+cr-not-Z99.1            | med   | {CYANO}                             | T-100 |       |       | -                    |
+cr-not-Z99.1            | dx    | Z99.11                              |       |       |       |                      |
+# a one-day cyanocobalamin injection record covers settings.single_dose_cover_days (92):
+# given T-91 it covers T-91..T (current), given T-92 it ended yesterday
+cr-one-dose-91          | med   | {INJ}                               | T-91  | T-91  |       | cyanocobalamin_renal |
+cr-one-dose-91          | lab   | egfr                                |       |       | 40    |                      |
+cr-one-dose-92          | med   | {INJ}                               | T-92  | T-92  |       | -                    |
+cr-one-dose-92          | lab   | egfr                                |       |       | 40    |                      |
 cr-dx-after-as-of       | med   | {CYANO}                             | T-100 |       |       | -                    |
 cr-dx-after-as-of       | dx    | N18.4                               | T+1   |       |       |                      | after the as-of date
 # the eGFR look-back (365 days): at its edge counts, a day earlier not; latest wins
@@ -911,6 +941,28 @@ mon-methylcobalamin     | med   | Methylcobalamin 1000 mcg      | T-25  |       
 mon-cyanocobalamin-oral | med   | {CYANO}                       | T-25  |       |         | monitoring_overdue |
 mon-vitamin-b-12-name   | med   | vitamin B-12 1000 mcg         | T-25  |       |         | monitoring_overdue |
 mon-folic-acid-only     | med   | {FOLIC}                       | T-25  |       |         | -                  |
+# a late refill (refill_gap_days = 30) continues the course: T-200..T-100, then from T-69
+# (30 days without an order) is one course from T-200, day-182 visit due T-18 (the CBC at
+# T-30 is before it); from T-68 (31 days without) a new course starts, day-30 CBC due T-38
+# and done at T-30
+mon-gap-30-days         | med   | {HYDROXO}                     | T-200 | T-100 |         | monitoring_overdue |
+mon-gap-30-days         | med   | {HYDROXO}                     | T-69  |       |         |                    |
+mon-gap-30-days         | lab   | hgb                           | T-30  |       | 14.5    |                    |
+mon-gap-31-days         | med   | {HYDROXO}                     | T-200 | T-100 |         | -                  |
+mon-gap-31-days         | med   | {HYDROXO}                     | T-68  |       |         |                    |
+mon-gap-31-days         | lab   | hgb                           | T-30  |       | 14.5    |                    |
+# one-day injection records each cover single_dose_cover_days (92) days: doses every 60 days
+# from T-200 are one current course, day-182 visit due T-18 with nothing since
+mon-doses-every-60      | med   | {HYDROXO}                     | T-200 | T-200 |         | monitoring_overdue |
+mon-doses-every-60      | med   | {HYDROXO}                     | T-140 | T-140 |         |                    |
+mon-doses-every-60      | med   | {HYDROXO}                     | T-80  | T-80  |         |                    |
+mon-doses-every-60      | med   | {HYDROXO}                     | T-20  | T-20  |         |                    |
+# one dose T-60: covers T-60..T+31, current; day-30 CBC due T-30, none since
+mon-one-dose-60         | med   | {HYDROXO}                     | T-60  | T-60  |         | monitoring_overdue |
+# one dose T-92: covered T-92..T-1, so not on therapy today
+mon-one-dose-92         | med   | {HYDROXO}                     | T-92  | T-92  |         | -                  |
+# one dose T-91: covers T-91..T, current; its day-90 visit fell due yesterday: not yet overdue
+mon-one-dose-91         | med   | {HYDROXO}                     | T-91  | T-91  |         | -                  |
 """
 MONITORING_CASES = cases_from(MONITORING, frozenset({"monitoring_overdue"}))
 monitoring_run = table_fixture(MONITORING_CASES)
@@ -923,6 +975,43 @@ def test_monitoring_overdue(monitoring_run, case):
 
 def test_monitoring_run_never_flags_the_empty_patient(monitoring_run):
     check_never(monitoring_run)
+
+
+# =============================================================================================
+# b12_iv_route: B12 therapy current, and every current order of it by an intravenous route
+# (iv_routes: iv, intravenous, ..., any case); an order without a route is not IV
+# =============================================================================================
+IV_ROUTE = f"""
+patient_id              | event | what                          | start | end   | route        | expect
+iv-hydroxo-iv           | med   | {HYDROXO}                     | T-30  |       | IV           | b12_iv_route
+iv-cyano-intravenous    | med   | Cyanocobalamin 1000 mcg/mL injection | T-30 |  | Intravenous  | b12_iv_route
+iv-push-spaces          | med   | {HYDROXO}                     | T-30  |       |  iv   push   | b12_iv_route
+iv-methylcobalamin      | med   | Methylcobalamin 1000 mcg      | T-30  |       | iv           | b12_iv_route
+iv-and-im               | med   | {HYDROXO}                     | T-30  |       | IV           | -
+iv-and-im               | med   | {HYDROXO}                     | T-10  |       | IM           |
+iv-ended-yesterday      | med   | {HYDROXO}                     | T-60  | T-1   | IV           | -
+iv-ended-now-im         | med   | {HYDROXO}                     | T-60  | T-20  | IV           | -
+iv-ended-now-im         | med   | {HYDROXO}                     | T-19  |       | IM           |
+iv-no-route             | med   | {HYDROXO}                     | T-30  |       |              | -
+iv-im                   | med   | {HYDROXO}                     | T-30  |       | IM           | -
+iv-sc                   | med   | {HYDROXO}                     | T-30  |       | SC           | -
+iv-intramuscular-word   | med   | {HYDROXO}                     | T-30  |       | intramuscular | -
+iv-folic-acid-iv        | med   | {FOLIC}                       | T-30  |       | IV           | -
+# one IV dose recorded on one day covers 92 days (single_dose_cover_days): T-91 is current
+iv-one-dose-91          | med   | {HYDROXO}                     | T-91  | T-91  | IV           | b12_iv_route
+iv-one-dose-92          | med   | {HYDROXO}                     | T-92  | T-92  | IV           | -
+"""
+IV_ROUTE_CASES = cases_from(IV_ROUTE, frozenset({"b12_iv_route"}))
+iv_route_run = table_fixture(IV_ROUTE_CASES)
+
+
+@pytest.mark.parametrize("case", IV_ROUTE_CASES, ids=ids)
+def test_b12_iv_route(iv_route_run, case):
+    check(iv_route_run, case)
+
+
+def test_iv_route_run_never_flags_the_empty_patient(iv_route_run):
+    check_never(iv_route_run)
 
 
 # =============================================================================================
@@ -951,8 +1040,15 @@ def test_guidance_profile_has_the_defaults_these_tables_assume():
         "monitoring_overdue.grace_days": 14,
         "monitoring_overdue.cbc_analytes": ["hgb", "wbc", "platelets"],
         "monitoring_overdue.b12_analytes": ["b12"],
+        "monitoring_overdue.refill_gap_days": 30,
+        "cyanocobalamin_renal.ckd_conditions": ["ckd_stage_3_to_5", "dialysis"],
+        "cyanocobalamin_renal.ckd_unstaged_conditions": ["ckd_unstaged"],
     }
     assert {k: param(k) for k in semantics} == semantics
+    assert RULES["settings"]["single_dose_cover_days"]["value"] == 92
+    assert "iv" in param("b12_iv_route.iv_routes") and "intravenous" in param(
+        "b12_iv_route.iv_routes"
+    )
     therapy = ["cyanocobalamin", "hydroxocobalamin", "methylcobalamin"]
     for criterion in ("folate_without_b12", "deficiency_untreated", "monitoring_overdue"):
         assert sorted(param(f"{criterion}.therapy_groups")) == therapy
@@ -969,6 +1065,7 @@ def test_every_criterion_has_a_table():
         "cyanocobalamin_renal": RENAL_CASES,
         "deficiency_untreated": UNTREATED_CASES,
         "monitoring_overdue": MONITORING_CASES,
+        "b12_iv_route": IV_ROUTE_CASES,
     }
     assert set(tables) == MED_CRITERIA
     for criterion, cases in tables.items():

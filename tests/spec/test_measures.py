@@ -296,8 +296,15 @@ b7-order-ends-on-result-day | med  | {CYANO} | T-60 | T-30 |      |        |
 # ... an order that ended the day before the result does not: in the denominator
 b7-order-ended-day-minus-1  | lab  | b12   | T-30  |      | 150   | den    | T-30
 b7-order-ended-day-minus-1  | med  | {CYANO} | T-60 | T-31 |      |        |
-b7-one-day-order-day-minus-1 | lab | b12   | T-30  |      | 150   | den    | T-30
+# ... but a one-day B12 record (one dose) covers settings.single_dose_cover_days (92) days:
+# given the day before the result, it covers the result day (already on therapy); given 92
+# days before, its cover ended the day before the result
+b7-one-day-order-day-minus-1 | lab | b12   | T-30  |      | 150   | -      |
 b7-one-day-order-day-minus-1 | med | {CYANO} | T-31 | T-31 |      |        |
+b7-one-day-order-day-92     | lab  | b12   | T-30  |      | 150   | den    | T-30
+b7-one-day-order-day-92     | med  | {CYANO} | T-122 | T-122 |     |        |
+b7-one-day-order-day-91     | lab  | b12   | T-30  |      | 150   | -      |
+b7-one-day-order-day-91     | med  | {CYANO} | T-121 | T-121 |     |        |
 b7-ended-then-restarted     | lab  | b12   | T-30  |      | 150   | num    | T-30
 b7-ended-then-restarted     | med  | {CYANO} | T-60 | T-31 |      |        |
 b7-ended-then-restarted     | med  | {CYANO} | T-27 |     |       |        |

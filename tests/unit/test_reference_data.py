@@ -10,7 +10,7 @@ import simple_icd_10_cm as icd
 
 from pipeline import resources
 from pipeline.errors import RulesError
-from pipeline.reports.catalogue import render_markdown
+from pipeline.reports.catalogue import render_markdown, render_semantics
 from pipeline.rules import load_rules
 
 DATA = resources.data_dir()
@@ -81,6 +81,15 @@ def test_docs_catalogue_is_generated_from_the_rules() -> None:
         assert actual == expected, (
             f"docs/{doc} is stale: run b12screen catalogue --rules {profile} --out docs/{doc}"
         )
+
+
+def test_docs_semantics_is_generated_from_the_rules() -> None:
+    expected = render_semantics(load_rules("guidance"))
+    actual = (ROOT / "docs" / "criteria-semantics.md").read_text(encoding="utf-8")
+    assert actual == expected, (
+        "docs/criteria-semantics.md is stale: run b12screen catalogue --semantics "
+        "--rules guidance --out docs/criteria-semantics.md"
+    )
 
 
 def test_list_parameters_must_name_known_groups(tmp_path: Path) -> None:

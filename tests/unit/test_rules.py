@@ -79,8 +79,8 @@ def test_every_value_names_its_source() -> None:
         ("[ruleset]", "[rulesett]\nname='x'\n[ruleset]", "rulesett"),
         # a negative window
         (
-            'lookback_days = 365\nsource = "LOINC (Regenstrief',
-            'lookback_days = -1\nsource = "LOINC (Regenstrief',
+            'lookback_days = 365\nreport_decimals = 0\nsource = "Regenstrief LOINC',
+            'lookback_days = -1\nreport_decimals = 0\nsource = "Regenstrief LOINC',
             "analytes.b12.lookback_days",
         ),
     ],
@@ -221,3 +221,75 @@ def test_a_site_may_rename_the_scale_and_the_worklist_follows(tmp_path: Path) ->
 
     counts = json.loads((result.out / "run.json").read_text())["counts"]["worklist"]
     assert list(counts) == ["now", "soon", "later", "total"]
+
+
+def _profile(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        'extends = "guidance"\n[ruleset]\nname = "site"\nversion = "1"\ndescription = "d"\n' + body,
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_site_profile_switches_a_criterion_off_or_to_context(tmp_path: Path) -> None:
+    rules = load_rules(
+        _profile(
+            tmp_path,
+            "[criteria.b12_screening_due]\nenabled = false\n"
+            '[criteria.b12_indeterminate]\nrole = "context"\n',
+        )
+    )
+    assert not rules.spec.criteria["b12_screening_due"].enabled
+    demoted = rules.spec.criteria["b12_indeterminate"]
+    assert demoted.role == "context" and demoted.priority is None and demoted.action is None
+    assert load_rules("guidance").spec.criteria["b12_screening_due"].enabled
+
+
+def test_a_context_criterion_made_action_needs_a_priority_and_action(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="criteria.anemia"):
+        load_rules(_profile(tmp_path, '[criteria.anemia]\nrole = "action"\n'))
+    rules = load_rules(
+        _profile(
+            tmp_path,
+            '[criteria.anemia]\nrole = "action"\npriority = "routine"\naction = "Review."\n',
+        )
+    )
+    assert rules.spec.criteria["anemia"].priority == "routine"
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (
+            '[advice.x]\ntext = "t"\nwhen_any = ["b12_defcient"]\nsource = "s"\n',
+            "unknown criterion 'b12_defcient'",
+        ),
+        ('[advice.x]\ntext = "t"\nwhen_any = []\nsource = "s"\n', "when_any"),
+        (
+            '[worklists.screening]\ntitle = "t"\naudience = "a"\ncriteria = ["b12_screening_due"]\n'
+            'exclude = ["b12_screenin_due:age_only"]\n',
+            "unknown criterion 'b12_screenin_due:age_only'",
+        ),
+    ],
+)
+def test_advice_and_list_items_name_known_criteria(tmp_path: Path, body: str, named: str) -> None:
+    with pytest.raises(RulesError, match=named):
+        load_rules(_profile(tmp_path, body))
+
+
+def test_every_criterion_has_a_title_and_every_advice_a_source() -> None:
+    spec = tomllib.loads(GUIDANCE)
+    for cid, crit in spec["criteria"].items():
+        assert crit["title"].strip() and crit["title"] != cid, cid
+    for key, advice in spec["advice"].items():
+        assert advice["source"].strip(), key
+
+
+def test_sources_name_documents_not_files_or_sections() -> None:
+    """Every source in the shipped profiles is a document's title and year (or a project
+    choice), never an internal file name or a section number of another document."""
+    for profile in ("guidance.toml", "primary-sources.toml"):
+        text = (resources.rules_dir() / profile).read_text(encoding="utf-8")
+        for bad in ("seed", ".txt", "§", "contract", "clinical_facts"):
+            assert bad not in text.lower(), (profile, bad)
