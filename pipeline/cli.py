@@ -1,4 +1,4 @@
-"""The ``b12screen`` command line (the command table of the b12screen specification).
+"""The ``b12screen`` command line (its commands and exit codes: README, docs/operations.md).
 
 User and data errors print one line on stderr and exit with a fixed code (pipeline/errors.py);
 only bugs show a traceback.

@@ -28,9 +28,16 @@ from datetime import timedelta
 import pytest
 
 try:
-    from harness import AS_OF, RULES, ScreeningResult, parse_table, screen
+    from harness import AS_OF, RULES, ScreeningResult, parse_table, screen, screen_through_files
 except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.harness import AS_OF, RULES, ScreeningResult, parse_table, screen
+    from tests.harness import (
+        AS_OF,
+        RULES,
+        ScreeningResult,
+        parse_table,
+        screen,
+        screen_through_files,
+    )
 
 ADVICE = RULES["advice"]
 TITLE = {cid: c["title"] for cid, c in RULES["criteria"].items()}
@@ -389,7 +396,8 @@ def test_age_only_patients_have_their_own_list(tmp_path) -> None:
         f'description = "own lists"\n\n{lists}',
         encoding="utf-8",
     )
-    result = _site_run(tmp_path, profile)
+    patients, labs, meds = _site_inputs()  # the published audience lists
+    result = screen_through_files(patients, labs, medications=meds, workdir=tmp_path, rules=profile)
 
     def listed(name: str) -> set[str]:
         with (result.out / f"worklist_{name}.csv").open(encoding="utf-8", newline="") as fh:
@@ -418,7 +426,7 @@ def test_children_are_counted_not_screened(tmp_path) -> None:
     rows = parse_table(MINIMUM_AGE)
     patients = [{"patient_id": r["patient_id"], "birth_date": r["born"]} for r in rows]
     labs = [{"patient_id": r["patient_id"], "analyte": "b12", "value": "150"} for r in rows]
-    result = screen(patients, labs, workdir=tmp_path)
+    result = screen_through_files(patients, labs, workdir=tmp_path)  # and the published audit
     for r in rows:
         expected = set((r["expect"] or "").split()) - {"-"}
         assert result.criteria(r["patient_id"]) == expected, result.explain(r["patient_id"])
