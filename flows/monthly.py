@@ -18,14 +18,17 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from prefect.logging.loggers import flow_run_logger
 
 from flows import failures
 from flows.retry import RETRIES, RETRY_DELAYS_S, retry_on_transient
+from pipeline import alerts
 from pipeline.config import resolve
 from pipeline.errors import B12ScreenError
 from pipeline.reports.monthly import (
@@ -68,7 +71,35 @@ def write_period(db: Path, month: str, out: Path) -> dict:
     return {"folder": str(result.out), "runs": result.runs, "seconds": result.seconds}
 
 
-@flow(name="monthly_audit", log_prints=False)
+def alert_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_failure / on_crashed hook: the failure alert of a monthly report (counts only)."""
+    logger = flow_run_logger(flow_run, flow)
+    params = dict(flow_run.parameters or {})
+    try:
+        settings = resolve(
+            {"db": params.get("db"), "audit": params.get("out")},
+            config=params.get("config"),
+            given_by="parameter",
+        )
+    except B12ScreenError:
+        return  # the config itself is broken: nowhere known to send to
+    try:
+        cause = state.result(raise_on_failure=False, _sync=True)
+    except Exception:
+        cause = None
+    if not isinstance(cause, BaseException):
+        cause = f"flow run {state.name.lower()}"
+    month = params.get("month") or previous_month(settings.today())
+    if alerts.alert_report_failure(settings, month=month, cause=cause, out=settings["audit"]):
+        logger.info("audit %s: failure alert sent", month)
+
+
+@flow(
+    name="monthly_audit",
+    log_prints=False,
+    on_failure=[alert_failure],
+    on_crashed=[alert_failure],
+)
 def monthly_audit(
     db: str | None = None,
     out: str | None = None,

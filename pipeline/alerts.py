@@ -59,6 +59,26 @@ def failure_alert(
     return Alert(f"b12screen: run failed ({as_of or '?'})", "\n".join(lines), "failure")
 
 
+def report_failure_alert(
+    *, month: str | None, cause: BaseException | str, out: Path | None
+) -> Alert:
+    """A monthly audit report that could not be written: the month, the one-line cause."""
+    if isinstance(cause, B12ScreenError):
+        reason = (str(cause).splitlines() or [type(cause).__name__])[0]
+    elif isinstance(cause, BaseException):
+        reason = f"{type(cause).__name__} (unexpected: a bug; the traceback is in the flow's log)"
+    else:
+        reason = cause
+    lines = [
+        f"b12screen monthly audit report {month or '?'} was not written.",
+        f"Cause: {reason}",
+        "The reports already in the folder are as they were.",
+    ]
+    if out is not None:
+        lines.append(f"Audit folder: {out}")
+    return Alert(f"b12screen: monthly audit failed ({month or '?'})", "\n".join(lines), "failure")
+
+
 def urgent_alert(record: Mapping[str, Any], out: Path) -> Alert | None:
     """The run has patients at the most urgent priority: how many; None when it has none."""
     counts = record.get("counts") or {}
@@ -138,3 +158,11 @@ def alert_run(settings: Any, record: Mapping[str, Any], out: Path) -> bool:
         return False
     alert = urgent_alert(record, out)
     return send(settings["alerts.urls"], alert) if alert is not None else False
+
+
+def alert_report_failure(
+    settings: Any, *, month: str | None, cause: BaseException | str, out: Path | None
+) -> bool:
+    if not settings["alerts.on_failure"]:
+        return False
+    return send(settings["alerts.urls"], report_failure_alert(month=month, cause=cause, out=out))

@@ -210,3 +210,30 @@ def test_a_flow_that_cannot_start_says_why_in_one_line_and_alerts(
         "B12SCREEN_EXTRACTS or paths.extracts in b12screen.toml"
     )
     assert "no extracts folder" in message["message"] and message["type"] == "failure"
+
+
+@pytest.mark.prefect
+def test_a_monthly_report_that_fails_alerts_with_its_cause(
+    prefect_harness, tmp_path: Path, small_extracts: Path
+) -> None:
+    """The monthly flow has a failure alert too: its month and one-line cause, no data."""
+    from flows.monthly import monthly_audit
+
+    with Webhook() as hook:
+        config = _site(tmp_path, small_extracts, [hook.apprise_url])
+        # no database yet: the report of the month cannot be written
+        state = monthly_audit(
+            db=str(tmp_path / "missing.duckdb"),
+            out=str(tmp_path / "audit"),
+            month="2026-10",
+            retry_delays_s=[0],
+            config=str(config),
+            return_state=True,
+        )
+        assert state.is_failed()
+        (failure,) = hook.wait_for(1)
+    assert failure["type"] == "failure"
+    assert "monthly audit report 2026-10 was not written" in failure["message"]
+    assert "database not found" in failure["message"]
+    assert str(tmp_path / "audit") in failure["message"]
+    assert_no_patient_data(failure, small_extracts)
