@@ -433,8 +433,8 @@ def _screen_floor_sql(
     Same semantics as the pipeline on the bench data (trimmed ids and key spellings aside):
     analyte from LOINC else test name, unit key computed once per distinct spelling, value
     parsed with a cast ('1,200' through a guarded regex), censored values, rows that the
-    pipeline would quarantine left out (unknown patient, unreadable or negative value, unit not
-    fitting, date after as-of), latest by collected_at then result_id (numeric ids as numbers),
+    pipeline would quarantine left out (unknown patient, unreadable, negative or implausible
+    value, unit not fitting, date after as-of), patients under the minimum age left out, latest by collected_at then result_id (numeric ids as numbers),
     an MMA drawn on the B12's day or later cancels b12_indeterminate.
     """
     as_of_sql = f"DATE {_q(as_of.isoformat())}"
@@ -465,6 +465,9 @@ def _screen_floor_sql(
                    WHEN 'f' THEN 'F' WHEN 'female' THEN 'F' ELSE 'U' END) AS sex
         FROM read_parquet({_q(patients_parquet)})
         WHERE patient_id IS NOT NULL AND birth_date IS NOT NULL AND birth_date <= {as_of_sql}
+            -- screened ages: at least the minimum age, at most the plausible maximum
+            AND birth_date <= {as_of_sql} - INTERVAL {int(var["settings.minimum_age"])} YEAR
+            AND birth_date >= {as_of_sql} - INTERVAL {int(var["settings.max_age_years"])} YEAR
         GROUP BY patient_id
     ),
     units AS (
@@ -473,7 +476,7 @@ def _screen_floor_sql(
         JOIN ref_lab_units r ON r.unit_key = unit_key(d.unit)
     ),
     tests AS (
-        SELECT m.*, w.lookback_days::INTEGER AS lookback_days
+        SELECT m.*, w.lookback_days::INTEGER AS lookback_days, w.plausible_low, w.plausible_high
         FROM (
             SELECT d.loinc, d.test_name, coalesce(c.analyte, n.analyte) AS analyte
             FROM (SELECT DISTINCT loinc, test_name FROM t) d
@@ -497,7 +500,8 @@ def _screen_floor_sql(
                           THEN CASE WHEN regexp_full_match(r.vt, '-?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?')
                                     THEN replace(r.vt, ',', '')::DOUBLE END
                           ELSE TRY_CAST(r.vt AS DOUBLE) END * units.factor,
-                     {int(var["settings.canonical_decimals"])}) AS v
+                     {int(var["settings.canonical_decimals"])}) AS v,
+               tests.plausible_low, tests.plausible_high
         FROM recent r
         JOIN tests ON tests.loinc IS NOT DISTINCT FROM r.loinc
                   AND tests.test_name IS NOT DISTINCT FROM r.test_name
@@ -505,7 +509,7 @@ def _screen_floor_sql(
         SEMI JOIN pts ON pts.patient_id = r.patient_id
         WHERE r.collected_at::DATE >= {as_of_sql} - tests.lookback_days
     ),
-    valid AS (SELECT * FROM labs WHERE v >= 0),
+    valid AS (SELECT * FROM labs WHERE v >= 0 AND v BETWEEN plausible_low AND plausible_high),
     latest AS (
         SELECT patient_id, analyte,
                arg_max(struct_pack(v := v, censor := censor, ts := ts),
