@@ -15,6 +15,7 @@ Each run is timed stage by stage (the runner's own timings); peak RSS is the pro
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import time
@@ -65,9 +66,14 @@ def _stage_folder(base: Path, name: str, files: list[Path]) -> Path:
     folder = base / name
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
+        # a hard link (or a copy across file systems): a run does not follow symbolic links
+        # out of its extracts folder
         link = folder / f.name
         if not link.exists():
-            link.symlink_to(f.resolve())
+            try:
+                os.link(f.resolve(), link)
+            except OSError:
+                shutil.copy2(f, link)
     return folder
 
 
