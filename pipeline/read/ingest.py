@@ -52,12 +52,37 @@ def _safe_message(exc: Exception) -> str:
 _CSV_DIALECT = "all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
 
 
-def _load_csv(con: duckdb.DuckDBPyConnection, source: str, tmp: str) -> int:
+# A line may be long (a pasted report in a free-text column): DuckDB's 2 MB default would stop
+# the file; a line this long is read and its row judged like any other.
+_MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+def _declared_columns(header: list[str]) -> str | None:
+    """The header as DuckDB's ``columns`` (every one text), so the file is read without its
+    sniffer: a sniffer that meets an unterminated quote or an overlong line gives up on the
+    whole file, the declared read rejects those lines alone. None when the header cannot be
+    declared as it stands (unread, or names equal but for case: the caller's checks name it)."""
+    names = [name if name.strip() else f"column{i}" for i, name in enumerate(header)]
+    keys = [n.strip().lower() for n in names]
+    if not header or len(set(keys)) != len(keys) or any("\x00" in n for n in names):
+        return None
+    return "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names) + "}"
+
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, source: str, tmp: str, header: list[str] | None = None
+) -> int:
+    declared = _declared_columns(header or [])
+    dialect = (
+        f"auto_detect = false, columns = {declared}, max_line_size = {_MAX_LINE_BYTES}, "
+        if declared
+        else ""
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {tmp} AS
         SELECT row_number() OVER () AS _k, * FROM read_csv({source},
-            header = true, {_CSV_DIALECT},
+            header = true, {dialect}{_CSV_DIALECT},
             ignore_errors = true, store_rejects = true,
             rejects_table = '{tmp}_rej', rejects_scan = '{tmp}_scan')
         """
@@ -158,7 +183,7 @@ def load_kind(
         try:
             header = _header(f)
             if f.fmt == "csv":
-                malformed = _load_csv(con, path, tmp)
+                malformed = _load_csv(con, path, tmp, header)
                 source = tmp
                 # _k numbers the rows DuckDB kept, in file order (a streaming row_number over
                 # the scan). Rejected lines carry their file line (header = line 1), so the

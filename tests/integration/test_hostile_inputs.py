@@ -238,3 +238,35 @@ def test_only_the_folders_own_regular_files_are_read_and_the_rest_is_listed(
         }
         ids = {r[0] for r in con.execute("SELECT result_id FROM lab_results").fetchall()}
     assert "x1" not in ids and "labs_linked_out.csv" not in sources
+
+
+def test_an_overlong_field_and_an_unterminated_quote_are_rows_not_a_failed_night(
+    tmp_path: Path, small_extracts: Path
+) -> None:
+    """A 3 MB value (beyond DuckDB's 2 MB line default) is a row judged like any other; an
+    unterminated quote is a malformed line kept with its text; the file's other rows are read."""
+    (small_extracts / "labs_extra.csv").write_text(
+        "patient_id,collected_at,loinc,value,unit,result_id\n"
+        "p2,2026-11-05,2132-9," + "9" * (3 * 1024 * 1024) + ",pg/mL,long\n"
+        "p2,2026-11-06,2132-9,190,pg/mL,after-long\n"
+        'p3,2026-11-03,2132-9,"170,pg/mL,open-quote\n'
+        "p1,2026-11-04,2132-9,180,pg/mL,swallowed\n",
+        encoding="utf-8",
+    )
+    record = _run(small_extracts, tmp_path)
+    assert {i["file"]: i["rows_read"] for i in record["inputs"]}["labs_extra.csv"] == 3
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as con:
+        stored = dict(
+            con.execute(
+                "SELECT result_id, row_number FROM lab_results WHERE source_file = 'labs_extra.csv'"
+            ).fetchall()
+        )
+        quarantined = con.execute(
+            "SELECT row_number, reason, raw_row FROM quarantine_log "
+            "WHERE source_file = 'labs_extra.csv' ORDER BY row_number"
+        ).fetchall()
+    assert stored == {"after-long": 2}
+    (long_row, long_reason, _), (quote_row, quote_reason, quote_raw) = quarantined
+    assert (long_row, long_reason) == (1, "value is not a number")
+    assert quote_row == 3 and quote_reason.startswith("malformed CSV line")
+    assert "open-quote" in quote_raw and "swallowed" in quote_raw  # nothing lost unseen
