@@ -30,6 +30,16 @@ class Alert:
     kind: str  # apprise's notify type: "failure" or "warning"
 
 
+def _reason(cause: BaseException | str, log: str) -> str:
+    """The one-line cause an alert gives: a user error's message, a bug's type name only (its
+    message may carry data), or the text given."""
+    if isinstance(cause, B12ScreenError):
+        return (str(cause).splitlines() or [type(cause).__name__])[0]
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__} (unexpected: a bug; the traceback is in {log})"
+    return cause
+
+
 def failure_alert(
     *,
     run_id: str | None,
@@ -40,12 +50,7 @@ def failure_alert(
     stage: str | None = None,
 ) -> Alert:
     """A failed run: its id, date, stage and one-line cause; where the outputs and log are."""
-    if isinstance(cause, B12ScreenError):
-        reason = (str(cause).splitlines() or [type(cause).__name__])[0]
-    elif isinstance(cause, BaseException):
-        reason = f"{type(cause).__name__} (unexpected: a bug; the traceback is in the log)"
-    else:
-        reason = cause
+    reason = _reason(cause, "the log")
     where = f" in the {stage} stage" if stage else ""
     lines = [
         f"b12screen run {run_id or '(not started)'} as of {as_of or '?'} failed{where}.",
@@ -63,12 +68,7 @@ def report_failure_alert(
     *, month: str | None, cause: BaseException | str, out: Path | None
 ) -> Alert:
     """A monthly audit report that could not be written: the month, the one-line cause."""
-    if isinstance(cause, B12ScreenError):
-        reason = (str(cause).splitlines() or [type(cause).__name__])[0]
-    elif isinstance(cause, BaseException):
-        reason = f"{type(cause).__name__} (unexpected: a bug; the traceback is in the flow's log)"
-    else:
-        reason = cause
+    reason = _reason(cause, "the flow's log")
     lines = [
         f"b12screen monthly audit report {month or '?'} was not written.",
         f"Cause: {reason}",

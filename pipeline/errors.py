@@ -4,6 +4,8 @@ Anything else that escapes is a bug and keeps its traceback. Messages name files
 row counts; they never carry patient values or identifiers.
 """
 
+import re
+
 
 class B12ScreenError(Exception):
     """Base class for errors the user can fix. ``exit_code`` is what the CLI returns.
@@ -84,3 +86,10 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 def exit_code_lines() -> list[str]:
     """The table as aligned text lines: ``  3  extracts: ...``."""
     return [f"{code}  {meaning}" for code, meaning in EXIT_CODES]
+
+
+def safe_message(exc: BaseException) -> str:
+    """The first line of a reader's error with any quoted text removed (it may hold row
+    values), short enough for one line."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)[:160]

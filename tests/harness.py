@@ -356,6 +356,37 @@ class ScreeningResult:
         )
 
 
+def _extract_rows(
+    patients: Iterable[Mapping[str, Any]],
+    labs: Iterable[Mapping[str, Any]],
+    medications: Iterable[Mapping[str, Any]] | None,
+    diagnoses: Iterable[Mapping[str, Any]] | None,
+    add_missing_patients: bool,
+) -> tuple[list[dict], list[dict], list[dict] | None, list[dict] | None]:
+    """The rows of each extract with their defaults filled in (patients, labs, medications,
+    diagnoses; None for a kind not given), and a patient row for every id the others name."""
+    lab_rows = [_lab_row(r) for r in labs]
+    patient_rows = [_patient_row(r) for r in patients]
+    med_rows = (
+        None
+        if medications is None
+        else [_plain_row(r, MEDICATION_COLUMNS, "medication") for r in medications]
+    )
+    dx_rows = (
+        None
+        if diagnoses is None
+        else [_plain_row(r, DIAGNOSIS_COLUMNS, "diagnosis") for r in diagnoses]
+    )
+    if add_missing_patients:
+        known = {p["patient_id"] for p in patient_rows}
+        for row in [*lab_rows, *(med_rows or []), *(dx_rows or [])]:
+            pid = row.get("patient_id")
+            if pid is not None and pid not in known:
+                patient_rows.append(_patient_row({"patient_id": pid}))
+                known.add(pid)
+    return patient_rows, lab_rows, med_rows, dx_rows
+
+
 def screen(
     patients: Iterable[Mapping[str, Any]] = (),
     labs: Iterable[Mapping[str, Any]] = (),
@@ -382,25 +413,9 @@ def screen(
     from pipeline.read.ingest import QUARANTINE_DDL, load_kind, present_rows
     from pipeline.runner import RunConfig, ScreeningRun
 
-    lab_rows = [_lab_row(r) for r in labs]
-    patient_rows = [_patient_row(r) for r in patients]
-    med_rows = (
-        None
-        if medications is None
-        else [_plain_row(r, MEDICATION_COLUMNS, "medication") for r in medications]
+    patient_rows, lab_rows, med_rows, dx_rows = _extract_rows(
+        patients, labs, medications, diagnoses, add_missing_patients
     )
-    dx_rows = (
-        None
-        if diagnoses is None
-        else [_plain_row(r, DIAGNOSIS_COLUMNS, "diagnosis") for r in diagnoses]
-    )
-    if add_missing_patients:
-        known = {p["patient_id"] for p in patient_rows}
-        for row in [*lab_rows, *(med_rows or []), *(dx_rows or [])]:
-            pid = row.get("patient_id")
-            if pid is not None and pid not in known:
-                patient_rows.append(_patient_row({"patient_id": pid}))
-                known.add(pid)
     # prepare() wants a patients and a labs file the first night: header-only ones, never read
     extracts = workdir / "extracts"
     extracts.mkdir(parents=True, exist_ok=True)
@@ -496,25 +511,9 @@ def screen_through_files(
     """
     from pipeline.runner import RunConfig, run_screening
 
-    lab_rows = [_lab_row(r) for r in labs]
-    patient_rows = [_patient_row(r) for r in patients]
-    med_rows = (
-        None
-        if medications is None
-        else [_plain_row(r, MEDICATION_COLUMNS, "medication") for r in medications]
+    patient_rows, lab_rows, med_rows, dx_rows = _extract_rows(
+        patients, labs, medications, diagnoses, add_missing_patients
     )
-    dx_rows = (
-        None
-        if diagnoses is None
-        else [_plain_row(r, DIAGNOSIS_COLUMNS, "diagnosis") for r in diagnoses]
-    )
-    if add_missing_patients:
-        known = {p["patient_id"] for p in patient_rows}
-        for row in [*lab_rows, *(med_rows or []), *(dx_rows or [])]:
-            pid = row.get("patient_id")
-            if pid is not None and pid not in known:
-                patient_rows.append(_patient_row({"patient_id": pid}))
-                known.add(pid)
     extracts, out = workdir / "extracts", workdir / "out"
     extracts.mkdir(parents=True, exist_ok=True)
     write_csv(extracts / "patients.csv", PATIENT_COLUMNS, patient_rows)

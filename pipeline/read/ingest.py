@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import re
 import zlib
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ExtractsError
+from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import LoadedFile
 from pipeline.read.discover import (
     KINDS,
@@ -40,13 +39,6 @@ CREATE OR REPLACE TEMP TABLE quarantine (
 )
 """
 _FILE_ID_STRIDE = 1_000_000_000_000  # rows per file before _rid ranges would overlap
-
-
-def _safe_message(exc: Exception) -> str:
-    """The first line of a reader error with any quoted text removed (it may hold row values)."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    first = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)
-    return first[:160]
 
 
 _CSV_DIALECT = "all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
@@ -209,7 +201,7 @@ def load_kind(
             select, _ = _normalised_select(f, columns, header)
         except (duckdb.Error, OSError, pa.ArrowException) as exc:
             raise ExtractsError(
-                f"cannot read {f.name} as {f.fmt.upper()}: {_safe_message(exc)}"
+                f"cannot read {f.name} as {f.fmt.upper()}: {safe_message(exc)}"
             ) from None
         parts.append(
             f"SELECT {file_id}::BIGINT * {_FILE_ID_STRIDE} + {row_number} AS _rid, "
@@ -233,7 +225,7 @@ def load_kind(
         try:
             present = _columns(con, f"({union})")
         except duckdb.Error as exc:
-            raise ExtractsError(f"cannot read the {kind} files: {_safe_message(exc)}") from None
+            raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
         missing = [col for col in wanted if col not in present]
         extra = "".join(f", NULL::VARCHAR AS {ident(col)}" for col in missing)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *{extra} FROM ({union})")

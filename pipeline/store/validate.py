@@ -11,7 +11,6 @@ is dropped without a trace.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from datetime import date
 
@@ -21,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 from pandera.config import ValidationDepth, config_context
 
-from pipeline.errors import ExtractsError
+from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import ValidationResult
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident
@@ -94,12 +93,6 @@ def _raw_json(con: duckdb.DuckDBPyConnection, raw_table: str) -> str:
     return f"to_json(struct_pack({inner}))::VARCHAR"
 
 
-def _first_line(exc: Exception) -> str:
-    """A reader error's first line with quoted text (it may hold row values) removed."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)[:160]
-
-
 def stage_and_validate(
     con: duckdb.DuckDBPyConnection,
     kind: str,
@@ -115,7 +108,7 @@ def stage_and_validate(
             f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}"
         )
     except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-        raise ExtractsError(f"cannot read the {kind} files: {_first_line(exc)}") from None
+        raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
     ((staged,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
     if rows_read is not None and staged != rows_read:

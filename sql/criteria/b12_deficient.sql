@@ -2,10 +2,11 @@
 -- With settings.use_lab_reference_range on, the lab's own limit replaces the fixed one.
 -- The comparison is lab_limit_flags() (sql/intermediate/lab_limit_flags.sql); source_file/row_number
 -- are the result's extract row.
--- note_key: 'on_therapy' when B12 therapy (settings.b12_therapy_groups) is current, so the
--- worklist asks to review adherence, route and dose rather than to start a course.
+-- note_key: 'on_therapy' when B12 therapy is current (on_b12_therapy(),
+-- sql/intermediate/drug_exposure.sql), so the worklist asks to review adherence, route and
+-- dose rather than to start a course.
 -- Grain: one row per patient meeting it.
--- reads: lab_limit_flags, therapy_orders
+-- reads: lab_limit_flags, on_b12_therapy
 with flags as (
     select * from lab_limit_flags(
         'b12_deficient', 'b12', below := getvariable('b12_deficient.below_pg_ml')
@@ -13,9 +14,7 @@ with flags as (
 ),
 
 on_therapy as (
-    select distinct patient_id
-    from therapy_orders(getvariable('settings.b12_therapy_groups'))
-    where is_current
+    select patient_id from on_b12_therapy()
 ),
 
 final as (

@@ -78,3 +78,11 @@ CREATE OR REPLACE TEMP MACRO therapy_orders(groups) AS TABLE
     from int_medication_groups
     where list_contains(groups, drug_group)
         and start_date <= getvariable('run.as_of')::date;
+
+-- on_b12_therapy(): the patients with B12 therapy (settings.b12_therapy_groups) current on the
+-- as-of date: a deficient result of theirs asks for a review of adherence, route and dose,
+-- not for a course to start. Grain: one row per patient.
+CREATE OR REPLACE TEMP MACRO on_b12_therapy() AS TABLE
+    select distinct patient_id
+    from therapy_orders(getvariable('settings.b12_therapy_groups'))
+    where is_current;
