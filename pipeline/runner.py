@@ -47,7 +47,7 @@ from pipeline.facts import (
 from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
 from pipeline.read.discover import KINDS, REQUIRED_KINDS, Extracts, discover
-from pipeline.read.ingest import load_extracts
+from pipeline.read.ingest import carry_identifiers, load_extracts
 from pipeline.reports import audit
 from pipeline.resources import data_dir
 from pipeline.rules import Rules, apply_rules, load_rules
@@ -204,6 +204,7 @@ class ScreeningRun:
         with self.progress.stage("validate", "validating (pandera), quarantining, merging"):
             validation: dict[str, ValidationResult] = {}
             merged: dict[str, MergeCounts] = {}
+            carry_identifiers(self.con, self.rules.spec.identifiers.keys)
             for kind in KINDS:  # patients first: the others check their patient_id against it
                 rows_read = sum(
                     i.rows_read - i.malformed_lines for i in self.read.loaded if i.file.kind == kind

@@ -28,7 +28,7 @@ from pipeline.publish import render
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
 from pipeline.resources import data_dir
-from pipeline.rules import WorklistSpec
+from pipeline.rules import Identifiers, WorklistSpec
 from pipeline.sqltext import ident, literal, path_literal
 
 OUTPUT_FILES = (
@@ -152,6 +152,16 @@ def build_record(
             ),
             "merged": {kind: m.as_dict() for kind, m in validated.merged.items()},
             "patients": con.execute("SELECT count(*) FROM patients").fetchone()[0],
+            "patients_not_screened": dict(
+                zip(
+                    ("under_minimum_age", "deceased"),
+                    con.execute(
+                        "SELECT count(*) FILTER (WHERE below_minimum_age(birth_date)), "
+                        "count(*) FILTER (WHERE deceased_by_as_of(death_date)) FROM patients"
+                    ).fetchone(),
+                    strict=True,
+                )
+            ),
             "patients_by_criterion": dict(screened.criterion_counts),
             "worklist": {p: int(worklist.get(p, 0)) for p in rules.priorities}
             | {"total": int(sum(worklist.values()))},
@@ -160,9 +170,31 @@ def build_record(
     }
 
 
-def worklist_frame(con: duckdb.DuckDBPyConnection, stamp: Stamp) -> pl.DataFrame:
-    """The worklist as worklist.csv holds it (before its cells are neutralised)."""
-    return stamp.frame(pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table()))
+def worklist_frame(
+    con: duckdb.DuckDBPyConnection, stamp: Stamp, identifiers: Identifiers | None = None
+) -> pl.DataFrame:
+    """The worklist as worklist.csv holds it (before its cells are neutralised), with the
+    site's own identifier columns (the rules file's ``[identifiers]``) after patient_id.
+
+    The identifiers are joined here, at the last step, so that nothing else the run writes
+    (flags, history, reports) ever holds them."""
+    worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
+    if identifiers and identifiers.columns:
+        names = [c.strip() for c in identifiers.columns]
+        picks = ", ".join(
+            f"identifiers[{literal(key)}] AS {ident(name)}"
+            for key, name in zip(identifiers.keys, names, strict=True)
+        )
+        carried = pl.from_arrow(
+            con.sql(
+                f"SELECT patient_id, {picks} FROM patients "
+                "WHERE patient_id IN (SELECT patient_id FROM run_worklist)"
+            ).to_arrow_table()
+        )
+        worklist = worklist.join(
+            carried, on="patient_id", how="left", maintain_order="left"
+        ).select("patient_id", *names, pl.exclude("patient_id", *names))
+    return stamp.frame(worklist)
 
 
 def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) -> None:
@@ -174,7 +206,7 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
     )
     copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv", stamp)
     copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
-    worklist = worklist_frame(con, stamp)
+    worklist = worklist_frame(con, stamp, rules.spec.identifiers)
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets = {"worklist": worklist}
     lists = []
