@@ -15,6 +15,7 @@ Dates in the workbook are date cells, not text.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -56,6 +57,10 @@ QUARANTINE_SQL = (
 )
 ABOUT_SHEET = "about this run"  # the workbook's last sheet (a list of that name would clash)
 DATE_FORMAT = "yyyy-mm-dd"
+# Rows below the header a worksheet can hold (Excel's limit is 1,048,576 rows in all); a longer
+# list goes on in continuation sheets ("screening (2)" ...), since a row past the limit would
+# be dropped without a word.
+SHEET_ROWS = 1_048_575
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,16 @@ def copy_csv(
     )
 
 
+def _continued(sheets: dict[str, pl.DataFrame]) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Each sheet, cut into parts of at most SHEET_ROWS rows; parts after the first are named
+    ``<name> (2)``, ``<name> (3)`` ... (within Excel's 31 characters)."""
+    for name, frame in sheets.items():
+        parts = max(1, -(-frame.height // SHEET_ROWS))
+        for k in range(parts):
+            part = frame.slice(k * SHEET_ROWS, SHEET_ROWS)
+            yield (name if k == 0 else f"{name[: 31 - len(f' ({k + 1})')]} ({k + 1})"), part
+
+
 def _write_xlsx(
     sheets: dict[str, pl.DataFrame],
     path: Path,
@@ -286,7 +301,7 @@ def _write_xlsx(
         header = workbook.add_format({"bold": True, "bg_color": "#E8E8E8", "border": 1})
         wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
         day = workbook.add_format({"num_format": DATE_FORMAT, "valign": "top"})
-        for name, frame in sheets.items():
+        for name, frame in _continued(sheets):
             sheet = workbook.add_worksheet(name)
             formats = [day if dtype == pl.Date else None for dtype in frame.dtypes]
             for col, column in enumerate(frame.columns):
