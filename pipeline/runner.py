@@ -254,6 +254,9 @@ class ScreeningRun:
                 self.con, self.prepared, self.read, self.validated, self.screened
             )
             self.record["input_format"] = _format_record(self.prepared.extracts, self.read)
+            if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
+                rows = self.record["counts"]["rows_read"]
+                self.record["counts"]["rows_read"] = {k: self.read.rows_of(k) for k in rows}
             snapshot = audit.collect(self.con, self.rules, self.screened)
             audit.record(self.con, self.run_id, self.config.as_of, snapshot, self.rules.version)
             # registered now (same transaction) so the audit reads this run like any other

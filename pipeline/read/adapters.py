@@ -498,7 +498,9 @@ def _load_fhir(
                 con.execute(
                     f"""
                     CREATE OR REPLACE TEMP TABLE {tmp} AS
-                    SELECT e.i::BIGINT AS row_number, json_extract(e.r, '$.resource')::VARCHAR AS line
+                    SELECT e.i::BIGINT AS row_number, json_extract(e.r, '$.resource')::VARCHAR AS line,
+                        json_extract_string(e.r, '$.resource.resourceType') AS resource_type,
+                        resource_type IS NOT NULL AS ok
                     FROM (
                         SELECT unnest(json_extract(content, '$.entry[*]')) AS r,
                                generate_subscripts(json_extract(content, '$.entry[*]'), 1) AS i
@@ -519,35 +521,34 @@ def _load_fhir(
                 con.execute(
                     f"""
                     CREATE OR REPLACE TEMP TABLE {tmp} AS
-                    SELECT row_number() OVER ()::BIGINT AS row_number, line
-                    FROM read_csv({path}, columns = {{'line': 'VARCHAR'}}, header = false,
-                        auto_detect = false, delim = '\\x01', quote = '', escape = '',
-                        max_line_size = {_MAX_LINE_BYTES}, strict_mode = false)
+                    SELECT row_number, line,
+                        CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT'
+                            THEN json_extract_string(line, '$.resourceType') END AS resource_type,
+                        resource_type IS NOT NULL AS ok
+                    FROM (
+                        SELECT row_number() OVER ()::BIGINT AS row_number, line
+                        FROM read_csv({path}, columns = {{'line': 'VARCHAR'}}, header = false,
+                            auto_detect = false, delim = '\\x01', quote = '', escape = '',
+                            max_line_size = {_MAX_LINE_BYTES}, strict_mode = false)
+                    )
                     """
                 )
-                kind = f.kind or "patients"
+                kind = f.kind if f.kind in KINDS else "patients"
                 con.execute(
                     f"""
                     INSERT INTO quarantine
-                    SELECT {literal(kind if kind in KINDS else "patients")}, {literal(f.name)},
-                           row_number, 'malformed JSON line (not one FHIR resource)', line
-                    FROM {tmp}
-                    WHERE NOT coalesce(json_valid(line), false)
-                       OR json_type(line) <> 'OBJECT'
-                    ORDER BY row_number
+                    SELECT {literal(kind)}, {literal(f.name)}, row_number,
+                           'malformed JSON line (not one FHIR resource)', line
+                    FROM {tmp} WHERE NOT ok ORDER BY row_number
                     """
                 )
-                ((malformed,),) = con.execute(
-                    f"SELECT count(*) FROM {tmp} WHERE NOT coalesce(json_valid(line), false) "
-                    "OR json_type(line) <> 'OBJECT'"
-                ).fetchall()
+                ((malformed,),) = con.execute(f"SELECT count(*) FROM {tmp} WHERE NOT ok").fetchall()
             ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
         except duckdb.Error as exc:
             raise ExtractsError(f"cannot read {f.name} as FHIR: {safe_message(exc)}") from None
         parts.append(
             f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, row_number, "
-            f"json_extract_string(line, '$.resourceType') AS resource_type, line AS resource "
-            f"FROM {tmp} WHERE coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT'"
+            f"resource_type, line AS resource FROM {tmp} WHERE ok"
         )
         read[f.path] = (file_id, int(rows), int(malformed))
     empty = (
@@ -555,7 +556,7 @@ def _load_fhir(
         "NULL::VARCHAR AS resource_type, NULL::VARCHAR AS resource WHERE false"
     )
     union = " UNION ALL ".join(f"({p})" for p in parts) if parts else empty
-    con.execute(f"CREATE OR REPLACE TEMP TABLE fhir_resources AS {union}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW fhir_resources AS {union}")
     return read
 
 
@@ -586,40 +587,65 @@ def load_format(
             f"CREATE OR REPLACE TEMP TABLE omop_concept AS {adapter_sql('omop', 'concepts')}"
         )
     rows_by_kind: dict[str, int] = {}
+    counts: list[tuple[str, str, int]] = []
     for kind in KINDS:
         view = f"raw_{kind}"
-        wanted = _wanted(kind)
-        if kind in CLINICAL_KINDS:
-            body = adapter_sql(fmt, kind)
-            columns = ", ".join(
-                f"{ident(c)}::VARCHAR AS {ident(c)}" for c in [*wanted, *_extra(kind)]
-            )
-            sql = (
-                f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT "
-                f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid, source_file, row_number, "
-                f"{columns} FROM ({body}) ORDER BY _rid"
-            )
-        else:
-            columns = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in wanted)
-            sql = (
-                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT NULL::BIGINT AS _rid, "
-                f"NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, {columns} WHERE false"
-            )
+        wanted = [*_wanted(kind), *_extra(kind)]
         try:
-            con.execute(sql)
+            if kind in CLINICAL_KINDS:
+                counts += _adapt(con, fmt, kind, wanted)
+            else:
+                columns = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in wanted)
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT NULL::BIGINT AS _rid, "
+                    f"NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, {columns} WHERE false"
+                )
         except duckdb.Error as exc:
             raise ExtractsError(f"cannot read the {fmt} {kind}: {safe_message(exc)}") from None
         ((n,),) = con.execute(f"SELECT count(*) FROM {view}").fetchall()
         rows_by_kind[kind] = int(n)
-    counts = tuple(
+    counts += [
         (str(k), str(item), int(n))
         for k, item, n in con.execute(adapter_sql(fmt, "counts")).fetchall()
-    )
+    ]
     loaded = []
     for f in extracts.files:
         _, rows, malformed = read[f.path]
         loaded.append(LoadedFile(f, rows, malformed))
-    return FormatLoad(tuple(loaded), MappingProxyType(rows_by_kind), counts)
+    return FormatLoad(tuple(loaded), MappingProxyType(rows_by_kind), tuple(sorted(counts)))
+
+
+def _adapt(
+    con: duckdb.DuckDBPyConnection, fmt: str, kind: str, wanted: list[str]
+) -> list[tuple[str, str, int]]:
+    """Run ``sql/adapters/<fmt>/<kind>.sql`` once into ``_adapted_<kind>`` and present its rows
+    as ``raw_<kind>``: those it does not leave out (``_left_out``, when the adapter has that
+    column). Returns the counts of what it left out and of its ``_note`` column."""
+    body = adapter_sql(fmt, kind)
+    own = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({body})").fetchall()}
+    bookkeeping = [c for c in ("_left_out", "_note") if c in own]
+    columns = ", ".join(f"{ident(c)}::VARCHAR AS {ident(c)}" for c in [*wanted, *bookkeeping])
+    table = f"_adapted_{kind}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
+        f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid, source_file, row_number, "
+        f"{columns} FROM ({body})"
+    )
+    keep = "WHERE _left_out IS NULL" if "_left_out" in bookkeeping else ""
+    drop = f" EXCLUDE ({', '.join(bookkeeping)})" if bookkeeping else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{drop} FROM {table} {keep}")
+    out: list[tuple[str, str, int]] = []
+    if "_left_out" in bookkeeping:
+        out += con.execute(
+            f"SELECT {literal(kind)}, 'left out: ' || _left_out, count(*) FROM {table} "
+            "WHERE _left_out IS NOT NULL GROUP BY ALL"
+        ).fetchall()
+    if "_note" in bookkeeping:
+        out += con.execute(
+            f"SELECT {literal(kind)}, _note, count(*) FROM {table} "
+            f"WHERE _note IS NOT NULL {'AND _left_out IS NULL' if keep else ''} GROUP BY ALL"
+        ).fetchall()
+    return [(str(k), str(i), int(n)) for k, i, n in out]
 
 
 def _extra(kind: str) -> tuple[str, ...]:

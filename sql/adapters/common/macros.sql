@@ -8,12 +8,8 @@
 -- patient was, which is the date every look-back window counts (applying the offset would
 -- move it to the 20th in UTC). A date alone, or text that is not a date-time, is kept as it is
 -- (staging quarantines what it cannot read).
-CREATE OR REPLACE TEMP MACRO local_datetime(v) AS CASE
-    WHEN regexp_full_match(trim(v::VARCHAR),
-        '\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)')
-        THEN regexp_replace(trim(v::VARCHAR), '(Z|[+-]\d\d:?\d\d)$', '')
-    ELSE nullif(trim(v::VARCHAR), '')
-END;
+CREATE OR REPLACE TEMP MACRO local_datetime(v) AS nullif(regexp_replace(trim(v::VARCHAR),
+    '^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?)(Z|[+-]\d\d:?\d\d)$', '\1'), '');
 
 -- The first non-empty text of a list of candidates (NULL and '' both count as missing).
 CREATE OR REPLACE TEMP MACRO first_text(a, b) AS coalesce(nullif(trim(a::VARCHAR), ''), nullif(trim(b::VARCHAR), ''));

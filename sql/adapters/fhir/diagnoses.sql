@@ -1,7 +1,7 @@
 -- FHIR adapter: Conditions as the canonical diagnoses (docs/inputs.md, "FHIR R4").
--- Grain: one row per Condition whose verificationStatus is not entered-in-error or refuted
--- (those are left out and counted by counts.sql). The code is the first ICD-10(-CM) coding,
--- else the first SNOMED CT coding (code_system says which, for the risk-condition lists),
+-- Grain: one row per Condition; _left_out names why one is not presented (verificationStatus
+-- entered-in-error or refuted), _note how it was coded (both counted for run.json).
+-- The code is the first ICD-10(-CM) coding, else the first SNOMED CT coding (code_system says which, for the risk-condition lists),
 -- else the first coding as written; recorded_at: onsetDateTime, else onsetPeriod.start, else
 -- recordedDate.
 with source as (
@@ -28,9 +28,13 @@ parsed as (
 ),
 
 kept as (
-    select *
+    select
+        *,
+        case
+            when r.verificationStatus.coding[1].code in ('entered-in-error', 'refuted')
+                then 'Condition ' || r.verificationStatus.coding[1].code
+        end as _left_out
     from parsed
-    where coalesce(r.verificationStatus.coding[1].code, '') not in ('entered-in-error', 'refuted')
 ),
 
 coded as (
@@ -55,7 +59,13 @@ final as (
         local_datetime(coalesce(
             first_text(r.onsetDateTime, r.onsetPeriod.start), r.recordedDate
         )) as recorded_at,
-        first_text(r.code.text, r.code.coding[1].display) as description
+        first_text(r.code.text, r.code.coding[1].display) as description,
+        _left_out,
+        'Conditions coded by ' || case
+            when icd10 is not null then 'ICD-10'
+            when snomed is not null then 'SNOMED CT'
+            else 'another system (matches no list)'
+        end as _note
     from coded
 )
 

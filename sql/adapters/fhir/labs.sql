@@ -1,6 +1,7 @@
 -- FHIR adapter: laboratory Observations as the canonical labs (docs/inputs.md, "FHIR R4").
--- Grain: one row per Observation in the laboratory category that is not entered-in-error or
--- cancelled (those are left out and counted by counts.sql).
+-- Grain: one row per Observation. _left_out names why one is not presented (entered-in-error,
+-- cancelled, not in the laboratory category); the reader counts those and _note (how it was
+-- coded) for run.json, and presents the rest as raw_labs.
 -- value: valueQuantity.comparator and value as written ('<' and '150' read '<150'), else
 -- valueString; unit: valueQuantity.unit, else its UCUM code; time: effectiveDateTime, else
 -- effectivePeriod.start, on the source's own clock (local_datetime); result_id: the resource id.
@@ -30,11 +31,16 @@ parsed as (
     from source
 ),
 
-laboratory as (
-    select *
+judged as (
+    select
+        *,
+        case
+            when r.status in ('entered-in-error', 'cancelled') then 'Observation ' || r.status
+            when not coalesce(list_contains(flatten(list_transform(r.category,
+                lambda c: list_transform(c.coding, lambda x: x.code))), 'laboratory'), false)
+                then 'Observation not in the laboratory category'
+        end as _left_out
     from parsed
-    where coalesce(r.status, '') not in ('entered-in-error', 'cancelled')
-        and list_contains(flatten(list_transform(r.category, lambda c: list_transform(c.coding, lambda x: x.code))), 'laboratory')
 ),
 
 final as (
@@ -54,8 +60,14 @@ final as (
         first_text(r.valueQuantity.unit, r.valueQuantity.code) as unit,
         r.id as result_id,
         r.referenceRange[1].low.value as reference_low,
-        r.referenceRange[1].high.value as reference_high
-    from laboratory
+        r.referenceRange[1].high.value as reference_high,
+        _left_out,
+        case
+            when fhir_code(r.code.coding, ['http://loinc.org']) is not null
+                then 'Observations coded by LOINC'
+            else 'Observations without a LOINC code (test name only)'
+        end as _note
+    from judged
 )
 
 select * from final

@@ -1,6 +1,7 @@
 -- FHIR adapter: MedicationRequests and MedicationStatements as the canonical medications
--- (docs/inputs.md, "FHIR R4"). Grain: one row per order or statement that is not
--- entered-in-error, cancelled, draft or not-taken (left out and counted by counts.sql).
+-- (docs/inputs.md, "FHIR R4"). Grain: one row per order or statement; _left_out names why one
+-- is not presented (entered-in-error, cancelled, draft, not-taken), _note which period rule
+-- dated it (both counted for run.json).
 -- The drug: medicationCodeableConcept, else the Medication it references (contained '#id', or a
 -- Medication resource 'Medication/id' or 'urn:uuid:id' anywhere in the export).
 -- The period, first that applies (counts.sql counts each):
@@ -10,7 +11,7 @@
 --   3. the start plus expectedSupplyDuration (days or weeks) times (1 + numberOfRepeatsAllowed);
 --   4. authoredOn (statements: effectiveDateTime, dateAsserted) as the start, ending
 --      settings.open_order_days later (rules file): an order that says nothing of its length is
---      never taken as running to the as-of date.
+--      never taken as running to the as-of date, and each such order is counted.
 with source as (
     select _file_id, source_file, row_number, resource_type, resource
     from fhir_resources
@@ -55,9 +56,12 @@ kept as (
     select
         *,
         r.medicationReference.reference as med_ref,
-        fhir_ref_id(r.medicationReference.reference) as med_ref_id
+        fhir_ref_id(r.medicationReference.reference) as med_ref_id,
+        case
+            when r.status in ('entered-in-error', 'cancelled', 'draft', 'not-taken')
+                then resource_type || ' ' || r.status
+        end as _left_out
     from parsed
-    where coalesce(r.status, '') not in ('entered-in-error', 'cancelled', 'draft', 'not-taken')
 ),
 
 with_drug as (
@@ -127,8 +131,18 @@ final as (
                 + to_days(getvariable('settings.open_order_days')::integer), '%Y-%m-%d')
         end as end_date,
         first_text(first_text(dosage.route.text, dosage.route.coding[1].display), dosage.route.coding[1].code) as route,
-        period_from
+        _left_out,
+        case period_from
+            when 'period' then case
+                when first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end) is null
+                    then 'orders ongoing by their period (a start, no end: open-ended)'
+                else 'orders dated by their period (boundsPeriod, effectivePeriod)'
+            end
+            when 'validity' then 'orders dated by dispenseRequest.validityPeriod'
+            when 'supply' then 'orders dated by expectedSupplyDuration x (1 + repeats)'
+            else 'orders with a start only, counted for settings.open_order_days'
+        end as _note
     from dated
 )
 
-select * exclude (period_from) from final
+select * from final

@@ -33,7 +33,9 @@ final as (
         r.birthDate as birth_date,
         r.managingOrganization.display as site,
         -- deceasedBoolean true without a date cannot say from when: left as alive, counted
-        local_datetime(r.deceasedDateTime) as death_date
+        local_datetime(r.deceasedDateTime) as death_date,
+        null::varchar as _left_out,
+        case when r.deceasedDateTime is not null then 'Patients with deceasedDateTime' end as _note
     from parsed
 )
 
