@@ -354,6 +354,9 @@ def _summary(record: dict, out: Path) -> None:
     counts = record["counts"]
     wl = counts["worklist"]
     quarantined = sum(counts["rows_quarantined"].values())
+    chosen = (record.get("input_format") or {}).get("chosen")
+    if chosen:
+        click.echo(chosen)
     click.echo(
         f"run {record['run_id']} as of {record['as_of']}: {counts['patients']} patients screened, "
         f"{wl['total']} on the worklist ({_by_priority(wl)}), "
@@ -393,22 +396,35 @@ def _summary(record: dict, out: Path) -> None:
 @click.option(
     "--seed", type=int, default=12, show_default=True, help="Random seed (same seed, same files)."
 )
-def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["canonical", "omop", "fhir", "synthea"]),
+    default="canonical",
+    show_default=True,
+    help="Write the population as the canonical extracts, or as OMOP CDM tables, FHIR R4 "
+    "NDJSON or Synthea CSV (made from the canonical files, kept in canonical/), and screen that.",
+)
+def demo(out: Path, n_patients: int, as_of, seed: int, input_format: str) -> None:
     """Make a synthetic population with planted cases, screen it, and say where the results are."""
     from pipeline.demo import generate_population
+    from pipeline.demo.formats import write_format
     from pipeline.progress import Progress
     from pipeline.runner import RunConfig, run_screening
 
     extracts = out / "extracts"
+    canonical = extracts if input_format == "canonical" else out / "canonical"
     try:
         generate_population(
-            extracts,
+            canonical,
             n_patients=n_patients,
             as_of=as_of.date(),
             seed=seed,
             truth_dir=out / "truth",
             progress=Progress(None),
         )
+        if input_format != "canonical":
+            write_format(canonical, input_format, extracts)
         result = run_screening(
             RunConfig(
                 extracts=extracts,
@@ -416,6 +432,7 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
                 as_of=as_of.date(),
                 db=out / "b12screen.duckdb",
                 progress=None,
+                input_format=input_format,
             )
         )
     except B12ScreenError as exc:

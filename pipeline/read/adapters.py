@@ -47,7 +47,7 @@ from pipeline.read.discover import (
     discover,
     sha256_of,
 )
-from pipeline.read.ingest import QUARANTINE_DDL, _header, _load_csv
+from pipeline.read.ingest import QUARANTINE_DDL, _header, _load_csv, load_kind
 from pipeline.resources import sql_dir
 from pipeline.sqltext import ident, literal
 
@@ -135,7 +135,11 @@ TABLES: dict[str, dict[str, tuple[str | None, tuple[str, ...], int]]] = {
             ("concept_id", "concept_name", "domain_id", "vocabulary_id", "concept_code"),
             1,
         ),
-        "concept_ancestor": (None, ("ancestor_concept_id", "descendant_concept_id"), 2),
+        "concept_ancestor": (
+            None,
+            ("ancestor_concept_id", "descendant_concept_id", "min_levels_of_separation"),
+            2,
+        ),
         "care_site": (None, ("care_site_id", "care_site_name", "care_site_source_value"), 1),
     },
     "synthea": {
@@ -305,6 +309,13 @@ def discover_format(folder: Path, fmt: str = "auto") -> FormatExtracts:
             ignored[path.name] = reason
             continue
         kind: str | None
+        if path.name.lower().startswith("feedback") and path.name.lower().endswith(
+            (".csv", ".csv.gz", ".parquet")
+        ):  # clinicians' feedback is the canonical file whatever the EHR's format
+            fb_fmt = "parquet" if path.name.lower().endswith(".parquet") else "csv"
+            files.append(_fingerprint("feedback", path, fb_fmt))
+            tables[path] = "feedback"
+            continue
         if fmt == "fhir":
             lower = path.name.lower()
             if not lower.endswith(FHIR_SUFFIXES):
@@ -443,7 +454,7 @@ def _load_tables(
     ids = _file_ids(extracts, first_file_id)
     parts: dict[str, list[str]] = {t: [] for t in TABLES[fmt]}
     read: dict[Path, tuple[int, int, int]] = {}
-    for f in (*extracts.files, *extracts.lookups):
+    for f in _source_files(extracts):
         table = extracts.tables[f.path]
         kind, columns, _ = TABLES[fmt][table]
         try:
@@ -475,8 +486,14 @@ def _load_tables(
 def _file_ids(extracts: FormatExtracts, first_file_id: int) -> dict[Path, int]:
     """Numbers the files that present rows as the canonical reader would (after those already
     ingested); look-up tables after them (their rows never reach staging)."""
-    order = [*extracts.files, *extracts.lookups]
+    feedback = [f for f in extracts.files if f.kind == "feedback"]
+    order = [*feedback, *(f for f in extracts.files if f.kind != "feedback"), *extracts.lookups]
     return {f.path: first_file_id + i for i, f in enumerate(order)}
+
+
+def _source_files(extracts: FormatExtracts) -> list[InputFile]:
+    """The files an adapter reads (feedback files are read by the canonical reader)."""
+    return [f for f in (*extracts.files, *extracts.lookups) if f.kind != "feedback"]
 
 
 def _load_fhir(
@@ -490,7 +507,7 @@ def _load_fhir(
     ids = _file_ids(extracts, first_file_id)
     parts: list[str] = []
     read: dict[Path, tuple[int, int, int]] = {}
-    for f in (*extracts.files, *extracts.lookups):
+    for f in _source_files(extracts):
         file_id, path = ids[f.path], readable[f.path]
         tmp = f"_fhir_{file_id}"
         try:
@@ -594,6 +611,10 @@ def load_format(
         try:
             if kind in CLINICAL_KINDS:
                 counts += _adapt(con, fmt, kind, wanted)
+            elif kind == "feedback":
+                feedback = [f for f in extracts.files if f.kind == "feedback"]
+                for item in load_kind(con, kind, feedback, first_file_id, dict(readable)):
+                    read[item.file.path] = (0, item.rows_read, item.malformed_lines)
             else:
                 columns = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in wanted)
                 con.execute(

@@ -336,3 +336,54 @@ def test_check_is_loud_when_a_kind_is_wholly_unrecognised_or_a_run_would_fail(
     assert failed.problems[0].startswith("a run would fail: no patients file")
     future = check(small_extracts, as_of=date(2020, 1, 1))
     assert any("every dated row is after the as-of date" in p for p in future.problems)
+
+
+def test_omop_snomed_conditions_count_through_concept_and_concept_ancestor(tmp_path: Path) -> None:
+    folder = tmp_path / "omop"
+    folder.mkdir()
+    (folder / "PERSON.csv").write_text(
+        "person_id,gender_concept_id,year_of_birth,month_of_birth,day_of_birth\n"
+        "1,8507,1950,1,1\n2,8532,1960,5,5\n3,8532,1970,1,1\n"
+    )
+    (folder / "MEASUREMENT.csv").write_text("measurement_id,person_id,measurement_date\n")
+    (folder / "CONCEPT.csv").write_text(
+        "concept_id,concept_name,domain_id,vocabulary_id,concept_code\n"
+        "10,Pernicious anemia,Condition,SNOMED,84027009\n"
+        "11,Pernicious anemia of a kind no list names,Condition,SNOMED,999000001\n"
+        "12,Prediabetes,Condition,SNOMED,15777000\n"
+    )
+    (folder / "CONCEPT_ANCESTOR.csv").write_text(
+        "ancestor_concept_id,descendant_concept_id,min_levels_of_separation\n10,11,1\n"
+    )
+    (folder / "CONDITION_OCCURRENCE.csv").write_text(
+        "condition_occurrence_id,person_id,condition_concept_id,condition_start_date,"
+        "condition_source_value\n"
+        "1,1,10,2020-01-01,84027009\n2,2,11,2020-01-01,999000001\n3,3,12,2020-01-01,15777000\n"
+    )
+    record, quarantine = _run(folder, tmp_path, date(2026, 11, 24))
+    assert quarantine == []
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    conditions = con.execute(
+        "SELECT patient_id, code_system, code_key FROM diagnoses ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert conditions == [
+        ("1", "snomed", "84027009"),
+        ("2", "snomed", "84027009"),  # through CONCEPT_ANCESTOR
+        ("3", "snomed", "15777000"),
+    ]
+    assert record["counts"]["patients_by_criterion"]["risk_condition"] == 2
+
+
+def test_clinicians_feedback_is_read_beside_a_fhir_export(tmp_path: Path) -> None:
+    folder = tmp_path / "fhir"
+    folder.mkdir()
+    _ndjson(folder / "Patient.ndjson", [PATIENT])
+    _ndjson(folder / "Observation.ndjson", [_obs("p1", 6.5)])
+    (folder / "feedback.csv").write_text(
+        "patient_id,criterion,action,until\np1,anemia,reviewed,2027-01-01\n"
+    )
+    record, quarantine = _run(folder, tmp_path, date(2026, 11, 24))
+    assert quarantine == []
+    assert record["counts"]["rows_read"]["feedback"] == 1
+    assert {i["file"]: i["kind"] for i in record["inputs"]}["feedback.csv"] == "feedback"

@@ -2,8 +2,11 @@
 -- Grain: one row per CONDITION_OCCURRENCE row, with its file and row.
 -- The code, first that applies: condition_source_concept_id's code when its vocabulary is
 -- ICD10CM or ICD10 (code_system icd10); condition_concept_id's code when it is SNOMED (snomed);
--- condition_source_value as written (all digits: snomed, else icd10). recorded_at:
--- condition_start_date. description: the concept's name.
+-- condition_source_value as written (all digits: snomed, else icd10). A SNOMED concept that is
+-- not itself on a risk-condition list but descends (CONCEPT_ANCESTOR, when the folder has it)
+-- from one that is reads as its nearest listed ancestor's code, so 'pernicious anaemia of
+-- pregnancy' counts as pernicious anaemia; its own name stays the description.
+-- recorded_at: condition_start_date. description: the concept's name.
 with occurrence as (
     select * from src_condition_occurrence
 ),
@@ -12,18 +15,38 @@ concept as (
     select * from omop_concept
 ),
 
+listed as (
+    select code from ref_diagnosis_codes_snomed
+),
+
+listed_ancestors as (
+    select
+        ancestry.descendant_concept_id,
+        arg_min(ancestor.concept_code, try_cast(ancestry.min_levels_of_separation as integer)) as code
+    from src_concept_ancestor as ancestry
+    inner join concept as ancestor on ancestor.concept_id = ancestry.ancestor_concept_id
+    where ancestor.vocabulary_id = 'SNOMED' and ancestor.concept_code in (select code from listed)
+    group by ancestry.descendant_concept_id
+),
+
 coded as (
     select
         occurrence.*,
         case
             when source_concept.vocabulary_id in ('ICD10CM', 'ICD10') then source_concept.concept_code
         end as icd10,
-        case when standard.vocabulary_id = 'SNOMED' then standard.concept_code end as snomed,
+        case
+            when standard.vocabulary_id <> 'SNOMED' then null
+            when standard.concept_code in (select code from listed) then standard.concept_code
+            else coalesce(listed_ancestors.code, standard.concept_code)
+        end as snomed,
         coalesce(standard.concept_name, source_concept.concept_name) as concept_name
     from occurrence
     left join concept as standard on standard.concept_id = occurrence.condition_concept_id
     left join concept as source_concept
         on source_concept.concept_id = occurrence.condition_source_concept_id
+    left join listed_ancestors
+        on listed_ancestors.descendant_concept_id = occurrence.condition_concept_id
 ),
 
 final as (
