@@ -357,8 +357,14 @@ def _summary(record: dict, out: Path) -> None:
     chosen = (record.get("input_format") or {}).get("chosen")
     if chosen:
         click.echo(chosen)
+    left_out = counts.get("patients_not_screened", {})
+    unscreened = sum(left_out.values())
+    why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in left_out.items() if n)
     click.echo(
-        f"run {record['run_id']} as of {record['as_of']}: {counts['patients']} patients screened, "
+        f"run {record['run_id']} as of {record['as_of']}: "
+        f"{counts['patients'] - unscreened} patients screened"
+        + (f" ({unscreened} more not screened: {why})" if unscreened else "")
+        + ", "
         f"{wl['total']} on the worklist ({_by_priority(wl)}), "
         f"{quarantined} rows quarantined"
     )

@@ -216,6 +216,60 @@ class Priorities(BaseModel):
         return v
 
 
+# Columns of the worklist a site's identifiers may not take the name of.
+WORKLIST_COLUMNS = frozenset(
+    [
+        "patient_id",
+        "priority",
+        "criteria",
+        "recommended_action",
+        "evidence",
+        "status",
+        "latest_evidence_on",
+        "feedback",
+        "sex",
+        "age",
+        "site",
+        "birth_date",
+        "death_date",
+        "rules_version",
+        "run_id",
+        "as_of",
+    ]
+)
+
+
+class Identifiers(BaseModel):
+    """Columns of the patients extract that a site carries onto its clinician worklists
+    (worklist.csv, worklist_<list>.csv and worklist.xlsx), right after patient_id, so a list
+    can be routed without a join back to the EHR: an MRN, a name, the responsible clinician.
+    They are never written to flags.parquet, the reports, logs or the scheduler's records."""
+
+    model_config = _STRICT
+    columns: list[str] = []
+
+    @field_validator("columns")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        keys = [c.strip().lower() for c in v]
+        if len(set(keys)) != len(keys):
+            raise ValueError("names a column twice (names are case-insensitive)")
+        for name, key in zip(v, keys, strict=True):
+            if not re.fullmatch(r"[a-z][a-z0-9_ ]{0,39}", key):
+                raise ValueError(
+                    f"{name!r}: a column name of 1-40 letters, digits, spaces or _, "
+                    "starting with a letter"
+                )
+            if key in WORKLIST_COLUMNS:
+                raise ValueError(f"{name!r} is a column b12screen writes itself")
+        return v
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The names as the extract's columns are matched (lower case, trimmed)."""
+        return tuple(c.strip().lower() for c in self.columns)
+
+
 class RulesFile(BaseModel):
     model_config = _STRICT
     ruleset: RuleSet
@@ -227,6 +281,7 @@ class RulesFile(BaseModel):
     worklists: dict[str, WorklistSpec] = {}
     measures: dict[str, Measure] = {}
     report: Report
+    identifiers: Identifiers = Identifiers()
 
     @model_validator(mode="after")
     def _advice_names_criteria(self) -> RulesFile:

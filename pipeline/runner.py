@@ -49,7 +49,7 @@ from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
 from pipeline.read.adapters import FormatExtracts, discover_format, load_format, required_kinds
 from pipeline.read.discover import KINDS, Extracts
-from pipeline.read.ingest import load_extracts
+from pipeline.read.ingest import carry_identifiers, load_extracts
 from pipeline.reports import audit
 from pipeline.resources import data_dir
 from pipeline.rules import Rules, apply_rules, load_rules
@@ -219,6 +219,7 @@ class ScreeningRun:
         with self.progress.stage("validate", "validating (pandera), quarantining, merging"):
             validation: dict[str, ValidationResult] = {}
             merged: dict[str, MergeCounts] = {}
+            carry_identifiers(self.con, self.rules.spec.identifiers.keys)
             for kind in KINDS:  # patients first: the others check their patient_id against it
                 rows_read = self.read.rows_of(kind)
                 result = stage_and_validate(self.con, kind, self.config.as_of, rows_read=rows_read)

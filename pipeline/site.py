@@ -94,6 +94,12 @@ version = "2026.12.1"        # change it with every edit: outputs record which r
 # lookback_days = 730
 # source = "local policy: B12 tested every two years at most"
 
+# Your own identifier columns of the patients extract, copied to the clinician worklists
+# (worklist.csv, worklist_<list>.csv, worklist.xlsx) right after patient_id, and to nothing
+# else (not flags.parquet, the reports, logs or Prefect):
+# [identifiers]
+# columns = ["mrn", "name", "responsible clinician"]
+
 # The small-number rule of the shareable population report:
 # [report.disclosure]
 # redact_at_or_below = 10

@@ -48,6 +48,24 @@ class PatientRow(_Base):
     birth_date: Series[pl.Date] = pa.Field(nullable=False)
     sex: Series[pl.String] = pa.Field(isin=["M", "F", "U"])
     is_implausibly_old: Series[pl.Boolean] = pa.Field(nullable=True)
+    death_date: Series[pl.Date] = pa.Field(nullable=True)
+    has_death_date_text: Series[pl.Boolean] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="death_date_readable", error="death_date is not a date")
+    @classmethod
+    def _death_date_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            ~pl.col("has_death_date_text").fill_null(False) | pl.col("death_date").is_not_null()
+        )
+
+    @pa.dataframe_check(name="death_after_birth", error="death_date before birth_date")
+    @classmethod
+    def _death_after_birth(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("death_date").is_null()
+            | pl.col("birth_date").is_null()
+            | (pl.col("death_date") >= pl.col("birth_date"))
+        )
 
     @pa.dataframe_check(
         name="birth_date_plausible",

@@ -60,7 +60,7 @@ DEFAULT_COLLECTED_AT = "2026-11-01"  # 23 days before AS_OF: inside the 90- and 
 DEFAULT_BIRTH_DATE = "1960-01-01"  # 66 years old at AS_OF: an adult, younger than 75
 DEFAULT_SEX = "M"
 
-PATIENT_COLUMNS = ("patient_id", "sex", "birth_date", "site")
+PATIENT_COLUMNS = ("patient_id", "sex", "birth_date", "site", "death_date")
 LAB_COLUMNS = (
     "patient_id",
     "collected_at",
@@ -458,7 +458,9 @@ def screen(
             pl.from_arrow(con.sql(outputs.QUARANTINE_SQL).to_arrow_table())
         )
         stamp = outputs.Stamp(run.rules.version, run.run_id, as_of)
-        worklist = render.neutral_frame(outputs.worklist_frame(con, stamp))
+        worklist = render.neutral_frame(
+            outputs.worklist_frame(con, stamp, run.rules.spec.identifiers)
+        )
     finally:
         run.close()
     quarantine = list(csv.DictReader(io.StringIO(quarantine_frame.write_csv(), newline="")))

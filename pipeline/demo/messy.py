@@ -121,6 +121,26 @@ def _messy_patient_rows() -> list[tuple[str, dict[str, str]]]:
             "patient_bad_birth_date",
             {"patient_id": "P950003", "sex": "F", "birth_date": "", "site": "south"},
         ),
+        (
+            "patient_bad_death_date",
+            {
+                "patient_id": "P950004",
+                "sex": "M",
+                "birth_date": "1950-05-06",
+                "site": "north",
+                "death_date": "2024-02-30",
+            },
+        ),
+        (
+            "patient_death_before_birth",
+            {
+                "patient_id": "P950005",
+                "sex": "F",
+                "birth_date": "1960-03-01",
+                "site": "east",
+                "death_date": "1959-12-31",
+            },
+        ),
     ]
 
 

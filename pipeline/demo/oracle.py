@@ -65,6 +65,7 @@ class Diagnosis:
 class PatientInfo:
     sex: str  # as written in the patients file
     birth_date: date
+    death_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,12 @@ def patient_criteria(
     reading: Reading | None = None,
 ) -> set[str]:
     """Every criterion one patient meets (none for a patient under the minimum age: children
-    are not screened)."""
+    are not screened; none for a patient who died on or before the as-of date)."""
     minimum_age = SETTINGS["minimum_age"]
     assert isinstance(minimum_age, int)
     if age_on(info.birth_date, as_of) < minimum_age:
+        return set()
+    if info.death_date is not None and info.death_date <= as_of:
         return set()
     met, latest = _lab_criteria(sex_group(info.sex), rows, as_of)
     met |= _med_criteria(info, rows, latest, met, orders, diagnoses, as_of, reading or Reading())

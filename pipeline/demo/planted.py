@@ -80,6 +80,11 @@ class PlantedPatient:
     dxs: tuple[PlantedDx, ...] = ()
     birthday_shift: int = -40  # days from the as-of day `age` years back to the birth date
     probes: frozenset[str] = frozenset()  # criteria whose boundary this case sits on
+    died: int | None = None  # days before the as-of day the patient died (None: alive)
+
+
+def death_date_of(pp: PlantedPatient, as_of: date) -> date | None:
+    return None if pp.died is None else as_of - timedelta(days=pp.died)
 
 
 def birth_date_of(pp: PlantedPatient, as_of: date) -> date:
@@ -155,6 +160,7 @@ def _p(
     dxs: Sequence[PlantedDx] = (),
     birthday_shift: int = -40,
     probes: str = "",
+    died: int | None = None,
 ) -> PlantedPatient:
     return PlantedPatient(
         f"PLANT-{pid}",
@@ -168,6 +174,7 @@ def _p(
         tuple(dxs),
         birthday_shift,
         frozenset(probes.split()),
+        died,
     )
 
 
@@ -853,6 +860,13 @@ PLANTED: tuple[PlantedPatient, ...] = (
     _p("MON-ENDED", "M", 60, "N", "", "IM cyanocobalamin 100..10 days ago: not on therapy now", [],
        [_m("cyanocobalamin", "Cyanocobalamin 1000 MCG/ML Injectable Solution", 100, 10,
            route="IM")], probes="monitoring_overdue"),
+    # -- deceased patients are not screened (patients.death_date on or before the as-of date) ----
+    _p("DIED-10D", "F", 70, "N", "", "died 10 days ago; B12 150 30 days ago: not screened",
+       [_r("b12", "150", "pg/mL", 30)], died=10),
+    _p("DIED-TODAY", "M", 80, "S", "", "died on the as-of day; platelets 6 two days ago: not screened",
+       _cbc("S", 2, platelets="6"), died=0),
+    _p("DIED-NO-LABS", "M", 82, "E", "", "died 400 days ago, on metformin for years: not screened",
+       [], [_m("metformin", "Metformin 500 mg tablet", 2000)], died=400),
     # -- nothing at all ----------------------------------------------------------------------------
     _p("NOLABS-01", "F", 41, "N", "", "in patients, no labs and no medications: never flagged", []),
 )
@@ -902,12 +916,14 @@ def _planted_patient_rows(as_of: date) -> list[dict[str, str]]:
     for pp in PLANTED:
         birth = birth_date_of(pp, as_of)
         site = SITES[pp.site].name
+        died = death_date_of(pp, as_of)
         out.append(
             {
                 "patient_id": pp.patient_id,
                 "sex": pp.sex,
                 "birth_date": birth.isoformat(),
                 "site": site,
+                "death_date": "" if died is None else died.isoformat(),
             }
         )
     return out
@@ -986,4 +1002,5 @@ def planted_oracle_input(
         for d in pp.dxs
         if not d.messy
     ]
-    return PatientInfo(pp.sex, birth_date_of(pp, as_of)), results, orders, diagnoses
+    info = PatientInfo(pp.sex, birth_date_of(pp, as_of), death_date_of(pp, as_of))
+    return info, results, orders, diagnoses

@@ -111,7 +111,8 @@ def _write_extracts(
     dxs: Sequence[Mapping[str, str]],
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    patient_keys = ("patient_id", "sex", "birth_date", "site")
+    patient_keys = ("patient_id", "sex", "birth_date", "site", "death_date")
+    patient_rows = [{"death_date": "", **row} for row in patient_rows]
     _write_csv(out_dir / "patients.csv", patient_keys, patient_rows, patient_keys)
     _write_labs(out_dir, lab_rows)
     _write_csv(out_dir / "medications.csv", MED_COLUMNS, meds, MED_COLUMNS)

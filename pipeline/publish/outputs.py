@@ -15,6 +15,7 @@ Dates in the workbook are date cells, not text.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from pipeline.publish import render
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
 from pipeline.resources import data_dir
-from pipeline.rules import WorklistSpec
+from pipeline.rules import Identifiers, WorklistSpec
 from pipeline.sqltext import ident, literal, path_literal
 
 OUTPUT_FILES = (
@@ -62,6 +63,10 @@ QUARANTINE_SQL = (
 )
 ABOUT_SHEET = "about this run"  # the workbook's last sheet (a list of that name would clash)
 DATE_FORMAT = "yyyy-mm-dd"
+# Rows below the header a worksheet can hold (Excel's limit is 1,048,576 rows in all); a longer
+# list goes on in continuation sheets ("screening (2)" ...), since a row past the limit would
+# be dropped without a word.
+SHEET_ROWS = 1_048_575
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,16 @@ def build_record(
             ),
             "merged": {kind: m.as_dict() for kind, m in validated.merged.items()},
             "patients": con.execute("SELECT count(*) FROM patients").fetchone()[0],
+            "patients_not_screened": dict(
+                zip(
+                    ("under_minimum_age", "deceased"),
+                    con.execute(
+                        "SELECT count(*) FILTER (WHERE below_minimum_age(birth_date)), "
+                        "count(*) FILTER (WHERE deceased_by_as_of(death_date)) FROM patients"
+                    ).fetchone(),
+                    strict=True,
+                )
+            ),
             "patients_by_criterion": dict(screened.criterion_counts),
             "worklist": {p: int(worklist.get(p, 0)) for p in rules.priorities}
             | {"total": int(sum(worklist.values()))},
@@ -166,9 +181,31 @@ def build_record(
     }
 
 
-def worklist_frame(con: duckdb.DuckDBPyConnection, stamp: Stamp) -> pl.DataFrame:
-    """The worklist as worklist.csv holds it (before its cells are neutralised)."""
-    return stamp.frame(pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table()))
+def worklist_frame(
+    con: duckdb.DuckDBPyConnection, stamp: Stamp, identifiers: Identifiers | None = None
+) -> pl.DataFrame:
+    """The worklist as worklist.csv holds it (before its cells are neutralised), with the
+    site's own identifier columns (the rules file's ``[identifiers]``) after patient_id.
+
+    The identifiers are joined here, at the last step, so that nothing else the run writes
+    (flags, history, reports) ever holds them."""
+    worklist = pl.from_arrow(con.sql("SELECT * FROM run_worklist").to_arrow_table())
+    if identifiers and identifiers.columns:
+        names = [c.strip() for c in identifiers.columns]
+        picks = ", ".join(
+            f"identifiers[{literal(key)}] AS {ident(name)}"
+            for key, name in zip(identifiers.keys, names, strict=True)
+        )
+        carried = pl.from_arrow(
+            con.sql(
+                f"SELECT patient_id, {picks} FROM patients "
+                "WHERE patient_id IN (SELECT patient_id FROM run_worklist)"
+            ).to_arrow_table()
+        )
+        worklist = worklist.join(
+            carried, on="patient_id", how="left", maintain_order="left"
+        ).select("patient_id", *names, pl.exclude("patient_id", *names))
+    return stamp.frame(worklist)
 
 
 def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) -> None:
@@ -180,7 +217,7 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
     )
     copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv", stamp)
     copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
-    worklist = worklist_frame(con, stamp)
+    worklist = worklist_frame(con, stamp, rules.spec.identifiers)
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets = {"worklist": worklist}
     lists = []
@@ -228,6 +265,16 @@ def copy_csv(
     )
 
 
+def _continued(sheets: dict[str, pl.DataFrame]) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Each sheet, cut into parts of at most SHEET_ROWS rows; parts after the first are named
+    ``<name> (2)``, ``<name> (3)`` ... (within Excel's 31 characters)."""
+    for name, frame in sheets.items():
+        parts = max(1, -(-frame.height // SHEET_ROWS))
+        for k in range(parts):
+            part = frame.slice(k * SHEET_ROWS, SHEET_ROWS)
+            yield (name if k == 0 else f"{name[: 31 - len(f' ({k + 1})')]} ({k + 1})"), part
+
+
 def _write_xlsx(
     sheets: dict[str, pl.DataFrame],
     path: Path,
@@ -260,7 +307,7 @@ def _write_xlsx(
         header = workbook.add_format({"bold": True, "bg_color": "#E8E8E8", "border": 1})
         wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
         day = workbook.add_format({"num_format": DATE_FORMAT, "valign": "top"})
-        for name, frame in sheets.items():
+        for name, frame in _continued(sheets):
             sheet = workbook.add_worksheet(name)
             formats = [day if dtype == pl.Date else None for dtype in frame.dtypes]
             for col, column in enumerate(frame.columns):

@@ -31,7 +31,7 @@ REQUIRED_COLUMNS = {
     "feedback": ("patient_id", "criterion", "action"),
 }
 OPTIONAL_COLUMNS = {
-    "patients": ("sex", "site"),
+    "patients": ("sex", "site", "death_date"),
     "labs": ("loinc", "test_name", "unit", "result_id", "reference_low", "reference_high"),
     "medications": ("medication", "rxnorm", "atc", "end_date", "route"),
     "diagnoses": ("description", "code_system"),  # code_system: icd10 (default) or snomed

@@ -139,7 +139,7 @@ def _normalised_select(
     names: dict[str, str] = {}
     for col, own in zip(columns, header, strict=True):
         key = own.strip().lower() or col.lower()
-        if key in ("_k", "_rid", "source_file", "row_number", "file_row_number"):
+        if key in ("_k", "_rid", "source_file", "row_number", "file_row_number", "_identifiers"):
             continue
         names[key] = col
     for req in REQUIRED_COLUMNS[f.kind]:
@@ -286,3 +286,21 @@ def present_rows(
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{extra} FROM ({part})")
     ((rows,),) = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
     return LoadedFile(as_file, int(rows), 0)
+
+
+def carry_identifiers(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    """Present ``raw_patients`` as ``raw_patients_carried``, with ``_identifiers``: the site's
+    own identifier columns (the rules file's ``[identifiers]``, lower-case names) as one map of
+    name to text, a column no file has giving NULL. The staging SQL reads this view, so the
+    identifiers are carried whoever presented ``raw_patients`` (the readers, the tests)."""
+    present = set(_columns(con, "raw_patients"))
+    values = [f"{ident(n)}::VARCHAR" if n in present else "NULL::VARCHAR" for n in names]
+    carried = (
+        f"map([{', '.join(literal(n) for n in names)}]::VARCHAR[], [{', '.join(values)}]::VARCHAR[])"
+        if names
+        else "NULL::MAP(VARCHAR, VARCHAR)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW raw_patients_carried AS "
+        f"SELECT *, {carried} AS _identifiers FROM raw_patients"
+    )

@@ -218,6 +218,10 @@ def render_semantics(rules: Rules) -> str:
         "(age in completed years; a birthday on the as-of day counts). Younger patients are kept",
         "and counted in the audit (the funnel's `under_minimum_age` row) but no flag of theirs is",
         "written, so they are on no list: adult limits do not apply to children.",
+        "A patient whose `death_date` is on or before the as-of date is not screened either",
+        "(the funnel's `deceased` row counts them; a worklist they were on lists them as",
+        "resolved, reason `deceased`); a death date after the as-of date (a backfill) does not",
+        "count.",
         "A site profile may switch a criterion off (`enabled = false`): its flags are not written",
         "anywhere, while the criteria defined on top of it still read it, so their meaning does",
         "not change (switching off `anemia` leaves `pancytopenia` as the catalogue defines it). "

@@ -54,15 +54,19 @@ class PopulationReport:
 
 
 def _frames(
-    con: duckdb.DuckDBPyConnection, run_ids: list[str], end: date, rules: Rules
+    con: duckdb.DuckDBPyConnection, run_ids: list[str], start: date, end: date, rules: Rules
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(population with age_band/sex/site, distinct (patient_id, measure) met in the runs)."""
     load_macros(con)  # age_on(), the age the criteria use; temporary, so read-only is fine
+    # a patient who died before the period began was never screened in it (a database
+    # written before death dates were read has none)
+    columns = {r[0] for r in con.execute("DESCRIBE patients").fetchall()}
+    alive = "AND (p.death_date IS NULL OR p.death_date >= ?)" if "death_date" in columns else ""
     people = con.sql(
-        """SELECT p.patient_id, age_on(p.birth_date, ?) AS age, p.sex, p.site
-           FROM patients AS p INNER JOIN runs AS r ON r.run_id = p.run_id
-           WHERE r.started_at <= (SELECT started_at FROM runs WHERE run_id = ?)""",
-        params=[end, run_ids[-1]],
+        f"""SELECT p.patient_id, age_on(p.birth_date, ?) AS age, p.sex, p.site
+            FROM patients AS p INNER JOIN runs AS r ON r.run_id = p.run_id
+            WHERE r.started_at <= (SELECT started_at FROM runs WHERE run_id = ?) {alive}""",
+        params=[end, run_ids[-1], *([start] if alive else [])],
     ).pl()
     # the oldest band is tested first; no birth date (or one after the period) stays unknown
     band = pl.lit(UNKNOWN_AGE)
@@ -146,7 +150,7 @@ def build_population_report(
 ) -> PopulationReport:
     """The report of the runs given (succeeded, as-of in [start, end])."""
     run_ids = [r["run_id"] for r in runs]
-    people, met = _frames(con, run_ids, end, rules)
+    people, met = _frames(con, run_ids, start, end, rules)
     bands = rules.spec.report.band_labels()
     present = set(people["age_band"].unique().to_list())
     categories = {
@@ -198,7 +202,10 @@ def build_population_report(
         "code_version": __version__,
         "audience": AUDIENCE,
         "method": {
-            "population": "the patients screened by the period's last run; age at the end of the period",
+            "population": (
+                "the patients stored by the period's last run and alive when the period began; "
+                "age at the end of the period"
+            ),
             "numerator": "patients found meeting the criterion by any succeeded run of the period",
             "age_bands": bands,
             "confidence": confidence,

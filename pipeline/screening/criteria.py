@@ -128,13 +128,13 @@ def screen(models: ModelRun) -> dict[str, int]:
 # Flags that are never written: those of a criterion a site profile switched off (enabled =
 # false; the criteria built on it have already read it, so their meaning does not change), and
 # every flag of a patient younger than settings.minimum_age on the as-of date (children are not
-# screened by adult limits; the audit counts them).
+# screened by adult limits) or who died on or before it (the audit counts both).
 _UNSCREEN = """
 DELETE FROM run_flags
 WHERE criterion IN (SELECT criterion FROM rule_criteria WHERE NOT enabled)
     OR patient_id IN (
         SELECT patient_id FROM patients
-        WHERE below_minimum_age(birth_date)
+        WHERE below_minimum_age(birth_date) OR deceased_by_as_of(death_date)
     )
 """
 

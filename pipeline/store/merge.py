@@ -24,7 +24,7 @@ from pipeline.sqltext import ident
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
 KEPT = {
-    "patients": ("patients", ("sex", "birth_date", "site")),
+    "patients": ("patients", ("sex", "birth_date", "site", "death_date", "identifiers")),
     "labs": (
         "lab_results",
         ("collected_at", "value_reported", "unit_reported", "analyte", "loinc", "test_name"),
@@ -35,7 +35,7 @@ KEPT = {
 }
 # Staged columns that only validation reads (schemas/extracts.py): checked, never stored.
 VALIDATION_ONLY = {
-    "patients": ("is_implausibly_old",),
+    "patients": ("is_implausibly_old", "has_death_date_text"),
     "labs": (
         "is_known_patient",
         "value_number",

@@ -14,6 +14,14 @@ children as (
     where below_minimum_age(birth_date)
 ),
 
+deceased as (
+    select 1 as stage_order, 2 as item_order, 'population' as stage, 'deceased' as item,
+        'patients who died on or before the as-of date (counted, not screened)' as label,
+        count(*) as patients
+    from patients
+    where deceased_by_as_of(death_date)
+),
+
 tested as (
     select
         2 as stage_order,
@@ -67,6 +75,7 @@ worklist as (
 final as (
     select * from population
     union all select * from children
+    union all select * from deceased
     union all select * from tested
     union all select * from criteria
     union all select * from worklist

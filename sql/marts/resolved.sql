@@ -1,13 +1,14 @@
 -- Mart: patients who were on the previous run's worklist and are not on this one, with why.
 -- Grain: one row per patient who left the worklist (the previous run: int_previous_worklist).
 -- The reason is the first that applies:
+--   deceased            they died on or before the as-of date (patients.death_date);
 --   feedback            a clinician's feedback now suppresses their flags;
 --   treatment started   a B12 therapy order started after the previous as-of date;
 --   corrected result    one of their lab results was corrected since the previous run;
 --   new result          a new valid lab result was collected after the previous as-of date;
 --   no longer met       otherwise (results aged out of their look-back, or the rules changed).
--- reads: flags, int_previous_worklist, lab_result_corrections, lab_results, therapy_orders,
--- reads: worklist
+-- reads: flags, int_previous_worklist, lab_result_corrections, lab_results, patients,
+-- reads: therapy_orders, worklist
 with previous_worklist as (
     select * from int_previous_worklist
 ),
@@ -15,6 +16,10 @@ with previous_worklist as (
 left_worklist as (
     select * from previous_worklist
     anti join run_worklist on run_worklist.patient_id = previous_worklist.patient_id
+),
+
+deceased as (
+    select patient_id, death_date from patients where deceased_by_as_of(death_date)
 ),
 
 suppressed as (
@@ -49,6 +54,7 @@ final as (
         left_worklist.priority as previous_priority,
         left_worklist.criteria as previous_criteria,
         case
+            when deceased.patient_id is not null then 'deceased'
             when suppressed.patient_id is not null then 'feedback'
             when therapy_started.started_on > left_worklist.previous_as_of then 'treatment started'
             when corrections.corrected_on > left_worklist.previous_as_of then 'corrected result'
@@ -56,6 +62,7 @@ final as (
             else 'no longer met'
         end as reason,
         case
+            when deceased.patient_id is not null then 'died on ' || deceased.death_date
             when suppressed.patient_id is not null then suppressed.detail
             when therapy_started.started_on > left_worklist.previous_as_of
                 then 'B12 therapy started ' || therapy_started.started_on
@@ -66,6 +73,7 @@ final as (
             else 'criteria no longer met on ' || getvariable('run.as_of')::date
         end as detail
     from left_worklist
+    left join deceased on deceased.patient_id = left_worklist.patient_id
     left join suppressed on suppressed.patient_id = left_worklist.patient_id
     left join therapy_started on therapy_started.patient_id = left_worklist.patient_id
     left join corrections on corrections.patient_id = left_worklist.patient_id

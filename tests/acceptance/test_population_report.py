@@ -62,7 +62,8 @@ def _sex(raw: str) -> str:
 
 
 def _population(root: Path) -> dict[str, dict]:
-    """Patients of the extract less the rows quarantined by the run that read them."""
+    """Patients of the extract less the rows quarantined by the run that read them and those
+    who died before the period began (they were screened by none of its runs)."""
     quarantined = set()
     with (root / "runs" / AS_OF.isoformat() / "quarantine.csv").open(newline="") as f:
         for row in csv.DictReader(f):
@@ -72,6 +73,8 @@ def _population(root: Path) -> dict[str, dict]:
     with (root / "extracts" / "patients.csv").open(newline="", encoding="utf-8") as f:
         for n, row in enumerate(csv.DictReader(f), start=1):
             if ("patients.csv", n) in quarantined:
+                continue
+            if row["death_date"] and date.fromisoformat(row["death_date"]) < START:
                 continue
             people[row["patient_id"].strip()] = {
                 "age_band": _band(row["birth_date"], END),

@@ -33,6 +33,12 @@ def test_init_scaffolds_a_site_that_runs(tmp_path: Path, small_extracts: Path) -
     guidance = load_rules("guidance")
     assert rules.version == "our-site@2026.12.1"
     assert rules.variables() == guidance.variables()
+    # the template's identifiers example, uncommented, is a valid profile
+    text = (site / "rules" / "site.toml").read_text(encoding="utf-8")
+    text = text.replace("# [identifiers]\n# columns", "[identifiers]\ncolumns")
+    (site / "rules" / "own-ids.toml").write_text(text, encoding="utf-8")
+    own = load_rules(site / "rules" / "own-ids.toml").spec.identifiers
+    assert own.keys == ("mrn", "name", "responsible clinician")
 
     settings = resolve(config=site / "b12screen.toml", env={})
     assert settings["extracts"] == site.resolve() / "extracts"

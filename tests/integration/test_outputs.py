@@ -129,3 +129,34 @@ def test_workbook_dates_are_date_cells_and_it_carries_the_stamp(out: Path) -> No
     assert custom["run_id"] == run["run_id"]
     assert custom["rules_version"] == about["Rules version"]
     assert custom["as_of"].date().isoformat() == run["as_of"]
+
+
+def test_a_list_longer_than_a_sheet_goes_on_in_continuation_sheets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Excel stops at 1,048,576 rows and xlsxwriter drops a row past it without a word: a
+    longer list is cut into sheets of at most SHEET_ROWS rows, every row kept, in order."""
+    import polars as pl
+
+    from pipeline.publish import outputs
+
+    monkeypatch.setattr(outputs, "SHEET_ROWS", 3)
+    stamp = Stamp("guidance@test", "run-1", AS_OF)
+    long = pl.DataFrame({"patient_id": [f"p{i}" for i in range(7)], "n": list(range(7))})
+    name = "a_list_named_near_the_limit_x"  # 29 characters: cut so that " (2)" fits in 31
+    outputs._write_xlsx({"worklist": long, name: long.head(4)}, tmp_path / "w.xlsx", stamp, [], [])
+    book = load_workbook(tmp_path / "w.xlsx", read_only=True)
+    assert book.sheetnames == [
+        "worklist",
+        "worklist (2)",
+        "worklist (3)",
+        name,
+        name[:27] + " (2)",
+        ABOUT_SHEET,
+    ]
+    ids = []
+    for sheet in book.sheetnames[:3]:
+        header, *rows = book[sheet].iter_rows(values_only=True)
+        assert header == ("patient_id", "n") and len(rows) <= 3
+        ids += [r[0] for r in rows]
+    assert ids == [f"p{i}" for i in range(7)]
