@@ -19,6 +19,7 @@ date; a file name one letter away from a kind's.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -111,8 +112,23 @@ def _columns_of(extracts: FormatExtracts) -> list[str]:
             )
             out.append(f"  {f.name}: {shown or '(no header read)'}")
         else:
-            out.append(f"  {f.name}: FHIR {fhir_type_of(f.path) or '?'} resources")
+            out.append(f"  {f.name}: FHIR {fhir_type_of(f.path) or '?'} resources{_fields(f.path)}")
     return out
+
+
+def _fields(path: Path) -> str:
+    """The top-level fields of an NDJSON file's first resource (names only, never values)."""
+    if not path.name.lower().endswith(".ndjson"):
+        return ""
+    try:
+        with path.open("rb") as fh:
+            first = json.loads(fh.readline(1 << 24) or b"{}")
+    except (OSError, ValueError, RecursionError):
+        return ""
+    if not isinstance(first, dict):
+        return ""
+    names = ["".join(c if c.isprintable() else "?" for c in str(k))[:40] for k in first][:14]
+    return " (first: " + ", ".join(names) + (", …" if len(first) > 14 else "") + ")"
 
 
 def check(

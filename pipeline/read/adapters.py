@@ -539,7 +539,8 @@ def _load_fhir(
                     f"""
                     CREATE OR REPLACE TEMP TABLE {tmp} AS
                     SELECT row_number, line,
-                        CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT'
+                        -- a valid line that is no object (an array, a string) has no resourceType
+                        CASE WHEN json_valid(line)
                             THEN json_extract_string(line, '$.resourceType') END AS resource_type,
                         resource_type IS NOT NULL AS ok
                     FROM (
