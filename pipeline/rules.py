@@ -308,6 +308,18 @@ class RulesFile(BaseModel):
             ]
             if unknown:
                 raise ValueError(f"worklist {name}: unknown criterion {unknown[0]!r}")
+        if self.worklists:
+            listed = {c.partition(":")[0] for s in self.worklists.values() for c in s.criteria}
+            unlisted = [
+                cid
+                for cid, c in self.criteria.items()
+                if c.role == "action" and c.enabled and cid not in listed
+            ]
+            if unlisted:
+                raise ValueError(
+                    f"action criterion {unlisted[0]} is on no list of [worklists]: add it to "
+                    "one, so that the patients it puts on the worklist reach an audience"
+                )
         return self
 
     @model_validator(mode="after")

@@ -43,7 +43,9 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # 30 s is Prefect's default wait for its server; a busy machine (CI sharing cores) may
+    # need more, and waiting costs nothing when it starts at once
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 

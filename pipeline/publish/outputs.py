@@ -219,13 +219,24 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
     copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
     worklist = worklist_frame(con, stamp, rules.spec.identifiers)
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
-    sheets = {"worklist": worklist}
+    sheets: dict[str, pl.DataFrame] = {}
     lists = []
+    listed: set[str] = set()
     for name, spec in rules.spec.worklists.items():
-        mine = worklist.filter(pl.col("patient_id").is_in(_list_members(con, spec)))
+        members = _list_members(con, spec)
+        listed.update(members)
+        mine = worklist.filter(pl.col("patient_id").is_in(members))
         render.neutral_frame(mine).write_csv(folder / f"worklist_{name}.csv")
         sheets[name[:31]] = mine
         lists.append((name[:31], spec.title, spec.audience, mine.height))
+    # The workbook is the worklist by audience. The whole list comes first only when the lists
+    # leave someone out (or there are none): a second copy of every row would double the
+    # cost of the largest output of a run, for a list that worklist.csv holds anyway.
+    whole = not sheets or not worklist.get_column("patient_id").is_in(list(listed)).all()
+    if whole:
+        sheets = {"worklist": worklist, **sheets}
+    place = "worklist" if whole else "see worklist.csv"
+    lists.insert(0, (place, "The whole worklist", "everyone on a list", worklist.height))
     about = [
         ("Run id", stamp.run_id),
         ("As-of date", stamp.as_of),

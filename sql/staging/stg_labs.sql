@@ -102,12 +102,16 @@ final as (
             ) then coded.analyte
         end as implausible_analyte,
         known_patients.patient_id is not null as is_known_patient,
-        md5_number(coalesce(
-            'id:' || coded.patient_id || '|' || coded.result_id,
-            'row:' || md5(concat_ws('|', coded.patient_id, coalesce(coded.loinc, ''),
-                coalesce(text_key(coded.test_name), ''), coded.collected_at::varchar,
-                trim(coded.value_reported), coalesce(trim(coded.unit_reported), '')))
-        )) as record_key
+        -- (a CASE, not coalesce(): DuckDB evaluates every argument of coalesce on every row,
+        -- and the row key's two hashes would cost most of the staging for sources with ids)
+        case
+            when coded.patient_id is not null and coded.result_id is not null
+                then md5_number('id:' || coded.patient_id || '|' || coded.result_id)
+            else md5_number('row:' || md5(concat_ws('|', coded.patient_id,
+                coalesce(coded.loinc, ''), coalesce(text_key(coded.test_name), ''),
+                coded.collected_at::varchar, trim(coded.value_reported),
+                coalesce(trim(coded.unit_reported), ''))))
+        end as record_key
     from coded
     left join units
         on units.analyte = coded.analyte and units.unit_key = coded.unit_key

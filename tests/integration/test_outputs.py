@@ -53,17 +53,42 @@ def _cell_text(value: object) -> str:
 
 
 def test_workbook_matches_the_csv_lists(out: Path) -> None:
+    """One sheet per audience list, each the same rows and cells as its CSV, and together
+    every patient of worklist.csv; the guidance lists leave nobody out, so no sheet repeats
+    the whole list."""
     book = load_workbook(out / "worklist.xlsx", read_only=True)
     lists = list(load_rules().spec.worklists)
-    assert book.sheetnames == ["worklist", *lists, ABOUT_SHEET]
-    for sheet, csv_name in [("worklist", "worklist.csv")] + [
-        (n, f"worklist_{n}.csv") for n in lists
-    ]:
+    assert book.sheetnames == [*lists, ABOUT_SHEET]
+    on_sheets: set[str] = set()
+    for sheet, csv_name in [(n, f"worklist_{n}.csv") for n in lists]:
         expected = _csv(out / csv_name)
         rows = [[_cell_text(v) for v in row] for row in book[sheet].iter_rows(values_only=True)]
         assert rows[0] == expected[0], sheet
         assert rows == expected, sheet  # same patients, same order, same cells
-    assert len(_csv(out / "worklist.csv")) > 10
+        on_sheets |= {r[0] for r in rows[1:]}
+    whole = _csv(out / "worklist.csv")
+    assert len(whole) > 10
+    assert on_sheets == {r[0] for r in whole[1:]}
+
+
+def test_lists_that_leave_someone_out_put_the_whole_worklist_first(tmp_path: Path) -> None:
+    profile = tmp_path / "one-list.toml"
+    profile.write_text(
+        'extends = "guidance"\n[ruleset]\nname = "one-list"\nversion = "1"\n'
+        'description = "a list with a gap"\n\n[worklists.follow_up]\n'
+        'exclude = ["b12_deficient"]\n',
+        encoding="utf-8",
+    )
+    lists = load_rules(profile).spec.worklists  # merged with guidance's, key by key
+    assert lists["follow_up"].exclude == ["b12_deficient"] and lists["follow_up"].criteria
+    base = tmp_path / "demo"
+    generate_population(base / "extracts", n_patients=340, truth_dir=base / "truth")
+    out = base / "out"
+    run_screening(RunConfig(base / "extracts", out, AS_OF, base / "db.duckdb", rules=profile))
+    book = load_workbook(out / "worklist.xlsx", read_only=True)
+    assert book.sheetnames[0] == "worklist"
+    rows = [[_cell_text(v) for v in row] for row in book["worklist"].iter_rows(values_only=True)]
+    assert rows == _csv(out / "worklist.csv")
 
 
 def _run(out: Path) -> dict:

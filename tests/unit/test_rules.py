@@ -249,12 +249,12 @@ def test_a_site_profile_switches_a_criterion_off_or_to_context(tmp_path: Path) -
 def test_a_context_criterion_made_action_needs_a_priority_and_action(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="criteria.anemia"):
         load_rules(_profile(tmp_path, '[criteria.anemia]\nrole = "action"\n'))
-    rules = load_rules(
-        _profile(
-            tmp_path,
-            '[criteria.anemia]\nrole = "action"\npriority = "routine"\naction = "Review."\n',
-        )
-    )
+    made_action = '[criteria.anemia]\nrole = "action"\npriority = "routine"\naction = "Review."\n'
+    # ... and a list, so that its patients reach an audience
+    with pytest.raises(RulesError, match="action criterion anemia is on no list"):
+        load_rules(_profile(tmp_path, made_action))
+    listed = '[worklists.anemia]\ntitle = "Anaemia"\naudience = "GP"\ncriteria = ["anemia"]\n'
+    rules = load_rules(_profile(tmp_path, made_action + listed))
     assert rules.spec.criteria["anemia"].priority == "routine"
 
 
