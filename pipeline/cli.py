@@ -169,6 +169,19 @@ _LOG_FILE_OPTION = click.option(
 )
 
 
+_FORMAT_OPTION = click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["auto", "canonical", "omop", "fhir", "synthea"]),
+    default="auto",
+    show_default=True,
+    help="How the extracts folder is laid out: canonical (patients*, labs*, ... as docs/inputs.md), "
+    "omop (OMOP CDM v5.4 tables: PERSON, MEASUREMENT, DRUG_EXPOSURE, CONDITION_OCCURRENCE, DEATH, "
+    "CONCEPT), fhir (FHIR R4 bulk NDJSON, one resource type per file, or Bundles *.json), synthea "
+    "(Synthea CSV: patients, observations, medications, conditions). auto recognises the folder by "
+    "its files and says which it chose.",
+)
+
 _EXIT_CODES_HELP = "\b\nExit status (one line on stderr, naming the file or key, when not 0):\n" + (
     "\n".join(f"  {line}" for line in exit_code_lines())
 )
@@ -215,6 +228,7 @@ _EXIT_CODES_HELP = "\b\nExit status (one line on stderr, naming the file or key,
     help="DuckDB memory ceiling (3GB, 512MiB); past it DuckDB spills to DB.spill/ beside the "
     "database. Default: memory_limit of the config, else 3GB.",
 )
+@_FORMAT_OPTION
 @_LOG_FILE_OPTION
 @_CONFIG_OPTION
 def run(
@@ -224,6 +238,7 @@ def run(
     db: Path | None,
     rules: str | None,
     memory_limit: str | None,
+    input_format: str,
     log_file: Path | None,
 ) -> None:
     """Run one screening (what the nightly schedule runs).
@@ -254,6 +269,7 @@ def run(
             rules=settings["rules"],
             progress=None,
             memory_limit=settings["memory_limit"],
+            input_format=input_format,
         )
     except B12ScreenError as exc:
         _fail(exc)
@@ -277,6 +293,58 @@ def run(
     _summary(result.record, config.out)
 
 
+@cli.command(
+    epilog="\b\nExamples:\n"
+    "  b12screen check --extracts /data/tonight\n"
+    "  b12screen check --extracts ./omop --format omop --as-of 2026-11-24\n"
+    "\b\nExit status: 0 when a run would succeed and every kind is recognised; 3 with one "
+    "'problem:' line each when a run would fail, a kind with rows has none recognised, every "
+    "diagnosis is on no list, the dates miss the as-of date, or a file name is one letter away "
+    "from a kind's."
+)
+@click.option(
+    "--extracts",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The extracts folder a run would read.",
+)
+@_FORMAT_OPTION
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    default=None,
+    help="Evaluation date (YYYY-MM-DD) the dates are checked against. Default: today.",
+)
+@click.option(
+    "--rules",
+    default=None,
+    help="Rules file (.toml) or a shipped profile name, as for run.",
+)
+def check(extracts: Path, input_format: str, as_of, rules: str | None) -> None:
+    """Read and validate an extracts folder without writing anything.
+
+    No database, no outputs: the folder is read as 'b12screen run' would read it, in memory.
+    Says which files matched (and which were ignored, with a hint when a name is close to a
+    kind), the columns found, the rows that would be quarantined by reason, the share of tests,
+    drugs and diagnoses the rules recognise, and the date range against the as-of date.
+    """
+    from pipeline.check import check as check_folder
+
+    try:
+        report = check_folder(extracts, input_format, as_of.date() if as_of else None, rules)
+    except B12ScreenError as exc:
+        _fail(exc)
+    for line in report.lines:
+        click.echo(line)
+    if report.problems:
+        click.echo(
+            f"{len(report.problems)} problem(s): a run would not screen this folder as expected",
+            err=True,
+        )
+    sys.exit(report.exit_code)
+
+
 def _by_priority(worklist: dict) -> str:
     """'12 urgent, 3 high, 40 routine': the record's counts in its own (the rules') order."""
     return ", ".join(f"{n} {p}" for p, n in worklist.items() if p != "total")
@@ -286,6 +354,9 @@ def _summary(record: dict, out: Path) -> None:
     counts = record["counts"]
     wl = counts["worklist"]
     quarantined = sum(counts["rows_quarantined"].values())
+    chosen = (record.get("input_format") or {}).get("chosen")
+    if chosen:
+        click.echo(chosen)
     left_out = counts.get("patients_not_screened", {})
     unscreened = sum(left_out.values())
     why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in left_out.items() if n)
@@ -331,22 +402,35 @@ def _summary(record: dict, out: Path) -> None:
 @click.option(
     "--seed", type=int, default=12, show_default=True, help="Random seed (same seed, same files)."
 )
-def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["canonical", "omop", "fhir", "synthea"]),
+    default="canonical",
+    show_default=True,
+    help="Write the population as the canonical extracts, or as OMOP CDM tables, FHIR R4 "
+    "NDJSON or Synthea CSV (made from the canonical files, kept in canonical/), and screen that.",
+)
+def demo(out: Path, n_patients: int, as_of, seed: int, input_format: str) -> None:
     """Make a synthetic population with planted cases, screen it, and say where the results are."""
     from pipeline.demo import generate_population
+    from pipeline.demo.formats import write_format
     from pipeline.progress import Progress
     from pipeline.runner import RunConfig, run_screening
 
     extracts = out / "extracts"
+    canonical = extracts if input_format == "canonical" else out / "canonical"
     try:
         generate_population(
-            extracts,
+            canonical,
             n_patients=n_patients,
             as_of=as_of.date(),
             seed=seed,
             truth_dir=out / "truth",
             progress=Progress(None),
         )
+        if input_format != "canonical":
+            write_format(canonical, input_format, extracts)
         result = run_screening(
             RunConfig(
                 extracts=extracts,
@@ -354,6 +438,7 @@ def demo(out: Path, n_patients: int, as_of, seed: int) -> None:
                 as_of=as_of.date(),
                 db=out / "b12screen.duckdb",
                 progress=None,
+                input_format=input_format,
             )
         )
     except B12ScreenError as exc:

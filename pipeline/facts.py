@@ -48,6 +48,18 @@ class LoadedFile:
 @dataclass(frozen=True)
 class Read:
     loaded: tuple[LoadedFile, ...]
+    # rows each kind presents to staging, when a format adapter counted them (a FHIR Bundle
+    # holds several kinds; left-out resources are in no kind); None: summed from ``loaded``
+    rows_by_kind: Mapping[str, int] | None = None
+    input_format: str = "canonical"
+    # the adapter's counts (kind, item, rows): what each mapping recognised, what was left out
+    format_counts: tuple[tuple[str, str, int], ...] = ()
+
+    def rows_of(self, kind: str) -> int:
+        """The rows of ``kind`` staging must make (malformed lines excluded)."""
+        if self.rows_by_kind is not None:
+            return int(self.rows_by_kind.get(kind, 0))
+        return sum(i.rows_read - i.malformed_lines for i in self.loaded if i.file.kind == kind)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     minimum_age: Sourced  # patients younger than this on the as-of date are not screened
     b12_therapy_groups: Sourced  # what "on B12 therapy" means where the worklist advice asks
     single_dose_cover_days: Sourced  # a one-day B12 administration record covers this many days
+    # a FHIR order with only a start (authoredOn) covers this many days (sql/adapters/fhir)
+    open_order_days: Sourced
     max_age_years: Sourced
 
 

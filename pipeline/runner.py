@@ -15,6 +15,7 @@ the previous outputs untouched, and is recorded as failed in the ``runs`` table.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import shutil
@@ -46,7 +47,8 @@ from pipeline.facts import (
 )
 from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
-from pipeline.read.discover import KINDS, REQUIRED_KINDS, Extracts, discover
+from pipeline.read.adapters import FormatExtracts, discover_format, load_format, required_kinds
+from pipeline.read.discover import KINDS, Extracts
 from pipeline.read.ingest import carry_identifiers, load_extracts
 from pipeline.reports import audit
 from pipeline.resources import data_dir
@@ -83,6 +85,8 @@ class RunConfig:
     # DuckDB's memory ceiling; beyond it DuckDB spills to a folder beside the database. Without
     # one DuckDB may take 80% of RAM (a 50M-row run peaked at 15 GiB; with 3GB at 4.4 GiB).
     memory_limit: str | None = "3GB"
+    # canonical, omop, fhir, synthea, or auto (recognised by the files): contract section 2b
+    input_format: str = "auto"
 
     def __post_init__(self) -> None:
         self.extracts = Path(self.extracts) if self.extracts is not None else None
@@ -134,9 +138,9 @@ class ScreeningRun:
         with self.progress.stage("prepare", "checking rules and extracts"):
             self.rules = load_rules(self.config.rules)  # fails before any data is read
             found = (
-                discover(self.config.extracts)
+                discover_format(self.config.extracts, self.config.input_format)
                 if self.config.extracts is not None
-                else Extracts(Path("."), (), ())
+                else FormatExtracts(Path("."), (), ())
             )
             self._held.enter_context(switch.holding(self.config.out))
             self._open_database()
@@ -154,11 +158,8 @@ class ScreeningRun:
                 if f.sha256 in seen:
                     skipped.append(f)
                 seen.add(f.sha256)
-            extracts = Extracts(
-                found.folder,
-                tuple(f for f in found.files if f not in skipped),
-                found.ignored,
-                found.ignored_reasons,
+            extracts = dataclasses.replace(
+                found, files=tuple(f for f in found.files if f not in skipped)
             )
             self._check_required_kinds(extracts)
             con.execute('SET VARIABLE "run.as_of" = ?::DATE', [self.config.as_of])
@@ -175,6 +176,8 @@ class ScreeningRun:
                 extracts=extracts,
                 skipped=tuple(skipped),
             )
+            if found.chosen:
+                self.progress.note(found.chosen)
             self.progress.note(
                 f"run {self.run_id}: {len(extracts.files)} new input file(s), "
                 f"{len(skipped)} already ingested; rules {self.rules.version}"
@@ -185,12 +188,24 @@ class ScreeningRun:
     def ingest(self) -> Read:
         with self.progress.stage("ingest", "reading new extract files into DuckDB"):
             first_id = self.con.execute("SELECT count(*) + 1 FROM ingested_files").fetchone()[0]
-            paths = [f.path for f in self.prepared.extracts.files]
+            extracts = self.prepared.extracts
+            lookups = getattr(extracts, "lookups", ())
+            paths = [f.path for f in (*extracts.files, *lookups)]
             # the raw views read the files through these links until the run ends (close)
             sources = self._held.enter_context(literal_files(paths))
             readable = dict(zip(paths, sources, strict=True))
-            loaded = load_extracts(self.con, self.prepared.extracts, readable, first_id)
-            self.read = Read(tuple(loaded))
+            fmt = getattr(extracts, "format", "canonical")
+            if fmt == "canonical":
+                loaded = load_extracts(self.con, extracts, readable, first_id)
+                self.read = Read(tuple(loaded))
+            else:
+                got = load_format(self.con, extracts, readable, first_id)
+                loaded = list(got.loaded)
+                self.read = Read(got.loaded, got.rows_by_kind, fmt, got.counts)
+                for f in lookups:
+                    self.progress.note(f"{f.name}: read as a look-up table (every run)")
+                for kind, item, n in got.counts:
+                    self.progress.note(f"{fmt} {kind}: {item}: {n:,}")
             for item in loaded:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
             for f in self.prepared.skipped:
@@ -206,9 +221,7 @@ class ScreeningRun:
             merged: dict[str, MergeCounts] = {}
             carry_identifiers(self.con, self.rules.spec.identifiers.keys)
             for kind in KINDS:  # patients first: the others check their patient_id against it
-                rows_read = sum(
-                    i.rows_read - i.malformed_lines for i in self.read.loaded if i.file.kind == kind
-                )
+                rows_read = self.read.rows_of(kind)
                 result = stage_and_validate(self.con, kind, self.config.as_of, rows_read=rows_read)
                 validation[kind] = result
                 merged[kind] = m = merge(self.con, kind)
@@ -241,6 +254,10 @@ class ScreeningRun:
             self.record = outputs.build_record(
                 self.con, self.prepared, self.read, self.validated, self.screened
             )
+            self.record["input_format"] = _format_record(self.prepared.extracts, self.read)
+            if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
+                rows = self.record["counts"]["rows_read"]
+                self.record["counts"]["rows_read"] = {k: self.read.rows_of(k) for k in rows}
             snapshot = audit.collect(self.con, self.rules, self.screened)
             audit.record(self.con, self.run_id, self.config.as_of, snapshot, self.rules.version)
             # registered now (same transaction) so the audit reads this run like any other
@@ -359,6 +376,11 @@ class ScreeningRun:
                 " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END AS code_key",
             ),
             ("ref_diagnosis_codes", "diagnosis_codes.csv", "condition, code"),
+            (
+                "ref_diagnosis_codes_snomed",
+                "diagnosis_codes_snomed.csv",
+                "condition, trim(code) AS code",
+            ),
         ):
             with literal_files([data_dir() / name]) as (path,):
                 self.con.execute(
@@ -377,7 +399,7 @@ class ScreeningRun:
 
     def _check_required_kinds(self, extracts: Extracts) -> None:
         """A database must have received patients and labs at least once."""
-        for kind in REQUIRED_KINDS:
+        for kind in required_kinds(getattr(extracts, "format", "canonical")):
             table = KEPT[kind][0]
             if extracts.of_kind(kind):
                 continue
@@ -484,6 +506,19 @@ class ScreeningRun:
                 json.dumps(self.record or {"run_id": self.run_id, "status": status}, default=str),
             ],
         )
+
+
+def _format_record(extracts: Extracts, read: Read) -> dict:
+    """run.json's ``input_format``: the format read, why (auto), the look-up tables read and
+    the adapter's counts (what each mapping recognised, what was left out)."""
+    return {
+        "format": read.input_format,
+        "chosen": getattr(extracts, "chosen", ""),
+        "lookup_files": [
+            {"file": f.name, "sha256": f.sha256} for f in getattr(extracts, "lookups", ())
+        ],
+        "counts": [{"kind": k, "item": item, "rows": n} for k, item, n in read.format_counts],
+    }
 
 
 def run_screening(

@@ -42,7 +42,13 @@ OUTPUT_FILES = (
     "audit.json",
     "run.json",
 )  # plus worklist_<name>.csv for each audience list of the rules file, and audit/<table>.csv
-REFERENCE_FILES = ("lab_units.csv", "lab_test_names.csv", "drug_codes.csv", "diagnosis_codes.csv")
+REFERENCE_FILES = (
+    "lab_units.csv",
+    "lab_test_names.csv",
+    "drug_codes.csv",
+    "diagnosis_codes.csv",
+    "diagnosis_codes_snomed.csv",
+)
 FLAG_COLUMNS = (
     "patient_id, criterion, value, unit, observed_at, detail, source_file, row_number, "
     "feedback_action, is_suppressed"

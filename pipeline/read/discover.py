@@ -34,7 +34,7 @@ OPTIONAL_COLUMNS = {
     "patients": ("sex", "site", "death_date"),
     "labs": ("loinc", "test_name", "unit", "result_id", "reference_low", "reference_high"),
     "medications": ("medication", "rxnorm", "atc", "end_date", "route"),
-    "diagnoses": ("description",),
+    "diagnoses": ("description", "code_system"),  # code_system: icd10 (default) or snomed
     "feedback": ("until", "note"),
 }
 # Read errors that may pass by themselves (a network share timing out): worth a retry.

@@ -91,7 +91,15 @@ def _summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Totals that sit beside the capped lists (how many results/orders in all)."""
     import simple_icd_10_cm as icd  # imported here: loading its tables takes a second
 
-    codes = con.execute("SELECT code_key, count(*) FROM diagnoses GROUP BY code_key").fetchall()
+    codes = con.execute(
+        "SELECT code_key, count(*) FROM diagnoses "
+        "WHERE coalesce(code_system, 'icd10') = 'icd10' GROUP BY code_key"
+    ).fetchall()
+    ((snomed, snomed_listed),) = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE code_key IN "
+        "(SELECT code FROM ref_diagnosis_codes_snomed)) FROM diagnoses "
+        "WHERE code_system = 'snomed'"
+    ).fetchall()
     invalid = sorted(
         ((code, n) for code, n in codes if code is None or not icd.is_valid_item(code)),
         key=lambda x: (-x[1], x[0] or ""),
@@ -103,7 +111,13 @@ def _summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
     return [
         {"item": "lab results of tests no rule uses", "count": unmapped, "examples": ""},
         {"item": "medication orders of drugs on no list", "count": unlisted, "examples": ""},
-        {"item": "diagnosis rows", "count": sum(n for _, n in codes), "examples": ""},
+        {"item": "diagnosis rows", "count": sum(n for _, n in codes) + snomed, "examples": ""},
+        {"item": "diagnosis rows coded in SNOMED CT", "count": snomed, "examples": ""},
+        {
+            "item": "SNOMED CT diagnosis rows on a risk-condition list",
+            "count": snomed_listed,
+            "examples": "",
+        },
         {
             "item": "diagnosis rows with a code not in ICD-10-CM (kept; may match by prefix)",
             "count": sum(n for _, n in invalid),

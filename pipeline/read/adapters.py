@@ -1,0 +1,676 @@
+"""Other input data models (contract section 2b): OMOP CDM, FHIR R4 and Synthea CSV.
+
+Each format is a folder of SQL, ``sql/adapters/<format>/``, that presents the format's tables
+as the canonical ``raw_patients``, ``raw_labs``, ``raw_medications`` and ``raw_diagnoses``
+(every canonical column as text, plus ``_rid``, ``source_file`` and ``row_number``), so the
+staging, the quarantine reasons, the criteria and the outputs are the same whatever the source
+(the backend pattern of OpenSAFELY's ehrQL). Python only finds the files, opens them with
+DuckDB's own readers (no loop over records) and runs the SQL:
+
+* ``discover_format`` lists a folder as one format: which file is which source table, which
+  files are read every night as look-up tables (OMOP CONCEPT, DEATH; FHIR Medication), and
+  which are ignored and why.
+* ``detect_format`` is ``--format auto``: it recognises the folder by its files and says why.
+* ``load_format`` reads the files into ``src_<table>`` (OMOP, Synthea) or ``fhir_resources``
+  (FHIR: one row per resource, each NDJSON line or Bundle entry, with its file and line), runs
+  ``sql/adapters/<format>/<kind>.sql`` into ``raw_<kind>``, and ``counts.sql`` for the audit:
+  what each mapping recognised and what was left out (FHIR entered-in-error, cancelled, draft).
+
+A CSV line DuckDB cannot split, or an NDJSON line that is not JSON, is a quarantined row of its
+file's kind, not a failed night. A file that cannot be read at all stops the run, by name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.errors import ExtractsError, safe_message
+from pipeline.facts import LoadedFile
+from pipeline.read.discover import (
+    KINDS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    TRANSIENT_ERRNOS,
+    Extracts,
+    InputFile,
+    _left_out,
+    discover,
+    sha256_of,
+)
+from pipeline.read.ingest import QUARANTINE_DDL, _header, _load_csv, load_kind
+from pipeline.resources import sql_dir
+from pipeline.sqltext import ident, literal
+
+FORMATS = ("canonical", "omop", "fhir", "synthea")
+CHOICES = (*FORMATS, "auto")
+CLINICAL_KINDS = ("patients", "labs", "medications", "diagnoses")
+_FILE_ID_STRIDE = 1_000_000_000_000  # as pipeline/read/ingest.py: rows per file id
+
+# Each format's source tables: the kind a table presents (None: a look-up table read every
+# night, never recorded as ingested), and the columns the adapter SQL reads (lower case; a
+# column the file lacks is NULL). The first columns listed are required.
+TABLES: dict[str, dict[str, tuple[str | None, tuple[str, ...], int]]] = {
+    # table: (kind, columns, how many of the first columns are required)
+    "omop": {
+        "person": (
+            "patients",
+            (
+                "person_id",
+                "gender_concept_id",
+                "year_of_birth",
+                "month_of_birth",
+                "day_of_birth",
+                "birth_datetime",
+                "care_site_id",
+                "gender_source_value",
+            ),
+            1,
+        ),
+        "measurement": (
+            "labs",
+            (
+                "person_id",
+                "measurement_id",
+                "measurement_concept_id",
+                "measurement_date",
+                "measurement_datetime",
+                "operator_concept_id",
+                "value_as_number",
+                "unit_concept_id",
+                "range_low",
+                "range_high",
+                "measurement_source_value",
+                "measurement_source_concept_id",
+                "unit_source_value",
+                "value_source_value",
+            ),
+            1,
+        ),
+        "drug_exposure": (
+            "medications",
+            (
+                "person_id",
+                "drug_exposure_id",
+                "drug_concept_id",
+                "drug_exposure_start_date",
+                "drug_exposure_start_datetime",
+                "drug_exposure_end_date",
+                "drug_exposure_end_datetime",
+                "verbatim_end_date",
+                "days_supply",
+                "refills",
+                "route_concept_id",
+                "drug_source_value",
+                "drug_source_concept_id",
+                "route_source_value",
+            ),
+            1,
+        ),
+        "condition_occurrence": (
+            "diagnoses",
+            (
+                "person_id",
+                "condition_occurrence_id",
+                "condition_concept_id",
+                "condition_start_date",
+                "condition_start_datetime",
+                "condition_source_value",
+                "condition_source_concept_id",
+            ),
+            1,
+        ),
+        "death": (None, ("person_id", "death_date", "death_datetime"), 1),
+        "concept": (
+            None,
+            ("concept_id", "concept_name", "domain_id", "vocabulary_id", "concept_code"),
+            1,
+        ),
+        "concept_ancestor": (
+            None,
+            ("ancestor_concept_id", "descendant_concept_id", "min_levels_of_separation"),
+            2,
+        ),
+        "care_site": (None, ("care_site_id", "care_site_name", "care_site_source_value"), 1),
+    },
+    "synthea": {
+        "patients": ("patients", ("id", "birthdate", "deathdate", "gender"), 2),
+        "observations": (
+            "labs",
+            ("patient", "date", "category", "code", "description", "value", "units", "type"),
+            2,
+        ),
+        "medications": ("medications", ("patient", "start", "stop", "code", "description"), 2),
+        "conditions": (
+            "diagnoses",
+            ("patient", "start", "stop", "system", "code", "description"),
+            2,
+        ),
+    },
+}
+
+# FHIR: the kind each resource type presents (None: a look-up read every night).
+FHIR_TYPES: dict[str, str | None] = {
+    "Patient": "patients",
+    "Observation": "labs",
+    "MedicationRequest": "medications",
+    "MedicationStatement": "medications",
+    "Condition": "diagnoses",
+    "Medication": None,
+}
+FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
+_RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
+# the longest NDJSON line read (a Patient with a long narrative, a Bundle in one line)
+_MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FormatExtracts(Extracts):
+    """An extracts folder read as one format. ``files`` are the files that present rows (kind
+    ``bundle`` for a FHIR Bundle, which may hold every kind); ``lookups`` are read every night
+    and never recorded as ingested; ``tables`` names each file's source table."""
+
+    format: str = "canonical"
+    lookups: tuple[InputFile, ...] = ()
+    tables: Mapping[Path, str] = field(default_factory=dict)
+    chosen: str = ""  # why auto chose this format (one line), empty when given
+
+    def of_kind(self, kind: str) -> list[InputFile]:
+        return [
+            f
+            for f in self.files
+            if f.kind == kind or (f.kind == "bundle" and kind in CLINICAL_KINDS)
+        ]
+
+
+def required_kinds(fmt: str) -> tuple[str, ...]:
+    """Kinds a database must have received once: patients and labs for the canonical extracts;
+    patients alone for the others (a FHIR export may hold no laboratory Observation)."""
+    return ("patients", "labs") if fmt == "canonical" else ("patients",)
+
+
+# -- recognising files ------------------------------------------------------------------------
+def _first_bytes(path: Path, limit: int = 1 << 16) -> bytes:
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(limit)
+        with path.open("rb") as fh:
+            return fh.read(limit)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def fhir_type_of(path: Path) -> str | None:
+    """The ``resourceType`` of a file's first resource: its first line's for NDJSON, the
+    document's own (a Bundle) for ``.json``. None when the file does not start as FHIR."""
+    head = _first_bytes(path)
+    lower = path.name.lower()
+    if lower.endswith(".json"):
+        try:  # a Bundle's resourceType may come after its entries: read the document's top
+            with path.open("rb") as fh:
+                doc = json.load(fh)
+            kind = doc.get("resourceType") if isinstance(doc, dict) else None
+            return kind if isinstance(kind, str) else None
+        except (OSError, ValueError, RecursionError):
+            match = _RESOURCE_TYPE.search(head)
+            return match.group(1).decode() if match else None
+    line = head.split(b"\n", 1)[0]
+    match = _RESOURCE_TYPE.search(line)
+    return match.group(1).decode() if match else None
+
+
+def _csv_header(path: Path) -> list[str]:
+    fmt = "parquet" if path.name.lower().endswith(".parquet") else "csv"
+    try:
+        return [h.strip().lower() for h in _header(InputFile("patients", path, fmt, 0, ""))]
+    except (OSError, pa.ArrowException):
+        return []
+
+
+def _table_of(name: str, tables: Mapping[str, object]) -> str | None:
+    """The source table a file name stands for: its name up to the first dot, digit run or
+    dash, in any case (``PERSON.csv``, ``measurement_2024.parquet``, ``person.csv.gz``)."""
+    lower = name.lower()
+    stem = re.split(r"\.(?=csv|parquet)", lower, maxsplit=1)[0]
+    for table in sorted(tables, key=len, reverse=True):
+        if stem == table or re.fullmatch(rf"{re.escape(table)}([_\-.]?\d[\w\-.]*)?", stem):
+            return table
+    return None
+
+
+def detect_format(folder: Path) -> tuple[str, str]:
+    """``--format auto``: the folder's format and, in one line, why."""
+    if not folder.is_dir():
+        return "canonical", "no folder to look in"
+    names = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    for path in names:
+        if path.name.lower().endswith(FHIR_SUFFIXES) and fhir_type_of(path):
+            return "fhir", f"{path.name} holds FHIR {fhir_type_of(path)} resources"
+    for path in names:
+        if _table_of(path.name, TABLES["omop"]) in ("person", "measurement"):
+            return "omop", f"{path.name} is an OMOP CDM table"
+    for path in names:
+        if _table_of(path.name, TABLES["synthea"]) == "patients":
+            header = _csv_header(path)
+            if {"id", "birthdate"} <= set(header) and "patient_id" not in header:
+                return "synthea", f"{path.name} has Synthea's patient columns (Id, BIRTHDATE)"
+    return "canonical", "the b12screen extracts layout (patients*, labs*, ...)"
+
+
+def _fingerprint(kind: str, path: Path, fmt: str) -> InputFile:
+    try:
+        return InputFile(kind, path, fmt, path.stat().st_size, sha256_of(path))
+    except OSError as exc:
+        raise ExtractsError(
+            f"cannot read {path.name}: {exc.strerror}", transient=exc.errno in TRANSIENT_ERRNOS
+        ) from None
+
+
+def discover_format(folder: Path, fmt: str = "auto") -> FormatExtracts:
+    """List ``folder`` as the extracts of ``fmt`` (``auto``: recognised by its files)."""
+    if fmt not in CHOICES:
+        raise ExtractsError(f"unknown format {fmt!r} (use one of {', '.join(CHOICES)})")
+    if not folder.exists():
+        raise ExtractsError(f"extracts folder not found: {folder}")
+    if not folder.is_dir():
+        raise ExtractsError(f"extracts path is not a folder: {folder}")
+    chosen = ""
+    if fmt == "auto":
+        fmt, why = detect_format(folder)
+        chosen = f"format {fmt}: {why}"
+    if fmt == "canonical":
+        found = discover(folder)
+        return FormatExtracts(
+            found.folder,
+            found.files,
+            found.ignored,
+            found.ignored_reasons,
+            "canonical",
+            chosen=chosen,
+        )
+    inside = folder.resolve()
+    files: list[InputFile] = []
+    lookups: list[InputFile] = []
+    tables: dict[Path, str] = {}
+    ignored: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        reason = _left_out(path, inside, "-", "-")  # hidden, links, folders
+        if reason is not None:
+            ignored[path.name] = reason
+            continue
+        kind: str | None
+        if path.name.lower().startswith("feedback") and path.name.lower().endswith(
+            (".csv", ".csv.gz", ".parquet")
+        ):  # clinicians' feedback is the canonical file whatever the EHR's format
+            fb_fmt = "parquet" if path.name.lower().endswith(".parquet") else "csv"
+            files.append(_fingerprint("feedback", path, fb_fmt))
+            tables[path] = "feedback"
+            continue
+        if fmt == "fhir":
+            lower = path.name.lower()
+            if not lower.endswith(FHIR_SUFFIXES):
+                ignored[path.name] = "not a FHIR file (.ndjson, .ndjson.gz, or a .json Bundle)"
+                continue
+            rtype = fhir_type_of(path)
+            if rtype == "Bundle":
+                kind, table, file_fmt = "bundle", "Bundle", "json"
+            elif rtype in FHIR_TYPES and not lower.endswith(".json"):
+                kind, table, file_fmt = FHIR_TYPES[rtype], rtype, "ndjson"
+            else:
+                ignored[path.name] = (
+                    "no FHIR resourceType on its first line"
+                    if rtype is None
+                    else f"FHIR {rtype} resources are not read"
+                )
+                continue
+        else:
+            table = _table_of(path.name, TABLES[fmt])
+            file_fmt = "parquet" if path.name.lower().endswith(".parquet") else "csv"
+            if table is None or not path.name.lower().endswith((".csv", ".csv.gz", ".parquet")):
+                label = "an OMOP CDM table" if fmt == "omop" else "a Synthea CSV file"
+                ignored[path.name] = (
+                    f"not {label} b12screen reads ("
+                    + ", ".join(t.upper() if fmt == "omop" else f"{t}.csv" for t in TABLES[fmt])
+                    + ")"
+                )
+                continue
+            kind = TABLES[fmt][table][0]
+        item = _fingerprint(kind or "lookup", path, file_fmt)
+        tables[path] = table
+        (files if kind else lookups).append(item)
+    return FormatExtracts(
+        folder=folder,
+        files=tuple(files),
+        ignored=tuple(ignored),
+        ignored_reasons=MappingProxyType(ignored),
+        format=fmt,
+        lookups=tuple(lookups),
+        tables=MappingProxyType(tables),
+        chosen=chosen,
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FormatLoad:
+    """What reading one format gave: each file read, the rows each kind presents to staging,
+    and the adapter's own counts (what each mapping recognised, what was left out)."""
+
+    loaded: tuple[LoadedFile, ...]
+    rows_by_kind: Mapping[str, int]
+    counts: tuple[tuple[str, str, int], ...]  # (kind, item, rows)
+
+
+def adapter_sql(fmt: str, name: str) -> str:
+    return (sql_dir() / "adapters" / fmt / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _read_table_file(
+    con: duckdb.DuckDBPyConnection,
+    f: InputFile,
+    path_sql: str,
+    file_id: int,
+    columns: list[str],
+    quarantine_kind: str | None,
+) -> tuple[str, int, int]:
+    """One OMOP or Synthea file as a SELECT of its wanted columns (text, lower-case names)
+    plus _file_id, source_file and row_number; its malformed CSV lines quarantined."""
+    tmp = f"_src_{file_id}"
+    header = _header(f)
+    if f.fmt == "csv":
+        malformed = _load_csv(con, path_sql, tmp, header)
+        row_number = (
+            f"(_k + (SELECT count(*) FROM (SELECT line::BIGINT - row_number() OVER (ORDER BY line) AS shifted "
+            f"FROM (SELECT DISTINCT line FROM {tmp}_rej)) r WHERE r.shifted <= {tmp}._k))"
+            if malformed
+            else "_k"
+        )
+        source = tmp
+        ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
+        got = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {tmp}").fetchall()][1:]
+    else:
+        malformed = 0
+        source = f"read_parquet({path_sql}, file_row_number = true)"
+        row_number = "(file_row_number + 1)"
+        ((rows,),) = con.execute(
+            f"SELECT num_rows FROM parquet_file_metadata({path_sql})"
+        ).fetchall()
+        got = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()][:-1]
+    own = header if len(header) == len(got) else got
+    by_key = {}
+    for name, col in zip(own, got, strict=True):
+        by_key.setdefault(name.strip().lower(), col)
+    select = ", ".join(
+        f"{ident(by_key[c])}::VARCHAR AS {ident(c)}"
+        if c in by_key
+        else f"NULL::VARCHAR AS {ident(c)}"
+        for c in columns
+    )
+    if malformed and quarantine_kind:
+        con.execute(
+            f"""
+            INSERT INTO quarantine
+            SELECT {literal(quarantine_kind)}, {literal(f.name)}, line - 1,
+                   'malformed CSV line: ' || lower(string_agg(DISTINCT error_type::VARCHAR, ', ')),
+                   any_value(csv_line)
+            FROM {tmp}_rej GROUP BY line ORDER BY line
+            """
+        )
+    part = (
+        f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
+        f"{row_number}::BIGINT AS row_number, {select} FROM {source}"
+    )
+    return part, int(rows) + malformed, int(malformed)
+
+
+def _missing_required(f: InputFile, table: str, fmt: str) -> None:
+    _, columns, required = TABLES[fmt][table]
+    header = {h.strip().lower() for h in _header(f)}
+    if header:
+        for col in columns[:required]:
+            if col not in header:
+                label = table.upper() if fmt == "omop" else f"{table}.csv"
+                raise ExtractsError(f"{f.name}: no column {col!r} (an {fmt} {label} file needs it)")
+
+
+def _load_tables(
+    con: duckdb.DuckDBPyConnection,
+    extracts: FormatExtracts,
+    readable: Mapping[Path, str],
+    first_file_id: int,
+) -> dict[Path, tuple[int, int, int]]:
+    """``src_<table>`` for every table of an OMOP or Synthea folder (empty when no file)."""
+    fmt = extracts.format
+    ids = _file_ids(extracts, first_file_id)
+    parts: dict[str, list[str]] = {t: [] for t in TABLES[fmt]}
+    read: dict[Path, tuple[int, int, int]] = {}
+    for f in _source_files(extracts):
+        table = extracts.tables[f.path]
+        kind, columns, _ = TABLES[fmt][table]
+        try:
+            _missing_required(f, table, fmt)
+            part, rows, malformed = _read_table_file(
+                con, f, readable[f.path], ids[f.path], list(columns), kind
+            )
+        except (duckdb.Error, OSError, pa.ArrowException) as exc:
+            raise ExtractsError(
+                f"cannot read {f.name} as {f.fmt.upper()}: {safe_message(exc)}"
+            ) from None
+        parts[table].append(part)
+        read[f.path] = (ids[f.path], rows, malformed)
+    for table, selects in parts.items():
+        columns = TABLES[fmt][table][1]
+        empty = (
+            "SELECT NULL::BIGINT AS _file_id, NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
+            + ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in columns)
+            + " WHERE false"
+        )
+        union = " UNION ALL ".join(f"({s})" for s in selects) if selects else empty
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE src_{table} AS {union}")
+        except duckdb.Error as exc:
+            raise ExtractsError(f"cannot read the {table} files: {safe_message(exc)}") from None
+    return read
+
+
+def _file_ids(extracts: FormatExtracts, first_file_id: int) -> dict[Path, int]:
+    """Numbers the files that present rows as the canonical reader would (after those already
+    ingested); look-up tables after them (their rows never reach staging)."""
+    feedback = [f for f in extracts.files if f.kind == "feedback"]
+    order = [*feedback, *(f for f in extracts.files if f.kind != "feedback"), *extracts.lookups]
+    return {f.path: first_file_id + i for i, f in enumerate(order)}
+
+
+def _source_files(extracts: FormatExtracts) -> list[InputFile]:
+    """The files an adapter reads (feedback files are read by the canonical reader)."""
+    return [f for f in (*extracts.files, *extracts.lookups) if f.kind != "feedback"]
+
+
+def _load_fhir(
+    con: duckdb.DuckDBPyConnection,
+    extracts: FormatExtracts,
+    readable: Mapping[Path, str],
+    first_file_id: int,
+) -> dict[Path, tuple[int, int, int]]:
+    """``fhir_resources``: one row per resource (an NDJSON line, a Bundle entry) with its file,
+    its line or entry number and its JSON text; lines that are not JSON are quarantined."""
+    ids = _file_ids(extracts, first_file_id)
+    parts: list[str] = []
+    read: dict[Path, tuple[int, int, int]] = {}
+    for f in _source_files(extracts):
+        file_id, path = ids[f.path], readable[f.path]
+        tmp = f"_fhir_{file_id}"
+        try:
+            if f.fmt == "json":  # a Bundle: one JSON document, its entries in order
+                con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE {tmp} AS
+                    SELECT e.i::BIGINT AS row_number, json_extract(e.r, '$.resource')::VARCHAR AS line,
+                        json_extract_string(e.r, '$.resource.resourceType') AS resource_type,
+                        resource_type IS NOT NULL AS ok
+                    FROM (
+                        SELECT unnest(json_extract(content, '$.entry[*]')) AS r,
+                               generate_subscripts(json_extract(content, '$.entry[*]'), 1) AS i
+                        FROM read_text({path})
+                        WHERE json_valid(content)
+                    ) AS e
+                    """
+                )
+                ((valid,),) = con.execute(
+                    f"SELECT count(*) FROM read_text({path}) WHERE json_valid(content)"
+                ).fetchall()
+                if not valid:
+                    raise ExtractsError(
+                        f"cannot read {f.name} as a FHIR Bundle: not a JSON document"
+                    )
+                malformed = 0
+            else:  # NDJSON: one line each, numbered from 1, a line that is not JSON kept as text
+                con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE {tmp} AS
+                    SELECT row_number, line,
+                        -- a valid line that is no object (an array, a string) has no resourceType
+                        CASE WHEN json_valid(line)
+                            THEN json_extract_string(line, '$.resourceType') END AS resource_type,
+                        resource_type IS NOT NULL AS ok
+                    FROM (
+                        SELECT row_number() OVER ()::BIGINT AS row_number, line
+                        FROM read_csv({path}, columns = {{'line': 'VARCHAR'}}, header = false,
+                            auto_detect = false, delim = '\\x01', quote = '', escape = '',
+                            max_line_size = {_MAX_LINE_BYTES}, strict_mode = false)
+                    )
+                    """
+                )
+                kind = f.kind if f.kind in KINDS else "patients"
+                con.execute(
+                    f"""
+                    INSERT INTO quarantine
+                    SELECT {literal(kind)}, {literal(f.name)}, row_number,
+                           'malformed JSON line (not one FHIR resource)', line
+                    FROM {tmp} WHERE NOT ok ORDER BY row_number
+                    """
+                )
+                ((malformed,),) = con.execute(f"SELECT count(*) FROM {tmp} WHERE NOT ok").fetchall()
+            ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
+        except duckdb.Error as exc:
+            raise ExtractsError(f"cannot read {f.name} as FHIR: {safe_message(exc)}") from None
+        parts.append(
+            f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, row_number, "
+            f"resource_type, line AS resource FROM {tmp} WHERE ok"
+        )
+        read[f.path] = (file_id, int(rows), int(malformed))
+    empty = (
+        "SELECT NULL::BIGINT AS _file_id, NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
+        "NULL::VARCHAR AS resource_type, NULL::VARCHAR AS resource WHERE false"
+    )
+    union = " UNION ALL ".join(f"({p})" for p in parts) if parts else empty
+    con.execute(f"CREATE OR REPLACE TEMP VIEW fhir_resources AS {union}")
+    return read
+
+
+def _wanted(kind: str) -> list[str]:
+    return [*REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
+
+
+def load_format(
+    con: duckdb.DuckDBPyConnection,
+    extracts: FormatExtracts,
+    readable: Mapping[Path, str],
+    first_file_id: int = 1,
+) -> FormatLoad:
+    """Present an OMOP, FHIR or Synthea folder as ``raw_<kind>`` (and ``raw_feedback``, empty).
+
+    ``readable`` gives, for each file's path (rows and look-ups), the SQL literal that opens
+    exactly that file (:func:`pipeline.sqltext.literal_files`)."""
+    fmt = extracts.format
+    con.execute(QUARANTINE_DDL)
+    con.execute(adapter_sql("common", "macros"))
+    read = (
+        _load_fhir(con, extracts, readable, first_file_id)
+        if fmt == "fhir"
+        else _load_tables(con, extracts, readable, first_file_id)
+    )
+    if fmt == "omop":
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE omop_concept AS {adapter_sql('omop', 'concepts')}"
+        )
+    rows_by_kind: dict[str, int] = {}
+    counts: list[tuple[str, str, int]] = []
+    for kind in KINDS:
+        view = f"raw_{kind}"
+        wanted = [*_wanted(kind), *_extra(kind)]
+        try:
+            if kind in CLINICAL_KINDS:
+                counts += _adapt(con, fmt, kind, wanted)
+            elif kind == "feedback":
+                feedback = [f for f in extracts.files if f.kind == "feedback"]
+                for item in load_kind(con, kind, feedback, first_file_id, dict(readable)):
+                    read[item.file.path] = (0, item.rows_read, item.malformed_lines)
+            else:
+                columns = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in wanted)
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT NULL::BIGINT AS _rid, "
+                    f"NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, {columns} WHERE false"
+                )
+        except duckdb.Error as exc:
+            raise ExtractsError(f"cannot read the {fmt} {kind}: {safe_message(exc)}") from None
+        ((n,),) = con.execute(f"SELECT count(*) FROM {view}").fetchall()
+        rows_by_kind[kind] = int(n)
+    counts += [
+        (str(k), str(item), int(n))
+        for k, item, n in con.execute(adapter_sql(fmt, "counts")).fetchall()
+    ]
+    loaded = []
+    for f in extracts.files:
+        _, rows, malformed = read[f.path]
+        loaded.append(LoadedFile(f, rows, malformed))
+    return FormatLoad(tuple(loaded), MappingProxyType(rows_by_kind), tuple(sorted(counts)))
+
+
+def _adapt(
+    con: duckdb.DuckDBPyConnection, fmt: str, kind: str, wanted: list[str]
+) -> list[tuple[str, str, int]]:
+    """Run ``sql/adapters/<fmt>/<kind>.sql`` once into ``_adapted_<kind>`` and present its rows
+    as ``raw_<kind>``: those it does not leave out (``_left_out``, when the adapter has that
+    column). Returns the counts of what it left out and of its ``_note`` column."""
+    body = adapter_sql(fmt, kind)
+    own = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({body})").fetchall()}
+    bookkeeping = [c for c in ("_left_out", "_note") if c in own]
+    columns = ", ".join(f"{ident(c)}::VARCHAR AS {ident(c)}" for c in [*wanted, *bookkeeping])
+    table = f"_adapted_{kind}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
+        f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid, source_file, row_number, "
+        f"{columns} FROM ({body})"
+    )
+    keep = "WHERE _left_out IS NULL" if "_left_out" in bookkeeping else ""
+    drop = f" EXCLUDE ({', '.join(bookkeeping)})" if bookkeeping else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{drop} FROM {table} {keep}")
+    out: list[tuple[str, str, int]] = []
+    if "_left_out" in bookkeeping:
+        out += con.execute(
+            f"SELECT {literal(kind)}, 'left out: ' || _left_out, count(*) FROM {table} "
+            "WHERE _left_out IS NOT NULL GROUP BY ALL"
+        ).fetchall()
+    if "_note" in bookkeeping:
+        out += con.execute(
+            f"SELECT {literal(kind)}, _note, count(*) FROM {table} "
+            f"WHERE _note IS NOT NULL {'AND _left_out IS NULL' if keep else ''} GROUP BY ALL"
+        ).fetchall()
+    return [(str(k), str(i), int(n)) for k, i, n in out]
+
+
+def _extra(kind: str) -> tuple[str, ...]:
+    """Columns an adapter presents beyond the canonical ones the reader declares."""
+    extra = {"patients": ("death_date",), "diagnoses": ("code_system",)}.get(kind, ())
+    return tuple(c for c in extra if c not in _wanted(kind))

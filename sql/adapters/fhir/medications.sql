@@ -1,0 +1,148 @@
+-- FHIR adapter: MedicationRequests and MedicationStatements as the canonical medications
+-- (docs/inputs.md, "FHIR R4"). Grain: one row per order or statement; _left_out names why one
+-- is not presented (entered-in-error, cancelled, draft, not-taken), _note which period rule
+-- dated it (both counted for run.json).
+-- The drug: medicationCodeableConcept, else the Medication it references (contained '#id', or a
+-- Medication resource 'Medication/id' or 'urn:uuid:id' anywhere in the export).
+-- The period, first that applies (counts.sql counts each):
+--   1. dosageInstruction.timing.repeat.boundsPeriod (statements: effectivePeriod); a start
+--      without an end is ongoing as the source says (open-ended, like an empty end_date);
+--   2. dispenseRequest.validityPeriod;
+--   3. the start plus expectedSupplyDuration (days or weeks) times (1 + numberOfRepeatsAllowed);
+--   4. authoredOn (statements: effectiveDateTime, dateAsserted) as the start, ending
+--      settings.open_order_days later (rules file): an order that says nothing of its length is
+--      never taken as running to the as-of date, and each such order is counted.
+with source as (
+    select _file_id, source_file, row_number, resource_type, resource
+    from fhir_resources
+    where resource_type in ('MedicationRequest', 'MedicationStatement')
+),
+
+parsed as (
+    select
+        _file_id,
+        source_file,
+        row_number,
+        resource_type,
+        json_transform(resource, '{
+            "id": "VARCHAR",
+            "status": "VARCHAR",
+            "subject": {"reference": "VARCHAR"},
+            "medicationCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+            "medicationReference": {"reference": "VARCHAR", "display": "VARCHAR"},
+            "contained": [{"resourceType": "VARCHAR", "id": "VARCHAR", "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}}],
+            "authoredOn": "VARCHAR",
+            "effectiveDateTime": "VARCHAR",
+            "effectivePeriod": {"start": "VARCHAR", "end": "VARCHAR"},
+            "dateAsserted": "VARCHAR",
+            "dosageInstruction": [{"route": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}, "timing": {"repeat": {"boundsPeriod": {"start": "VARCHAR", "end": "VARCHAR"}}}}],
+            "dosage": [{"route": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}, "timing": {"repeat": {"boundsPeriod": {"start": "VARCHAR", "end": "VARCHAR"}}}}],
+            "dispenseRequest": {"validityPeriod": {"start": "VARCHAR", "end": "VARCHAR"}, "numberOfRepeatsAllowed": "VARCHAR", "expectedSupplyDuration": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"}}
+        }') as r
+    from source
+),
+
+medication_resources as (
+    select
+        json_extract_string(resource, '$.id') as id,
+        json_transform(resource, '{"code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}}').code
+            as code
+    from fhir_resources
+    where resource_type = 'Medication'
+    qualify row_number() over (partition by json_extract_string(resource, '$.id') order by _file_id, row_number) = 1
+),
+
+kept as (
+    select
+        *,
+        r.medicationReference.reference as med_ref,
+        fhir_ref_id(r.medicationReference.reference) as med_ref_id,
+        case
+            when r.status in ('entered-in-error', 'cancelled', 'draft', 'not-taken')
+                then resource_type || ' ' || r.status
+        end as _left_out
+    from parsed
+),
+
+with_drug as (
+    select
+        kept.*,
+        coalesce(
+            r.medicationCodeableConcept,
+            list_filter(r.contained, lambda c: c.resourceType = 'Medication'
+                and c.id = med_ref_id)[1].code,
+            medication_resources.code
+        ) as drug,
+        coalesce(r.dosageInstruction, r.dosage)[1] as dosage
+    from kept
+    left join medication_resources
+        on medication_resources.id = kept.med_ref_id
+        and not starts_with(kept.med_ref, '#')
+),
+
+periods as (
+    select
+        with_drug.*,
+        case
+            when first_text(dosage.timing.repeat.boundsPeriod.start, r.effectivePeriod.start) is not null
+                then 'period'
+            when first_text(r.dispenseRequest.validityPeriod.start, r.dispenseRequest.validityPeriod.end) is not null
+                then 'validity'
+            when try_cast(r.dispenseRequest.expectedSupplyDuration.value as double) > 0
+                and lower(coalesce(r.dispenseRequest.expectedSupplyDuration.code, r.dispenseRequest.expectedSupplyDuration.unit))
+                    in ('d', 'day', 'days', 'wk', 'week', 'weeks')
+                then 'supply'
+            else 'default'
+        end as period_from,
+        first_text(first_text(r.authoredOn, r.effectiveDateTime), r.dateAsserted) as authored
+    from with_drug
+),
+
+dated as (
+    select
+        periods.*,
+        local_datetime(case period_from
+            when 'period' then first_text(dosage.timing.repeat.boundsPeriod.start, r.effectivePeriod.start)
+            when 'validity' then first_text(r.dispenseRequest.validityPeriod.start, authored)
+            else authored
+        end) as start_text,
+        try_cast(r.dispenseRequest.expectedSupplyDuration.value as double)
+            * case when lower(coalesce(r.dispenseRequest.expectedSupplyDuration.code, r.dispenseRequest.expectedSupplyDuration.unit))
+                in ('wk', 'week', 'weeks') then 7 else 1 end
+            * (1 + coalesce(try_cast(r.dispenseRequest.numberOfRepeatsAllowed as integer), 0)) as supply_days
+    from periods
+),
+
+final as (
+    select
+        _file_id,
+        source_file,
+        row_number,
+        fhir_patient_id(r.subject.reference) as patient_id,
+        first_text(first_text(drug.text, drug.coding[1].display), r.medicationReference.display) as medication,
+        fhir_code(drug.coding, ['http://www.nlm.nih.gov/research/umls/rxnorm']) as rxnorm,
+        fhir_code(drug.coding, ['http://www.whocc.no/atc']) as atc,
+        start_text as start_date,
+        case period_from
+            when 'period' then local_datetime(first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end))
+            when 'validity' then local_datetime(r.dispenseRequest.validityPeriod.end)
+            when 'supply' then strftime(try_cast(iso_timestamp(start_text) as date) + to_days(supply_days::integer), '%Y-%m-%d')
+            else strftime(try_cast(iso_timestamp(start_text) as date)
+                + to_days(getvariable('settings.open_order_days')::integer), '%Y-%m-%d')
+        end as end_date,
+        first_text(first_text(dosage.route.text, dosage.route.coding[1].display), dosage.route.coding[1].code) as route,
+        _left_out,
+        case period_from
+            when 'period' then case
+                when first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end) is null
+                    then 'orders ongoing by their period (a start, no end: open-ended)'
+                else 'orders dated by their period (boundsPeriod, effectivePeriod)'
+            end
+            when 'validity' then 'orders dated by dispenseRequest.validityPeriod'
+            when 'supply' then 'orders dated by expectedSupplyDuration x (1 + repeats)'
+            else 'orders with a start only, counted for settings.open_order_days'
+        end as _note
+    from dated
+)
+
+select * from final
