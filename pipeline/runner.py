@@ -192,7 +192,8 @@ class ScreeningRun:
             loaded = load_extracts(self.con, self.prepared.extracts, readable, first_id)
             self.read = Read(tuple(loaded))
             for item in loaded:
-                self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
+                mixed = ", mixed line endings read as LF" if item.line_endings_normalised else ""
+                self.progress.note(f"{item.file.name}: {item.rows_read:,} rows{mixed}")
             for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
             for name, why in self.prepared.extracts.ignored_reasons.items():

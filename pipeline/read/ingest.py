@@ -6,7 +6,8 @@ every column of every file as read, plus ``_rid`` (a row id unique across runs),
 A Parquet file is not copied: the view reads the file itself, so the staging SQL
 (sql/staging) types and codes the rows straight from the file scan, in one pass. A CSV file is
 read once into a temporary table, since DuckDB numbers the lines it rejects only in that
-read. CSV lines DuckDB cannot split into the header's columns are not dropped: they go to the quarantine table with their text. A file that cannot
+read; a CSV file whose line endings are mixed is read from an LF copy (pipeline/read/newlines.py).
+CSV lines DuckDB cannot split into the header's columns are not dropped: they go to the quarantine table with their text. A file that cannot
 be read at all, or lacks a required column, stops the run with one line naming it.
 """
 
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import LoadedFile
+from pipeline.read import newlines
 from pipeline.read.discover import (
     KINDS,
     ONE_OF_COLUMNS,
@@ -174,8 +176,10 @@ def load_kind(
         path = readable[f.path]
         try:
             header = _header(f)
+            normalised = False
             if f.fmt == "csv":
-                malformed = _load_csv(con, path, tmp, header)
+                with newlines.lf_source(con, f.path, path) as (lf_path, normalised):
+                    malformed = _load_csv(con, lf_path, tmp, header)
                 source = tmp
                 # _k numbers the rows DuckDB kept, in file order (a streaming row_number over
                 # the scan). Rejected lines carry their file line (header = line 1), so the
@@ -217,7 +221,7 @@ def load_kind(
                 FROM {tmp}_rej GROUP BY line ORDER BY line
                 """
             )
-        loaded.append(LoadedFile(f, int(rows) + malformed, malformed))
+        loaded.append(LoadedFile(f, int(rows) + malformed, malformed, normalised))
     view = f"raw_{kind}"
     wanted = ["_rid", "source_file", "row_number", *REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
     if parts:
