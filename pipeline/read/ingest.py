@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import shortage
 from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import LoadedFile
 from pipeline.read import newlines
@@ -204,6 +205,8 @@ def load_kind(
             columns = columns[1:] if f.fmt == "csv" else columns[:-1]
             select, _ = _normalised_select(f, columns, header)
         except (duckdb.Error, OSError, pa.ArrowException) as exc:
+            if shortage.is_resource_fault(exc):
+                raise  # memory or the spill disk, not the file (pipeline/shortage.py)
             raise ExtractsError(
                 f"cannot read {f.name} as {f.fmt.upper()}: {safe_message(exc)}"
             ) from None
@@ -229,6 +232,8 @@ def load_kind(
         try:
             present = _columns(con, f"({union})")
         except duckdb.Error as exc:
+            if shortage.is_resource_fault(exc):
+                raise
             raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
         missing = [col for col in wanted if col not in present]
         extra = "".join(f", NULL::VARCHAR AS {ident(col)}" for col in missing)
