@@ -125,6 +125,8 @@ def _normalised_select(
     """
     if not header:
         header = columns
+    if any("\x00" in name for name in (*header, *columns)):
+        raise ExtractsError(f"{f.name}: a column name holds a NUL character")
     seen: set[str] = set()
     for name in header:
         key = name.strip().lower()
@@ -204,7 +206,8 @@ def load_kind(
             columns = _columns(con, source)
             columns = columns[1:] if f.fmt == "csv" else columns[:-1]
             select, _ = _normalised_select(f, columns, header)
-        except (duckdb.Error, OSError, pa.ArrowException) as exc:
+        except (duckdb.Error, OSError, pa.ArrowException, UnicodeError) as exc:
+            # UnicodeError: a Parquet schema whose names are not UTF-8
             if shortage.is_resource_fault(exc):
                 raise  # memory or the spill disk, not the file (pipeline/shortage.py)
             raise ExtractsError(
