@@ -13,6 +13,8 @@ import pytest
 from pipeline.read import newlines
 from pipeline.runner import RunConfig, run_screening
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = date(2026, 11, 24)
 HEADER = "patient_id,collected_at,loinc,value,unit,result_id"
 ROWS = [

@@ -21,6 +21,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = "2026-11-24"
 # Needles no run id, time, count or code can contain by chance.
 IDS = ("zq7k-31a9", "zq7k-82b4", "zq7k-55c0")

@@ -10,8 +10,8 @@ bytes; or a Parquet file of random column types, sometimes truncated or with a b
 or plain random bytes. The real reader (pipeline.read.ingest.load_kind) and the real
 validation (pipeline.store.validate.stage_and_validate) run on a prepared in-memory run.
 
-CI runs a few dozen files (seconds); the full campaign raises the count:
-``B12SCREEN_FUZZ_EXAMPLES=2000 pytest tests/integration/test_reader_fuzz.py`` (docs/reliability.md).
+CI runs ten files per property (seconds); ``B12SCREEN_CAMPAIGN=full`` runs 2,000 and
+``B12SCREEN_FUZZ_EXAMPLES=N`` any number (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-import os
 import re
 import zlib
 from datetime import date, datetime
@@ -29,6 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import campaign_count
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -38,8 +38,10 @@ from pipeline.read.ingest import QUARANTINE_DDL, load_kind
 from pipeline.sqltext import literal_files
 from pipeline.store.validate import stage_and_validate
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = date(2026, 11, 24)
-EXAMPLES = int(os.environ.get("B12SCREEN_FUZZ_EXAMPLES", "10"))
+EXAMPLES = campaign_count("B12SCREEN_FUZZ_EXAMPLES", ci=10, full=2000)
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,  # a loaded machine is slow, never wrong

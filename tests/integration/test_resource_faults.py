@@ -33,6 +33,8 @@ from pipeline.errors import OutOfMemoryError, OutputError, ResourceError
 from pipeline.publish.outputs import OUTPUT_FILES
 from pipeline.shortage import Places, translate
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-11-24"
 LAB_HEADER = "patient_id,collected_at,loinc,test_name,value,unit,result_id"

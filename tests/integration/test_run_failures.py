@@ -15,6 +15,8 @@ from pipeline.errors import DatabaseBusyError, ExtractsError, OutOfMemoryError
 from pipeline.publish.outputs import OUTPUT_FILES
 from pipeline.runner import RunConfig, run_screening
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = date(2026, 11, 24)
 
 
