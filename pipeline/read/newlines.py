@@ -72,6 +72,10 @@ def needs_normalising(path: Path) -> bool:
     return False
 
 
+def _lf(chunk: bytes) -> bytes:
+    return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 @contextlib.contextmanager
 def normalised_copy(path: Path, folder: Path | None) -> Iterator[Path]:
     """A temporary LF-only copy of ``path`` (uncompressed), removed when the block ends.
@@ -82,9 +86,14 @@ def normalised_copy(path: Path, folder: Path | None) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix="b12screen-lf-", suffix=".csv", dir=folder)
     copy = Path(name)
     try:
-        with os.fdopen(handle, "wb") as out:
-            for chunk in _chunks(path):
-                out.write(chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for chunk in _chunks(path):
+                    out.write(_lf(chunk))
+        except OSError as exc:  # a full disk names the copy, not the extract (pipeline/shortage.py)
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, str(copy)) from None
+            raise
         yield copy
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -101,3 +101,28 @@ def test_files_with_mixed_endings_are_read_row_by_row(tmp_path: Path, small_extr
     log = (tmp_path / "out" / "run.log").read_text()
     assert log.count("mixed line endings read as LF") == 2
     assert not spill.exists() or not any(spill.iterdir()), "an LF copy was left behind"
+
+
+def test_a_full_spill_disk_while_copying_names_the_spill_folder(
+    tmp_path: Path, small_extracts: Path, monkeypatch
+) -> None:
+    """The LF copy is written beside DuckDB's spill files: a disk full there is exit 7 naming
+    the spill folder, not 'cannot read' the extract."""
+    import errno
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    def full(chunk: bytes) -> bytes:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(newlines, "_lf", full)
+    (small_extracts / "labs_mixed.csv").write_bytes(MIXED.encode())
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--extracts", str(small_extracts), "--out", str(tmp_path / "out")]
+        + ["--db", str(tmp_path / "db.duckdb"), "--as-of", "2026-11-24"],
+    )
+    assert result.exit_code == 7, result.output
+    assert "cannot write to the spill folder" in result.stderr and "Traceback" not in result.output
