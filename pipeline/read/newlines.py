@@ -111,8 +111,10 @@ def lf_source(
         yield source, False
         return
     ((spill,),) = con.execute("SELECT current_setting('temp_directory')").fetchall()
+    # an in-memory database's default ('.tmp', in the current folder): the system's instead
+    folder = Path(spill) if spill and spill != ".tmp" else None
     with (
-        normalised_copy(path, Path(spill) if spill else None) as copy,
+        normalised_copy(path, folder) as copy,
         literal_files([copy]) as (copied,),
     ):
         yield copied, True
