@@ -54,10 +54,15 @@ class DatabaseBusyError(B12ScreenError):
     transient = True
 
 
-class OutOfMemoryError(B12ScreenError):
-    """DuckDB could not finish a step within its memory limit."""
+class ResourceError(B12ScreenError):
+    """The machine cannot give the run what it needs: memory, or room or write access for the
+    database or DuckDB's spill folder (pipeline/shortage.py tells which)."""
 
     exit_code = 7
+
+
+class OutOfMemoryError(ResourceError):
+    """DuckDB could not finish a step within its memory limit."""
 
 
 class ConfigError(UsageError):
@@ -77,9 +82,13 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "extracts: missing folder, no patients or labs file, unreadable file, missing column",
     ),
     (RulesError.exit_code, "rules file: unknown key, missing value, wrong type"),
-    (OutputError.exit_code, "output folder not writable"),
+    (OutputError.exit_code, "output folder cannot be written (disk full, read-only)"),
     (DatabaseBusyError.exit_code, "database or output folder in use by another run"),
-    (OutOfMemoryError.exit_code, "DuckDB ran out of memory under --memory-limit"),
+    (
+        ResourceError.exit_code,
+        "resources: out of memory under --memory-limit, or the database or spill folder "
+        "cannot be written (disk full, read-only)",
+    ),
 )
 
 

@@ -43,6 +43,7 @@ class LoadedFile:
     file: InputFile
     rows_read: int
     malformed_lines: int
+    line_endings_normalised: bool = False  # mixed line endings: read from an LF copy
 
 
 @dataclass(frozen=True)

@@ -19,21 +19,22 @@ import dataclasses
 import json
 import logging
 import shutil
+import tempfile
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
-from pipeline import __version__, faults, registry
+from pipeline import __version__, faults, registry, shortage
 from pipeline.errors import (
     B12ScreenError,
     ExtractsError,
-    OutOfMemoryError,
     OutputError,
+    ResourceError,
     UsageError,
 )
 from pipeline.facts import (
@@ -135,7 +136,7 @@ class ScreeningRun:
 
     # -- stages ------------------------------------------------------------------------------
     def prepare(self) -> Prepared:
-        with self.progress.stage("prepare", "checking rules and extracts"):
+        with self._resource_faults(), self.progress.stage("prepare", "checking rules and extracts"):
             self.rules = load_rules(self.config.rules)  # fails before any data is read
             found = (
                 discover_format(self.config.extracts, self.config.input_format)
@@ -147,6 +148,8 @@ class ScreeningRun:
             con = self.con
             con.execute("SET TimeZone = 'UTC'")
             registry.ensure_registry(con)
+            if self.config.memory_limit:  # DuckDB spills there: a failure here is recorded
+                self._check_spill_folder(shortage.spill_folder(self.config.db))
             self._repair_publish()
             self._mark_running()
             con.execute("BEGIN TRANSACTION")
@@ -186,7 +189,10 @@ class ScreeningRun:
         return self.prepared
 
     def ingest(self) -> Read:
-        with self.progress.stage("ingest", "reading new extract files into DuckDB"):
+        with (
+            self._resource_faults(),
+            self.progress.stage("ingest", "reading new extract files into DuckDB"),
+        ):
             first_id = self.con.execute("SELECT count(*) + 1 FROM ingested_files").fetchone()[0]
             extracts = self.prepared.extracts
             lookups = getattr(extracts, "lookups", ())
@@ -207,7 +213,8 @@ class ScreeningRun:
                 for kind, item, n in got.counts:
                     self.progress.note(f"{fmt} {kind}: {item}: {n:,}")
             for item in loaded:
-                self.progress.note(f"{item.file.name}: {item.rows_read:,} rows")
+                mixed = ", mixed line endings read as LF" if item.line_endings_normalised else ""
+                self.progress.note(f"{item.file.name}: {item.rows_read:,} rows{mixed}")
             for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
             for name, why in self.prepared.extracts.ignored_reasons.items():
@@ -216,7 +223,10 @@ class ScreeningRun:
         return self.read
 
     def validate(self) -> Validated:
-        with self.progress.stage("validate", "validating (pandera), quarantining, merging"):
+        with (
+            self._resource_faults(),
+            self.progress.stage("validate", "validating (pandera), quarantining, merging"),
+        ):
             validation: dict[str, ValidationResult] = {}
             merged: dict[str, MergeCounts] = {}
             carry_identifiers(self.con, self.rules.spec.identifiers.keys)
@@ -234,7 +244,10 @@ class ScreeningRun:
         return self.validated
 
     def screen(self) -> Screened:
-        with self.progress.stage("screen", "applying the criteria and the care-process measures"):
+        with (
+            self._resource_faults(),
+            self.progress.stage("screen", "applying the criteria and the care-process measures"),
+        ):
             self.models = ModelRun(self.con, self.rules.criteria_order)
             counts = screen(self.models)
             measures = compute_measures(self.models, self.rules)
@@ -248,7 +261,7 @@ class ScreeningRun:
         return self.screened
 
     def build_outputs(self) -> None:
-        with self.progress.stage("outputs", "writing outputs aside"):
+        with self._resource_faults(), self.progress.stage("outputs", "writing outputs aside"):
             self._prepare_output_folder()
             self._record_history()
             self.record = outputs.build_record(
@@ -269,7 +282,7 @@ class ScreeningRun:
         faults.point("after-outputs")
 
     def publish(self) -> RunResult:
-        with self.progress.stage("publish", "committing and publishing"):
+        with self._resource_faults(), self.progress.stage("publish", "committing and publishing"):
             self.record["finished_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat()
             self.record["timings_s"] = dict(self.progress.timings)
             outputs.write_run_json(self.record, self.staging_dir)
@@ -319,6 +332,26 @@ class ScreeningRun:
             self.con = None
         self._held.close()
 
+    @contextlib.contextmanager
+    def _resource_faults(self) -> Iterator[None]:
+        """A full disk, an unwritable folder or too little memory met in a stage: the one-line
+        error of pipeline/shortage.py (exit 5 or 7), not a traceback or a blamed input file."""
+        try:
+            yield
+        except B12ScreenError:
+            raise
+        except Exception as exc:
+            error = shortage.translate(exc, self._places(), self.progress.current)
+            if error is None:
+                raise
+            raise error from None
+
+    def _places(self) -> shortage.Places:
+        db = self.config.db
+        return shortage.Places(
+            self.config.out, db, shortage.spill_folder(db), self.config.memory_limit
+        )
+
     # -- the run's own log ---------------------------------------------------------------------
     def _write_log(self, path: Path, extra: list[str] = ()) -> Path | None:
         text = "\n".join([*self.progress.lines, *extra]) + "\n"
@@ -354,10 +387,25 @@ class ScreeningRun:
         # DuckDB's own progress bar only where a person watches (quiet otherwise, as under a scheduler)
         self.con.execute(f"SET enable_progress_bar = {str(bool(self.progress.enabled)).lower()}")
         if self.config.memory_limit:
+            spill = shortage.spill_folder(db)
             self.con.execute(f"SET memory_limit = {literal(self.config.memory_limit)}")
-            self.con.execute(
-                f"SET temp_directory = {path_literal(db.with_name(db.name + '.spill'))}"
-            )
+            self.con.execute(f"SET temp_directory = {path_literal(spill)}")
+
+    def _check_spill_folder(self, spill: Path) -> None:
+        """The spill folder can be made and written: found now, not when DuckDB first spills
+        hours into a large night."""
+        try:
+            if spill.is_dir():
+                with tempfile.TemporaryFile(dir=spill):
+                    pass
+            else:
+                spill.mkdir()
+                spill.rmdir()
+        except OSError as exc:
+            raise ResourceError(
+                f"cannot use the spill folder {spill} beside the database: {exc.strerror}; "
+                "make it a writable folder (or remove what is in its place)"
+            ) from None
 
     def _load_reference_tables(self) -> None:
         """The code lists and mappings in data/, as temp tables keyed the way staging keys rows."""
@@ -530,22 +578,10 @@ def run_screening(
     ``on_failure(run, error)`` is called after the rollback (the run's failure log is written
     by then), before the error is raised: the CLI sends its alert from there."""
     run = ScreeningRun(config)
-    stage = "prepare"
     try:
         for stage in ("prepare", "ingest", "validate", "screen", "build_outputs"):
             getattr(run, stage)()
-        stage = "publish"
         return run.publish()
-    except duckdb.OutOfMemoryException:
-        error = OutOfMemoryError(
-            f"DuckDB ran out of memory in the {stage} stage (memory limit "
-            f"{config.memory_limit or 'DuckDB default'}): raise --memory-limit, or free memory "
-            "on the machine; nothing was changed"
-        )
-        run.fail(error)
-        if on_failure is not None:
-            on_failure(run, error)
-        raise error from None
     except BaseException as exc:
         run.fail(exc)
         if on_failure is not None and isinstance(exc, Exception):

@@ -26,6 +26,14 @@ p3,2026-11-01,,HGB,pending,g/dL,r5
 """
 
 
+def campaign_count(variable: str, ci: int, full: int) -> int:
+    """How many trials a reliability test runs (docs/reliability.md): ``variable`` if set,
+    else ``full`` under ``B12SCREEN_CAMPAIGN=full``, else the CI's ``ci``."""
+    if os.environ.get(variable):
+        return int(os.environ[variable])
+    return full if os.environ.get("B12SCREEN_CAMPAIGN") == "full" else ci
+
+
 @pytest.fixture
 def small_extracts(tmp_path: Path) -> Path:
     """A tiny valid extracts folder: p1 deficient with anemia, p2 normal, p3 critical anemia."""

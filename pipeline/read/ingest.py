@@ -6,7 +6,8 @@ every column of every file as read, plus ``_rid`` (a row id unique across runs),
 A Parquet file is not copied: the view reads the file itself, so the staging SQL
 (sql/staging) types and codes the rows straight from the file scan, in one pass. A CSV file is
 read once into a temporary table, since DuckDB numbers the lines it rejects only in that
-read. CSV lines DuckDB cannot split into the header's columns are not dropped: they go to the quarantine table with their text. A file that cannot
+read; a CSV file whose line endings are mixed is read from an LF copy (pipeline/read/newlines.py).
+CSV lines DuckDB cannot split into the header's columns are not dropped: they go to the quarantine table with their text. A file that cannot
 be read at all, or lacks a required column, stops the run with one line naming it.
 """
 
@@ -21,8 +22,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import shortage
 from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import LoadedFile
+from pipeline.read import newlines
 from pipeline.read.discover import (
     KINDS,
     ONE_OF_COLUMNS,
@@ -122,6 +125,8 @@ def _normalised_select(
     """
     if not header:
         header = columns
+    if any("\x00" in name for name in (*header, *columns)):
+        raise ExtractsError(f"{f.name}: a column name holds a NUL character")
     seen: set[str] = set()
     for name in header:
         key = name.strip().lower()
@@ -174,8 +179,10 @@ def load_kind(
         path = readable[f.path]
         try:
             header = _header(f)
+            normalised = False
             if f.fmt == "csv":
-                malformed = _load_csv(con, path, tmp, header)
+                with newlines.lf_source(con, f.path, path) as (lf_path, normalised):
+                    malformed = _load_csv(con, lf_path, tmp, header)
                 source = tmp
                 # _k numbers the rows DuckDB kept, in file order (a streaming row_number over
                 # the scan). Rejected lines carry their file line (header = line 1), so the
@@ -199,7 +206,10 @@ def load_kind(
             columns = _columns(con, source)
             columns = columns[1:] if f.fmt == "csv" else columns[:-1]
             select, _ = _normalised_select(f, columns, header)
-        except (duckdb.Error, OSError, pa.ArrowException) as exc:
+        except (duckdb.Error, OSError, pa.ArrowException, UnicodeError) as exc:
+            # UnicodeError: a Parquet schema whose names are not UTF-8
+            if shortage.is_resource_fault(exc):
+                raise  # memory or the spill disk, not the file (pipeline/shortage.py)
             raise ExtractsError(
                 f"cannot read {f.name} as {f.fmt.upper()}: {safe_message(exc)}"
             ) from None
@@ -217,7 +227,7 @@ def load_kind(
                 FROM {tmp}_rej GROUP BY line ORDER BY line
                 """
             )
-        loaded.append(LoadedFile(f, int(rows) + malformed, malformed))
+        loaded.append(LoadedFile(f, int(rows) + malformed, malformed, normalised))
     view = f"raw_{kind}"
     wanted = ["_rid", "source_file", "row_number", *REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
     if parts:
@@ -225,6 +235,8 @@ def load_kind(
         try:
             present = _columns(con, f"({union})")
         except duckdb.Error as exc:
+            if shortage.is_resource_fault(exc):
+                raise
             raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
         missing = [col for col in wanted if col not in present]
         extra = "".join(f", NULL::VARCHAR AS {ident(col)}" for col in missing)

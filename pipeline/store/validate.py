@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 from pandera.config import ValidationDepth, config_context
 
+from pipeline import shortage
 from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import ValidationResult
 from pipeline.resources import read_sql
@@ -108,6 +109,8 @@ def stage_and_validate(
             f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}"
         )
     except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        if shortage.is_resource_fault(exc):
+            raise  # the spill disk, not the files (pipeline/shortage.py)
         raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
     ((staged,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()

@@ -22,6 +22,8 @@ from pipeline.errors import ExtractsError, UsageError
 from pipeline.runner import RunConfig, run_screening
 from pipeline.sqltext import ident, literal, literal_files, memory_setting
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = date(2026, 11, 24)
 BIRTH_DATES = ("1950-01-01", "1960-05-05", "1970-01-01")  # conftest.PATIENTS_CSV
 

@@ -8,18 +8,23 @@ cleanup, as SIGKILL) at a stage boundary or inside publishing.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
+from conftest import campaign_count
 
 from pipeline.faults import POINTS
 from pipeline.publish.outputs import OUTPUT_FILES
 from pipeline.publish.switch import CURRENT
+
+pytestmark = pytest.mark.reliability  # docs/reliability.md
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF_1, AS_OF_2 = "2026-11-23", "2026-11-24"
@@ -31,6 +36,9 @@ NIGHT_2_LABS = (
 # Killed before the commit, the old run stays published; after the switch, the new one is.
 BEFORE_SWITCH = {p for p in POINTS if p != "after-switch"}
 BEFORE_COMMIT = set(POINTS[: POINTS.index("after-commit")])
+# Kills at random moments (inside statements, the COMMIT, file writes): none in CI, where the
+# named points above run; B12SCREEN_CAMPAIGN=full runs 50, B12SCREEN_KILL_TRIALS=N any number.
+KILL_TRIALS = campaign_count("B12SCREEN_KILL_TRIALS", ci=0, full=50)
 
 
 def _cli(extracts: Path, out: Path, db: Path, as_of: str, kill_at: str | None = None):
@@ -77,14 +85,17 @@ def nights(tmp_path_factory: pytest.TempPathFactory, request) -> dict:
     assert first.returncode == 0, first.stderr
     reference = root / "reference"
     shutil.copytree(base, reference, symlinks=True)
+    started = time.monotonic()
     second = _cli(night2, reference / "out", reference / "db.duckdb", AS_OF_2)
     assert second.returncode == 0, second.stderr
+    duration = time.monotonic() - started  # where random kills land, never asserted
     return {
         "root": root,
         "night2": night2,
         "base": base,
         "before": _published(base / "out"),
         "flags": _flags(reference / "out"),
+        "duration": duration,
     }
 
 
@@ -115,6 +126,44 @@ def test_a_killed_run_leaves_one_run_published_and_the_next_run_agrees(nights, p
     # a run killed before its commit is in the registry, marked by the next run
     assert statuses.count("interrupted") == (1 if point in BEFORE_COMMIT else 0), statuses
     assert "running" not in statuses
+
+
+@pytest.mark.parametrize(
+    "trial",
+    range(KILL_TRIALS)
+    if KILL_TRIALS
+    else [pytest.param(0, marks=pytest.mark.skip(reason="campaign only: B12SCREEN_CAMPAIGN=full"))],
+)
+def test_a_run_killed_at_a_random_moment_leaves_one_run_and_the_next_agrees(nights, trial):
+    """SIGKILL at a moment drawn from the length of an uninterrupted run (seeded by the trial
+    number): wherever it lands, inside a statement, the COMMIT or a file write, the checks of
+    the named points hold; a run that finished first is a trial too."""
+    work = nights["root"] / f"random-{trial}"
+    shutil.copytree(nights["base"], work, symlinks=True)
+    out, db = work / "out", work / "db.duckdb"
+    delay = random.Random(trial).uniform(0.0, nights["duration"] * 1.1)
+    env = {k: v for k, v in os.environ.items() if k != "B12SCREEN_KILL_AT"}
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--extracts", str(nights["night2"])]
+    command += ["--out", str(out), "--db", str(db), "--as-of", AS_OF_2]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+    duckdb.connect(str(db)).close()  # the database opens
+    published = _published(out)  # one run's outputs, whichever
+    again = _cli(nights["night2"], out, db, AS_OF_2)
+    assert again.returncode == 0, again.stderr
+    _published(out)
+    assert _flags(out).drop("rules_version").equals(nights["flags"].drop("rules_version"))
+    assert not list(out.glob(".b12screen-building-*"))
+    with duckdb.connect(str(db), read_only=True) as con:
+        statuses = [r[0] for r in con.execute("SELECT status FROM runs").fetchall()]
+    assert "failed" not in statuses and "running" not in statuses, statuses
+    if process.returncode == 0:  # finished before the kill: its outputs are the published ones
+        assert published != nights["before"]
 
 
 def test_two_runs_into_one_output_folder_the_second_stops_clearly(tmp_path, small_extracts):

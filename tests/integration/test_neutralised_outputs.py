@@ -29,6 +29,8 @@ from pipeline.reports.period import _by_dimension, write_period_report
 from pipeline.rules import load_rules
 from pipeline.runner import RunConfig, run_screening
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = date(2026, 11, 24)
 FORMULA_ID = '=HYPERLINK("http://x.example/a","click")'
 SCRIPT_SITE = "<script>alert(1)</script>"

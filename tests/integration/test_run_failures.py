@@ -15,6 +15,8 @@ from pipeline.errors import DatabaseBusyError, ExtractsError, OutOfMemoryError
 from pipeline.publish.outputs import OUTPUT_FILES
 from pipeline.runner import RunConfig, run_screening
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 AS_OF = date(2026, 11, 24)
 
 
@@ -180,3 +182,24 @@ def test_running_out_of_memory_is_one_line_and_keeps_the_outputs(
     )
     _assert_one_line(result, OutOfMemoryError.exit_code, "ran out of memory", "--memory-limit")
     assert _snapshot(out) == before
+
+
+def test_runs_and_report_during_a_run_stop_clearly(
+    tmp_path: Path, small_extracts: Path, hold_database
+) -> None:
+    """A run holds its database from prepare to publish; 'runs' and 'report' meanwhile say so
+    in one line (exit 6, worth a retry) and touch nothing; afterwards they work."""
+    db = tmp_path / "db.duckdb"
+    assert _run_cli(small_extracts, tmp_path / "out", db).exit_code == 0
+    commands = [
+        ["runs", "--db", str(db)],
+        ["report", "--db", str(db), "--from", "2026-11-24", "--to", "2026-11-24"]
+        + ["--out", str(tmp_path / "report")],
+    ]
+    with hold_database(db):
+        for args in commands:
+            result = CliRunner().invoke(cli, args)
+            _assert_one_line(result, DatabaseBusyError.exit_code, "in use by another run")
+    assert not (tmp_path / "report").exists()
+    for args in commands:
+        assert CliRunner().invoke(cli, args).exit_code == 0

@@ -18,6 +18,8 @@ from datetime import date
 
 import pytest
 
+pytestmark = pytest.mark.reliability  # docs/reliability.md
+
 try:
     from harness import AS_OF, RULES, screen, units_of
 except ModuleNotFoundError:  # tests/ imported as a package

@@ -1,0 +1,140 @@
+"""Line endings of a CSV extract: one kind read as it is, a mix rewritten to LF first.
+
+DuckDB's CSV reader takes one line ending per file (LF, CRLF or CR-only, from the first line)
+and fails the whole file, and with it the run's transaction, at the first line that ends
+otherwise. So before a CSV file is read, :func:`needs_normalising` scans it once:
+
+* no CR byte at all (the common case): read as it is. The scan is a ``memchr`` per 16 MB
+  chunk over a file the SHA-256 pass has just read, about 2 % of DuckDB's own read of it
+  (docs/reliability.md has the figures);
+* CR bytes, and every line ending the same (every CR followed by LF and every LF preceded by
+  CR, or no LF at all): read as it is;
+* anything else: :func:`normalised_copy` streams the file (a ``.gz`` decompressed) into a
+  temporary LF-only copy beside DuckDB's spill files, every CRLF and lone CR replaced by one LF,
+  and that copy is read instead and removed after. Each line ending stays one line ending, so
+  the line numbers of quarantined lines are the file's own.
+
+The scan does not parse quotes: a CRLF inside a quoted value of an LF file makes the file
+rewritten too, and the value then holds LF where it held CRLF (the one change the rewrite
+makes to any value). A line that is still broken after the rewrite (a stray CR inside a field
+splits it in two) is a malformed line like any other, quarantined with its text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from pipeline.sqltext import literal_files
+
+_CHUNK = 16 << 20
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes (decompressed for ``.gz``) in chunks, never the whole file at once.
+    A chunk never ends in CR: that byte is moved to the next one, so no CRLF is split."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    carry = b""
+    with opener(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            chunk = carry + chunk
+            carry = b"\r" if chunk.endswith(b"\r") else b""
+            yield chunk[:-1] if carry else chunk
+    if carry:
+        yield carry
+
+
+def needs_normalising(path: Path) -> bool:
+    """True when the file ends its lines in more than one way (LF, CRLF, CR alone).
+
+    A file that cannot be read or decompressed answers False: the real read names it."""
+    lone_lf = crlf = lone_cr = False
+    try:
+        for chunk in _chunks(path):
+            if b"\r" not in chunk:  # memchr: the whole cost for an LF-only file
+                lone_lf = lone_lf or b"\n" in chunk
+            else:
+                pairs = chunk.count(b"\r\n")
+                crlf = crlf or pairs > 0
+                lone_lf = lone_lf or chunk.count(b"\n") > pairs
+                lone_cr = lone_cr or chunk.count(b"\r") > pairs
+            if lone_lf + crlf + lone_cr > 1:
+                return True
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+        return False
+    return False
+
+
+def _lf(chunk: bytes) -> bytes:
+    return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+@contextlib.contextmanager
+def normalised_copy(path: Path, folder: Path | None) -> Iterator[Path]:
+    """A temporary LF-only copy of ``path`` (uncompressed), removed when the block ends.
+
+    ``folder`` is where DuckDB spills (made if missing), else the system's temporary folder."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix="b12screen-lf-", suffix=".csv", dir=folder)
+    copy = Path(name)
+    try:
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for chunk in _chunks(path):
+                    out.write(_lf(chunk))
+        except OSError as exc:  # a full disk names the copy, not the extract (pipeline/shortage.py)
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, str(copy)) from None
+            raise
+        yield copy
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            copy.unlink()
+
+
+@contextlib.contextmanager
+def lf_source(
+    con: duckdb.DuckDBPyConnection, path: Path, source: str
+) -> Iterator[tuple[str, bool]]:
+    """``(SQL literal to read, rewritten?)`` for the CSV file ``path`` that ``source`` opens:
+    ``source`` itself when its line endings are of one kind, else an LF copy's (removed when
+    the block ends), written where DuckDB spills."""
+    if not needs_normalising(path):
+        yield source, False
+        return
+    ((spill,),) = con.execute("SELECT current_setting('temp_directory')").fetchall()
+    # an in-memory database's default ('.tmp', in the current folder): the system's instead
+    folder = Path(spill) if spill and spill != ".tmp" else None
+    with (
+        normalised_copy(path, folder) as copy,
+        literal_files([copy]) as (copied,),
+    ):
+        yield copied, True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m pipeline.read.newlines FILE...``: whether each file would be read from an
+    LF copy, and how long the check took (the figures in docs/reliability.md)."""
+    import sys
+    import time
+
+    for name in argv if argv is not None else sys.argv[1:]:
+        start = time.perf_counter()
+        mixed = needs_normalising(Path(name))
+        seconds = time.perf_counter() - start
+        print(
+            f"{name}: {'mixed, read from an LF copy' if mixed else 'read in place'} "
+            f"(checked in {seconds:.2f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
