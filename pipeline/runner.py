@@ -50,7 +50,7 @@ from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
 from pipeline.read.adapters import FormatExtracts, discover_format, load_format, required_kinds
 from pipeline.read.discover import KINDS, Extracts
-from pipeline.read.ingest import carry_identifiers, load_extracts
+from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
 from pipeline.resources import data_dir
 from pipeline.rules import Rules, apply_rules, load_rules
@@ -229,10 +229,15 @@ class ScreeningRun:
         ):
             validation: dict[str, ValidationResult] = {}
             merged: dict[str, MergeCounts] = {}
-            carry_identifiers(self.con, self.rules.spec.identifiers.keys)
             for kind in KINDS:  # patients first: the others check their patient_id against it
                 rows_read = self.read.rows_of(kind)
-                result = stage_and_validate(self.con, kind, self.config.as_of, rows_read=rows_read)
+                result = stage_and_validate(
+                    self.con,
+                    kind,
+                    self.config.as_of,
+                    rows_read=rows_read,
+                    identifiers=self.rules.spec.identifiers.keys,
+                )
                 validation[kind] = result
                 merged[kind] = m = merge(self.con, kind)
                 self.progress.note(

@@ -23,6 +23,7 @@ from pandera.config import ValidationDepth, config_context
 from pipeline import shortage
 from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import ValidationResult
+from pipeline.read.ingest import carry_identifiers
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident
 from schemas.extracts import MODELS, schema_for, validation_columns
@@ -100,10 +101,14 @@ def stage_and_validate(
     as_of: date,
     batch_rows: int = BATCH_ROWS,
     rows_read: int | None = None,
+    identifiers: tuple[str, ...] = (),
 ) -> ValidationResult:
     """Stage the raw rows of ``kind`` and validate them; ``rows_read`` (the rows the read
-    stage counted, malformed CSV lines excluded) is checked against what staging made."""
+    stage counted, malformed CSV lines excluded) is checked against what staging made.
+    ``identifiers`` are the site's own patients columns to carry (the rules' [identifiers])."""
     table = f"incoming_{kind}"
+    if kind == "patients":
+        carry_identifiers(con, identifiers)
     try:  # a Parquet file is read here, by the staging SQL, for the first time past its footer
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}"
