@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -210,14 +209,14 @@ def worklist_frame(
 
 
 def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) -> None:
-    """Write every output of the run into ``folder``.
-
-    The workbook, the slowest output (xlsxwriter writes cell by cell, in Python), is written
-    in a thread while the database writes the rest: DuckDB releases the GIL while it runs, so
-    the two overlap on a machine with a second core. The thread only reads polars frames;
-    the connection stays in this one."""
     rules = prepared.rules
     stamp = Stamp(rules.version, prepared.run_id, prepared.as_of)
+    con.execute(
+        f"COPY ({FLAGS_SQL}) TO {path_literal(folder / 'flags.parquet')} (FORMAT parquet)",
+        [rules.version, prepared.run_id],
+    )
+    copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv", stamp)
+    copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
     worklist = worklist_frame(con, stamp, rules.spec.identifiers)
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets: dict[str, pl.DataFrame] = {}
@@ -246,25 +245,16 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
         ("Code version", __version__),
         ("Patients on the worklist", worklist.height),
     ]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="b12screen-workbook") as pool:
-        # (an error of the rest propagates once the workbook's thread has finished)
-        workbook = pool.submit(_write_xlsx, sheets, folder / "worklist.xlsx", stamp, about, lists)
-        con.execute(
-            f"COPY ({FLAGS_SQL}) TO {path_literal(folder / 'flags.parquet')} (FORMAT parquet)",
-            [rules.version, prepared.run_id],
-        )
-        copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv", stamp)
-        copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
-        as_of = prepared.as_of
-        doc = audit.audit_document(
-            con,
-            as_of,
-            as_of,
-            run_id=prepared.run_id,
-            trend_start=as_of - timedelta(days=rules.spec.report.trend_days),
-        )
-        audit.write_audit(doc, folder, stamp=stamp.row())
-        workbook.result()
+    _write_xlsx(sheets, folder / "worklist.xlsx", stamp, about, lists)
+    as_of = prepared.as_of
+    doc = audit.audit_document(
+        con,
+        as_of,
+        as_of,
+        run_id=prepared.run_id,
+        trend_start=as_of - timedelta(days=rules.spec.report.trend_days),
+    )
+    audit.write_audit(doc, folder, stamp=stamp.row())
 
 
 def copy_csv(
