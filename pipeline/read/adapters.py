@@ -34,7 +34,7 @@ from types import MappingProxyType
 import duckdb
 import pyarrow as pa
 
-from pipeline.errors import ExtractsError, safe_message
+from pipeline.errors import ExtractsError
 from pipeline.facts import LoadedFile
 from pipeline.read.discover import (
     KINDS,
@@ -47,7 +47,15 @@ from pipeline.read.discover import (
     discover,
     sha256_of,
 )
-from pipeline.read.ingest import QUARANTINE_DDL, _header, _load_csv, load_kind
+from pipeline.read.ingest import (
+    QUARANTINE_DDL,
+    _header,
+    as_read,
+    load_kind,
+    open_file,
+    quarantine_malformed,
+    reading,
+)
 from pipeline.resources import sql_dir
 from pipeline.sqltext import ident, literal
 
@@ -384,28 +392,11 @@ def _read_table_file(
     quarantine_kind: str | None,
 ) -> tuple[str, int, int]:
     """One OMOP or Synthea file as a SELECT of its wanted columns (text, lower-case names)
-    plus _file_id, source_file and row_number; its malformed CSV lines quarantined."""
-    tmp = f"_src_{file_id}"
+    plus _file_id, source_file and row_number; its malformed CSV lines quarantined. Opened as
+    every extract file is (pipeline.read.ingest.open_file). Call inside ingest.reading()."""
     header = _header(f)
-    if f.fmt == "csv":
-        malformed = _load_csv(con, path_sql, tmp, header)
-        row_number = (
-            f"(_k + (SELECT count(*) FROM (SELECT line::BIGINT - row_number() OVER (ORDER BY line) AS shifted "
-            f"FROM (SELECT DISTINCT line FROM {tmp}_rej)) r WHERE r.shifted <= {tmp}._k))"
-            if malformed
-            else "_k"
-        )
-        source = tmp
-        ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
-        got = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {tmp}").fetchall()][1:]
-    else:
-        malformed = 0
-        source = f"read_parquet({path_sql}, file_row_number = true)"
-        row_number = "(file_row_number + 1)"
-        ((rows,),) = con.execute(
-            f"SELECT num_rows FROM parquet_file_metadata({path_sql})"
-        ).fetchall()
-        got = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()][:-1]
+    opened = open_file(con, f, path_sql, f"_src_{file_id}", header)
+    got = opened.columns
     own = header if len(header) == len(got) else got
     by_key = {}
     for name, col in zip(own, got, strict=True):
@@ -416,21 +407,13 @@ def _read_table_file(
         else f"NULL::VARCHAR AS {ident(c)}"
         for c in columns
     )
-    if malformed and quarantine_kind:
-        con.execute(
-            f"""
-            INSERT INTO quarantine
-            SELECT {literal(quarantine_kind)}, {literal(f.name)}, line - 1,
-                   'malformed CSV line: ' || lower(string_agg(DISTINCT error_type::VARCHAR, ', ')),
-                   any_value(csv_line)
-            FROM {tmp}_rej GROUP BY line ORDER BY line
-            """
-        )
+    if quarantine_kind:
+        quarantine_malformed(con, quarantine_kind, f, opened)
     part = (
         f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
-        f"{row_number}::BIGINT AS row_number, {select} FROM {source}"
+        f"{opened.row_number}::BIGINT AS row_number, {select} FROM {opened.source}"
     )
-    return part, int(rows) + malformed, int(malformed)
+    return part, opened.rows + opened.malformed, opened.malformed
 
 
 def _missing_required(f: InputFile, table: str, fmt: str) -> None:
@@ -457,15 +440,11 @@ def _load_tables(
     for f in _source_files(extracts):
         table = extracts.tables[f.path]
         kind, columns, _ = TABLES[fmt][table]
-        try:
+        with reading(as_read(f)):
             _missing_required(f, table, fmt)
             part, rows, malformed = _read_table_file(
                 con, f, readable[f.path], ids[f.path], list(columns), kind
             )
-        except (duckdb.Error, OSError, pa.ArrowException) as exc:
-            raise ExtractsError(
-                f"cannot read {f.name} as {f.fmt.upper()}: {safe_message(exc)}"
-            ) from None
         parts[table].append(part)
         read[f.path] = (ids[f.path], rows, malformed)
     for table, selects in parts.items():
@@ -476,10 +455,8 @@ def _load_tables(
             + " WHERE false"
         )
         union = " UNION ALL ".join(f"({s})" for s in selects) if selects else empty
-        try:
+        with reading(f"the {table} files"):
             con.execute(f"CREATE OR REPLACE TEMP TABLE src_{table} AS {union}")
-        except duckdb.Error as exc:
-            raise ExtractsError(f"cannot read the {table} files: {safe_message(exc)}") from None
     return read
 
 
@@ -510,7 +487,7 @@ def _load_fhir(
     for f in _source_files(extracts):
         file_id, path = ids[f.path], readable[f.path]
         tmp = f"_fhir_{file_id}"
-        try:
+        with reading(f"{f.name} as FHIR"):
             if f.fmt == "json":  # a Bundle: one JSON document, its entries in order
                 con.execute(
                     f"""
@@ -562,8 +539,6 @@ def _load_fhir(
                 )
                 ((malformed,),) = con.execute(f"SELECT count(*) FROM {tmp} WHERE NOT ok").fetchall()
             ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
-        except duckdb.Error as exc:
-            raise ExtractsError(f"cannot read {f.name} as FHIR: {safe_message(exc)}") from None
         parts.append(
             f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, row_number, "
             f"resource_type, line AS resource FROM {tmp} WHERE ok"
@@ -609,7 +584,7 @@ def load_format(
     for kind in KINDS:
         view = f"raw_{kind}"
         wanted = [*_wanted(kind), *_extra(kind)]
-        try:
+        with reading(f"the {fmt} {kind}"):
             if kind in CLINICAL_KINDS:
                 counts += _adapt(con, fmt, kind, wanted)
             elif kind == "feedback":
@@ -622,8 +597,6 @@ def load_format(
                     f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT NULL::BIGINT AS _rid, "
                     f"NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, {columns} WHERE false"
                 )
-        except duckdb.Error as exc:
-            raise ExtractsError(f"cannot read the {fmt} {kind}: {safe_message(exc)}") from None
         ((n,),) = con.execute(f"SELECT count(*) FROM {view}").fetchall()
         rows_by_kind[kind] = int(n)
     counts += [

@@ -16,6 +16,9 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -159,6 +162,87 @@ def _normalised_select(
     return select, list(names)
 
 
+@dataclass(frozen=True)
+class OpenedFile:
+    """One extract file as a relation the staging can read, its data rows numbered."""
+
+    source: str  # the relation: a temporary table (CSV) or a read_parquet() scan (Parquet)
+    row_number: str  # SQL numbering the data rows from 1 in file order, header excluded
+    columns: list[str]  # the file's own columns as DuckDB names them
+    rows: int  # rows read (malformed CSV lines excluded)
+    malformed: int  # CSV lines DuckDB could not split into the header's columns
+    normalised: bool  # read from an LF copy (mixed line endings: pipeline/read/newlines.py)
+
+
+@contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Extracts that cannot be read are one line, "cannot read <what>: why" (exit 3);
+    running out of memory or of spill disk is not the data's fault and passes through
+    (pipeline/shortage.py)."""
+    try:
+        yield
+    except (duckdb.Error, OSError, pa.ArrowException, UnicodeError) as exc:
+        # UnicodeError: a Parquet schema whose names are not UTF-8
+        if shortage.is_resource_fault(exc):
+            raise
+        raise ExtractsError(f"cannot read {what}: {safe_message(exc)}") from None
+
+
+def as_read(f: InputFile) -> str:
+    """How an error message names ``f``: its file name and format."""
+    return f"{f.name} as {f.fmt.upper()}"
+
+
+def open_file(
+    con: duckdb.DuckDBPyConnection, f: InputFile, path: str, tmp: str, header: list[str]
+) -> OpenedFile:
+    """Open ``f`` (``path``: the SQL literal naming exactly that file) for reading once.
+
+    A CSV file is read into the temporary table ``tmp`` (its malformed lines into
+    ``tmp``_rej: :func:`quarantine_malformed`), from an LF copy when its line endings are
+    mixed; a Parquet file is not read here, only its footer. Call inside :func:`reading`.
+    """
+    if f.fmt == "csv":
+        with newlines.lf_source(con, f.path, path) as (lf_path, normalised):
+            malformed = _load_csv(con, lf_path, tmp, header)
+        # _k numbers the rows DuckDB kept, in file order (a streaming row_number over the
+        # scan). Rejected lines carry their file line (header = line 1), so the k-th kept row
+        # is data row k plus the rejected rows before it.
+        row_number = (
+            f"(_k + (SELECT count(*) FROM (SELECT line::BIGINT - row_number() OVER (ORDER BY line) AS shifted "
+            f"FROM (SELECT DISTINCT line FROM {tmp}_rej)) r WHERE r.shifted <= {tmp}._k))"
+            if malformed
+            else "_k"
+        )
+        ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
+        # the file's own columns: without the _k before them
+        return OpenedFile(tmp, row_number, _columns(con, tmp)[1:], int(rows), malformed, normalised)
+    # the footer's row count: the rows are read once, by the staging SQL
+    ((rows,),) = con.execute(f"SELECT num_rows FROM parquet_file_metadata({path})").fetchall()
+    source = f"read_parquet({path}, file_row_number = true)"
+    # the file's own columns: without the file_row_number after them
+    return OpenedFile(
+        source, "(file_row_number + 1)", _columns(con, source)[:-1], int(rows), 0, False
+    )
+
+
+def quarantine_malformed(
+    con: duckdb.DuckDBPyConnection, kind: str, f: InputFile, opened: OpenedFile
+) -> None:
+    """Copy the CSV lines DuckDB rejected while opening ``f`` to quarantine, with their text."""
+    if not opened.malformed:
+        return
+    con.execute(
+        f"""
+        INSERT INTO quarantine
+        SELECT {literal(kind)}, {literal(f.name)}, line - 1,
+               'malformed CSV line: ' || lower(string_agg(DISTINCT error_type::VARCHAR, ', ')),
+               any_value(csv_line)
+        FROM {opened.source}_rej GROUP BY line ORDER BY line
+        """
+    )
+
+
 def load_kind(
     con: duckdb.DuckDBPyConnection,
     kind: str,
@@ -175,69 +259,26 @@ def load_kind(
     loaded: list[LoadedFile] = []
     for offset, f in enumerate(files):
         file_id = first_file_id + offset
-        tmp = f"_load_{file_id}"
-        path = readable[f.path]
-        try:
+        with reading(as_read(f)):
             header = _header(f)
-            normalised = False
-            if f.fmt == "csv":
-                with newlines.lf_source(con, f.path, path) as (lf_path, normalised):
-                    malformed = _load_csv(con, lf_path, tmp, header)
-                source = tmp
-                # _k numbers the rows DuckDB kept, in file order (a streaming row_number over
-                # the scan). Rejected lines carry their file line (header = line 1), so the
-                # k-th kept row is data row k plus the rejected rows before it.
-                row_number = (
-                    f"(_k + (SELECT count(*) FROM (SELECT line::BIGINT - row_number() OVER (ORDER BY line) AS shifted "
-                    f"FROM (SELECT DISTINCT line FROM {tmp}_rej)) r WHERE r.shifted <= {tmp}._k))"
-                    if malformed
-                    else "_k"
-                )
-                ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
-            else:
-                malformed = 0
-                # the footer's row count: the rows are read once, by the staging SQL
-                ((rows,),) = con.execute(
-                    f"SELECT num_rows FROM parquet_file_metadata({path})"
-                ).fetchall()
-                source = f"read_parquet({path}, file_row_number = true)"
-                row_number = "(file_row_number + 1)"
-            # the file's own columns: without the _k before them or the file_row_number after
-            columns = _columns(con, source)
-            columns = columns[1:] if f.fmt == "csv" else columns[:-1]
-            select, _ = _normalised_select(f, columns, header)
-        except (duckdb.Error, OSError, pa.ArrowException, UnicodeError) as exc:
-            # UnicodeError: a Parquet schema whose names are not UTF-8
-            if shortage.is_resource_fault(exc):
-                raise  # memory or the spill disk, not the file (pipeline/shortage.py)
-            raise ExtractsError(
-                f"cannot read {f.name} as {f.fmt.upper()}: {safe_message(exc)}"
-            ) from None
+            opened = open_file(con, f, readable[f.path], f"_load_{file_id}", header)
+            select, _ = _normalised_select(f, opened.columns, header)
+        row_number = opened.row_number
         parts.append(
             f"SELECT {file_id}::BIGINT * {_FILE_ID_STRIDE} + {row_number} AS _rid, "
-            f"{literal(f.name)} AS source_file, {row_number}::BIGINT AS row_number, {select} FROM {source}"
+            f"{literal(f.name)} AS source_file, {row_number}::BIGINT AS row_number, {select} "
+            f"FROM {opened.source}"
         )
-        if malformed:
-            con.execute(
-                f"""
-                INSERT INTO quarantine
-                SELECT {literal(kind)}, {literal(f.name)}, line - 1,
-                       'malformed CSV line: ' || lower(string_agg(DISTINCT error_type::VARCHAR, ', ')),
-                       any_value(csv_line)
-                FROM {tmp}_rej GROUP BY line ORDER BY line
-                """
-            )
-        loaded.append(LoadedFile(f, int(rows) + malformed, malformed, normalised))
+        quarantine_malformed(con, kind, f, opened)
+        loaded.append(
+            LoadedFile(f, opened.rows + opened.malformed, opened.malformed, opened.normalised)
+        )
     view = f"raw_{kind}"
     wanted = ["_rid", "source_file", "row_number", *REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]]
     if parts:
         union = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
-        try:
+        with reading(f"the {kind} files"):
             present = _columns(con, f"({union})")
-        except duckdb.Error as exc:
-            if shortage.is_resource_fault(exc):
-                raise
-            raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
         missing = [col for col in wanted if col not in present]
         extra = "".join(f", NULL::VARCHAR AS {ident(col)}" for col in missing)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *{extra} FROM ({union})")
