@@ -19,6 +19,17 @@ import polars as pl
 from pandera.typing.polars import Series
 
 
+def _read_if_given(column: str) -> pl.Expr:
+    """True where ``column`` had no text in the extract or its text was read: staging sets
+    ``has_<column>_text`` beside the typed column, which is NULL when the text was not a date."""
+    return ~pl.col(f"has_{column}_text").fill_null(False) | pl.col(column).is_not_null()
+
+
+def _not_before(later: str, earlier: str) -> pl.Expr:
+    """True unless both dates are known and ``later`` lies before ``earlier``."""
+    return (pl.col(later) >= pl.col(earlier)).fill_null(True)
+
+
 class _Base(pa.DataFrameModel):
     rid: Series[pl.Int64] = pa.Field(nullable=False, unique=True, alias="_rid")
     patient_id: Series[pl.String] = pa.Field(nullable=False)
@@ -54,18 +65,12 @@ class PatientRow(_Base):
     @pa.dataframe_check(name="death_date_readable", error="death_date is not a date")
     @classmethod
     def _death_date_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            ~pl.col("has_death_date_text").fill_null(False) | pl.col("death_date").is_not_null()
-        )
+        return data.lazyframe.select(_read_if_given("death_date"))
 
     @pa.dataframe_check(name="death_after_birth", error="death_date before birth_date")
     @classmethod
     def _death_after_birth(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            pl.col("death_date").is_null()
-            | pl.col("birth_date").is_null()
-            | (pl.col("death_date") >= pl.col("birth_date"))
-        )
+        return data.lazyframe.select(_not_before("death_date", "birth_date"))
 
     @pa.dataframe_check(
         name="birth_date_plausible",
@@ -128,14 +133,12 @@ class MedicationRow(_KnownPatient):
     @pa.dataframe_check(name="end_date_readable", error="end_date is not a date")
     @classmethod
     def _end_date_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            ~pl.col("has_end_date_text").fill_null(False) | pl.col("end_date").is_not_null()
-        )
+        return data.lazyframe.select(_read_if_given("end_date"))
 
     @pa.dataframe_check(name="end_after_start", error="end_date before start_date")
     @classmethod
     def _end_after_start(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select((pl.col("end_date") >= pl.col("start_date")).fill_null(True))
+        return data.lazyframe.select(_not_before("end_date", "start_date"))
 
     @pa.dataframe_check(name="drug_named", error="no medication name, RxNorm or ATC code")
     @classmethod
@@ -169,9 +172,7 @@ class FeedbackRow(_KnownPatient):
     @pa.dataframe_check(name="until_readable", error="until is not a date")
     @classmethod
     def _until_readable(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            ~pl.col("has_until_text").fill_null(False) | pl.col("until").is_not_null()
-        )
+        return data.lazyframe.select(_read_if_given("until"))
 
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
