@@ -643,10 +643,7 @@ class CriteriaDB(StagingDB):
         build the intermediate tables again."""
         from pipeline.store import state
 
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE incoming_labs AS SELECT patient_id FROM lab_results"
-        )
-        state.refresh(self.con, self._as_of)
+        state.refresh(self.con, self._as_of, changed="SELECT patient_id FROM lab_results")
         if hasattr(self, "_models"):
             from pipeline.screening.criteria import build_inputs
 

@@ -18,7 +18,7 @@ When the state is the answer and when it is not:
   ``latest_results`` is then built from the history up to that date, by the same SQL.
 * The state is built again from the whole history when it is missing (a new database, or one
   from an earlier version), when its SQL has changed since it was built (its SHA-256 is kept in
-  ``store_state``), or when lab_results has gained or lost a column.
+  ``store_state``), or when a column it keeps has changed type in lab_results.
 
 tests/integration/test_lab_state.py checks that the state kept up to date night by night equals
 the state built from scratch, and that the flags are those of the history.
@@ -39,6 +39,12 @@ STATE_TABLE = "lab_latest"
 RUN_VIEW = "latest_results"
 _SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
 _PATIENTS = "_state_patients"
+# The patients whose stored lab rows changed tonight: every row the merge wrote carries this
+# run's id (a new row, and the new value of a corrected one, whose old row had the same
+# patient, since the record key holds it); a re-sent row changes nothing and is not written.
+# Rows are appended in run order, so the scan skips the row groups of earlier runs by their
+# run_id ranges.
+CHANGED_TONIGHT = "SELECT patient_id FROM lab_results WHERE run_id = getvariable('run.id')"
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,10 @@ def state_sha256() -> str:
     return hashlib.sha256(_sql().encode("utf-8")).hexdigest()
 
 
-def _exists(con: duckdb.DuckDBPyConnection, name: str, temporary: bool = False) -> bool:
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(
         con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary = ?",
-            [name, temporary],
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
         ).fetchone()[0]
     )
 
@@ -93,7 +98,8 @@ def _why_build(con: duckdb.DuckDBPyConnection) -> str | None:
     row = con.execute("SELECT sql_sha256 FROM store_state WHERE name = ?", [STATE_TABLE]).fetchone()
     if row is None or row[0] != state_sha256():
         return "the state's SQL has changed"
-    if _columns(con, STATE_TABLE) != _columns(con, "lab_results"):
+    _source(con, "SELECT * FROM lab_results")
+    if _columns(con, STATE_TABLE) != _columns(con, f"({_sql()})"):
         return "lab_results has changed shape"
     return None
 
@@ -131,23 +137,20 @@ def update(con: duckdb.DuckDBPyConnection, patients_query: str) -> int:
     return patients
 
 
-def refresh(con: duckdb.DuckDBPyConnection, as_of: date) -> StateRefresh:
+def refresh(
+    con: duckdb.DuckDBPyConnection, as_of: date, changed: str | None = None
+) -> StateRefresh:
     """Bring the kept state up to date with tonight's merge (in the run's transaction) and
-    define ``latest_results``, the relation the screening reads, for ``as_of``."""
+    define ``latest_results``, the relation the screening reads, for ``as_of``.
+
+    ``changed`` selects the patients whose rows changed (default: :data:`CHANGED_TONIGHT`)."""
     reason = _why_build(con)
     patients = rows = 0
     if reason is not None:
         rows = build(con)
         action = "built"
     else:
-        # every staged lab row's patient: new, re-sent and corrected rows (a corrected row
-        # replaces one of the same patient: the record key holds the patient), and rejected
-        # ones too, which costs a little and never changes a result
-        patients = (
-            update(con, "SELECT patient_id FROM incoming_labs")
-            if _exists(con, "incoming_labs", temporary=True)
-            else 0
-        )
+        patients = update(con, changed or CHANGED_TONIGHT)
         action = "updated" if patients else "unchanged"
     (latest,) = con.execute(f"SELECT max(collected_at)::DATE FROM {STATE_TABLE}").fetchone()
     from_history = latest is not None and latest > as_of

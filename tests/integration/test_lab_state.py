@@ -207,7 +207,9 @@ def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_li
     con.execute(
         "CREATE TABLE lab_results (_rid BIGINT, source_file VARCHAR, row_number BIGINT, "
         "patient_id VARCHAR, analyte VARCHAR, collected_at TIMESTAMP, result_id VARCHAR, "
-        "value_canonical DOUBLE)"
+        "value_canonical DOUBLE, censor VARCHAR, canonical_unit VARCHAR, "
+        "reference_low_canonical DOUBLE, reference_high_canonical DOUBLE, "
+        "value_reported VARCHAR, unit_reported VARCHAR)"
     )
     state.build(con)
     rid = 0
@@ -216,7 +218,8 @@ def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_li
         for patient, analyte, day, result_id, value in rows:
             rid += 1
             con.execute(
-                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'pg/mL', "
+                "NULL, NULL, '1', 'pg/mL')",
                 [
                     rid,
                     f"labs{night}.csv",
@@ -240,7 +243,8 @@ def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_li
             rid += 1
             con.execute("DELETE FROM lab_results WHERE _rid = ?", [stored[0]])
             con.execute(
-                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, 1.0)",
+                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, 1.0, NULL, 'pg/mL', "
+                "NULL, NULL, '1', 'pg/mL')",
                 [rid, f"labs{night}.csv", rid, *stored[1:]],
             )
             con.execute("INSERT INTO incoming_labs VALUES (?)", [stored[1]])
