@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline import __version__, faults, registry, shortage
 from pipeline.errors import (
@@ -46,6 +47,8 @@ from pipeline.facts import (
     ValidationResult,
     frozen_map,
 )
+from pipeline.mappings import TABLES as MAPPING_TABLES
+from pipeline.mappings import shipped_label
 from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
 from pipeline.read.adapters import FormatExtracts, discover_format, load_format, required_kinds
@@ -413,33 +416,82 @@ class ScreeningRun:
             ) from None
 
     def _load_reference_tables(self) -> None:
-        """The code lists and mappings in data/, as temp tables keyed the way staging keys rows."""
-        for table, name, select in (
-            (
+        """The code lists and mappings in data/, as temp tables keyed the way staging keys rows,
+        with the site's own mapping files (the rules profile's ``[mappings]``) laid over them:
+        a site row replaces the shipped rows of its key, a new key extends the table, a row
+        with no target unmaps its key. ``mapping`` names the file each row came from."""
+        drug_key = (
+            "CASE code_system"
+            " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^\\p{L}\\p{N}]+'), lambda x: x <> ''), ' ')"
+            " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END"
+        )
+        icd_key = "upper(replace(trim(code), '.', ''))"
+        tables = {
+            # file: (table, columns kept, key of a file row, key of a table row, target column)
+            "lab_units": (
                 "ref_lab_units",
-                "lab_units.csv",
                 "analyte, unit_key, factor_to_canonical::DOUBLE AS factor_to_canonical",
+                None,
+                None,
+                None,
             ),
-            ("ref_lab_test_names", "lab_test_names.csv", "test_name_key, analyte"),
-            (
+            "lab_test_names": (
+                "ref_lab_test_names",
+                "text_key(test_name_key) AS test_name_key, analyte",
+                "text_key(test_name_key)",
+                "test_name_key",
+                "analyte",
+            ),
+            "drug_codes": (
                 "ref_drug_codes",
-                "drug_codes.csv",
-                "drug_group, code_system, CASE code_system"
-                " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^\\p{L}\\p{N}]+'), lambda x: x <> ''), ' ')"
-                " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END AS code_key",
+                f"drug_group, code_system, {drug_key} AS code_key",
+                f"code_system || '|' || {drug_key}",
+                "code_system || '|' || code_key",
+                "drug_group",
             ),
-            ("ref_diagnosis_codes", "diagnosis_codes.csv", "condition, code"),
-            (
+            "diagnosis_codes": (
+                "ref_diagnosis_codes",
+                "condition, code",
+                icd_key,
+                icd_key,
+                "condition",
+            ),
+            "diagnosis_codes_snomed": (
                 "ref_diagnosis_codes_snomed",
-                "diagnosis_codes_snomed.csv",
                 "condition, trim(code) AS code",
+                "trim(code)",
+                "code",
+                "condition",
             ),
-        ):
-            with literal_files([data_dir() / name]) as (path,):
+        }
+        site = {m.table: m for m in (self.rules.mappings if self.rules else ())}
+        for name, (table, select, file_key, table_key, target) in tables.items():
+            with literal_files([data_dir() / f"{name}.csv"]) as (path,):
                 self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {select} "
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {select}, "
+                    f"{literal(shipped_label(name))} AS mapping "
                     f"FROM read_csv({path}, header = true, all_varchar = true)"
                 )
+            mapping = site.get(name)
+            if mapping is None:
+                continue
+            columns = MAPPING_TABLES[name].columns
+            frame = pl.DataFrame(
+                [[row[c] for c in columns] for row in mapping.rows],
+                schema={c: pl.String for c in columns},
+                orient="row",
+            )
+            self.con.register("_site_mapping", frame)
+            try:
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                    f"SELECT * FROM {table} WHERE {table_key} NOT IN "
+                    f"(SELECT {file_key} FROM _site_mapping) "
+                    f"UNION ALL SELECT DISTINCT {select}, {literal(mapping.label)} AS mapping "
+                    f"FROM _site_mapping WHERE {target} <> ''"
+                )
+            finally:
+                self.con.unregister("_site_mapping")
 
     def _prepare_output_folder(self) -> None:
         out = self.config.out
