@@ -106,7 +106,7 @@ class SiteMapping:
     @property
     def label(self) -> str:
         """How outputs name it (the file name; never the site's folders)."""
-        return f"site {self.path.name}"
+        return f"site {self.table}: {self.path.name}"
 
     @property
     def keys(self) -> frozenset[str]:

@@ -55,7 +55,7 @@ from pipeline.read.adapters import FormatExtracts, discover_format, load_format,
 from pipeline.read.discover import KINDS, Extracts
 from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
-from pipeline.resources import data_dir
+from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import compute_measures
@@ -275,7 +275,9 @@ class ScreeningRun:
             self.record = outputs.build_record(
                 self.con, self.prepared, self.read, self.validated, self.screened
             )
-            self.record["input_format"] = _format_record(self.prepared.extracts, self.read)
+            self.record["input_format"] = _format_record(
+                self.con, self.prepared.extracts, self.read
+            )
             if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
                 rows = self.record["counts"]["rows_read"]
                 self.record["counts"]["rows_read"] = {k: self.read.rows_of(k) for k in rows}
@@ -613,9 +615,12 @@ class ScreeningRun:
         )
 
 
-def _format_record(extracts: Extracts, read: Read) -> dict:
-    """run.json's ``input_format``: the format read, why (auto), the look-up tables read and
-    the adapter's counts (what each mapping recognised, what was left out)."""
+def _format_record(con: duckdb.DuckDBPyConnection, extracts: Extracts, read: Read) -> dict:
+    """run.json's ``input_format``: the format read, why (auto), the look-up tables read, the
+    adapter's counts (what each mapping recognised, what was left out) and the stored valid rows
+    each mapping table recognised (sql/adapters/common/recognised.sql: the rules' LOINC lists,
+    data/<table>.csv, the site's own files)."""
+    recognised = con.execute(read_sql("adapters/common/recognised.sql")).fetchall()
     return {
         "format": read.input_format,
         "chosen": getattr(extracts, "chosen", ""),
@@ -623,6 +628,7 @@ def _format_record(extracts: Extracts, read: Read) -> dict:
             {"file": f.name, "sha256": f.sha256} for f in getattr(extracts, "lookups", ())
         ],
         "counts": [{"kind": k, "item": item, "rows": n} for k, item, n in read.format_counts],
+        "recognised": [{"kind": k, "mapping": m, "rows": int(n)} for k, m, n in recognised],
     }
 
 

@@ -242,3 +242,19 @@ def test_end_to_end_a_bad_file_is_the_rules_exit_code_and_a_good_one_is_traced(t
     assert record["rules"]["sha256"] == load_rules(good).sha256
     assert record["counts"]["rows_quarantined"].get("labs", 0) == 0
     assert record["counts"]["patients_by_criterion"].get("b12_deficient") == 1
+    # the audit says which format was read and what each mapping recognised (counts only)
+    site_file = "site lab_test_names: lab_test_names.csv"
+    recognised = {
+        (r["kind"], r["mapping"]): r["rows"] for r in record["input_format"]["recognised"]
+    }
+    assert recognised[("labs", site_file)] == 2  # Neutrophils (%) and the local B12 name
+    assert recognised[("labs", "data/lab_test_names.csv")] == 0
+    assert recognised[("labs", "LOINC code (rules file analytes)")] == 0
+    audit = json.loads((tmp_path / "good" / "current" / "audit.json").read_text("utf-8"))
+    assert audit["provenance"]["input_format"]["format"] == "canonical"
+    rows = {r["item"]: r["rows"] for r in audit["tables"]["input_format"]}
+    assert rows[f"stored valid rows recognised by {site_file}"] == 2
+    table = (tmp_path / "good" / "current" / "audit" / "input_format.csv").read_text("utf-8")
+    assert site_file in table and "p-local" not in table
+    html = (tmp_path / "good" / "current" / "audit.html").read_text("utf-8")
+    assert "Input format and mappings" in html and site_file in html
