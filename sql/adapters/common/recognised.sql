@@ -4,8 +4,13 @@
 -- Grain: one row per kind and mapping; a row two mappings recognise counts under each.
 -- Lab results keep the analyte they were given when read; medications and diagnoses are
 -- matched again at every run (sql/intermediate).
-with labs as (
-    select coded_by, text_key(test_name) as test_name_key from lab_results
+-- lab results counted once per spelling of the test name (hundreds), then keyed
+with spellings as (
+    select coded_by, test_name, count(*) as n from lab_results group by all
+),
+
+labs as (
+    select coded_by, text_key(test_name) as test_name_key, n from spellings
 ),
 
 lab_names as (
@@ -13,15 +18,15 @@ lab_names as (
 ),
 
 by_lab_mapping as (
-    select 'labs' as kind, 'LOINC code (rules file analytes)' as mapping, count(*) as n
+    select 'labs' as kind, 'LOINC code (rules file analytes)' as mapping, coalesce(sum(n), 0) as n
     from labs where coded_by = 'loinc'
     union all
-    select 'labs', lab_names.mapping, count(*)
+    select 'labs', lab_names.mapping, sum(labs.n)
     from labs inner join lab_names on lab_names.test_name_key = labs.test_name_key
     where labs.coded_by = 'test_name'
     group by all
     union all
-    select 'labs', 'none (a test no rule uses)', count(*) from labs where coded_by is null
+    select 'labs', 'none (a test no rule uses)', coalesce(sum(n), 0) from labs where coded_by is null
 ),
 
 orders as (
