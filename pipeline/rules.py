@@ -248,6 +248,20 @@ class Identifiers(BaseModel):
 
     model_config = _STRICT
     columns: list[str] = []
+    # where an OMOP, FHIR or Synthea source holds a column, when not under its own name: a key
+    # of the identifiers its patients adapter offers (FHIR: an identifier's type code, type
+    # text or system; OMOP: person_source_value; Synthea: ssn, drivers, passport, first, last)
+    sources: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _sources_name_columns(self) -> Identifiers:
+        keys = set(self.keys)
+        for name, source in self.sources.items():
+            if name.strip().lower() not in keys:
+                raise ValueError(f"sources: {name!r} is not one of the columns")
+            if not source.strip():
+                raise ValueError(f"sources: {name!r} names no source")
+        return self
 
     @field_validator("columns")
     @classmethod
@@ -269,6 +283,12 @@ class Identifiers(BaseModel):
     def keys(self) -> tuple[str, ...]:
         """The names as the extract's columns are matched (lower case, trimmed)."""
         return tuple(c.strip().lower() for c in self.columns)
+
+    def sources_by_key(self) -> dict[str, str]:
+        """Each column's key and the key of the source identifier it is read from (lower case):
+        its ``sources`` entry, else its own name."""
+        given = {k.strip().lower(): v.strip().lower() for k, v in self.sources.items()}
+        return {key: given.get(key, key) for key in self.keys}
 
 
 class Mappings(BaseModel):

@@ -208,7 +208,9 @@ class ScreeningRun:
                 loaded = load_extracts(self.con, extracts, readable, first_id)
                 self.read = Read(tuple(loaded))
             else:
-                got = load_format(self.con, extracts, readable, first_id)
+                got = load_format(
+                    self.con, extracts, readable, first_id, self.rules.spec.identifiers
+                )
                 loaded = list(got.loaded)
                 self.read = Read(got.loaded, got.rows_by_kind, fmt, got.counts)
                 for f in lookups:

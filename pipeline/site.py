@@ -100,6 +100,9 @@ version = "2026.12.1"        # change it with every edit: outputs record which r
 # else (not flags.parquet, the reports, logs or Prefect):
 # [identifiers]
 # columns = ["mrn", "name", "responsible clinician"]
+# From an OMOP, FHIR or Synthea export, a column may name where the source holds it
+# (FHIR: an identifier's type code, type text or system; OMOP: person_source_value):
+# sources = {{ mrn = "MR" }}
 
 # Your own mappings, laid over the shipped tables (data/lab_test_names.csv, drug_codes.csv,
 # diagnosis_codes.csv, diagnosis_codes_snomed.csv): each file has the shipped table's columns
