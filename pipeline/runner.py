@@ -51,7 +51,13 @@ from pipeline.mappings import TABLES as MAPPING_TABLES
 from pipeline.mappings import shipped_label
 from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
-from pipeline.read.adapters import FormatExtracts, discover_format, load_format, required_kinds
+from pipeline.read.adapters import (
+    FormatExtracts,
+    discover_format,
+    load_format,
+    read_again,
+    required_kinds,
+)
 from pipeline.read.discover import KINDS, Extracts
 from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
@@ -132,6 +138,7 @@ class ScreeningRun:
         self.models: ModelRun | None = None  # the SQL models built on this run's connection
         self.record: dict = {}
         self.failure_log: Path | None = None  # written by fail(): stage lines and traceback
+        self._read_again: dict[str, str] = {}  # file ingested before: the look-up that changed
 
     @property
     def validation(self) -> Mapping[str, ValidationResult]:
@@ -158,12 +165,17 @@ class ScreeningRun:
             con.execute("BEGIN TRANSACTION")
             upgrade_store(con)  # a database of an earlier version: its keys, in this transaction
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
-            # a file whose content was ingested before (or appears twice tonight) is skipped
+            # a file whose content was ingested before (or appears twice tonight) is skipped,
+            # unless a look-up it is read with (DEATH, CONCEPT, Medication) changed since
+            again = read_again(found, _last_lookups(con))
             skipped = []
             for f in found.files:
-                if f.sha256 in seen:
+                if f.sha256 in seen and f.path not in again:
                     skipped.append(f)
                 seen.add(f.sha256)
+            self._read_again = {
+                f.name: again[f.path] for f in found.files if f.path in again and f not in skipped
+            }
             extracts = dataclasses.replace(
                 found, files=tuple(f for f in found.files if f not in skipped)
             )
@@ -222,6 +234,8 @@ class ScreeningRun:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows{mixed}")
             for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
+            for name, lookup in self._read_again.items():
+                self.progress.note(f"{name}: read again, {lookup} is new since the last run")
             for name, why in self.prepared.extracts.ignored_reasons.items():
                 self.progress.note(f"{name}: not read, {why}")
         faults.point("after-ingest")
@@ -280,6 +294,10 @@ class ScreeningRun:
             self.record["input_format"] = _format_record(
                 self.con, self.prepared.extracts, self.read
             )
+            self.record["input_format"]["read_again"] = [
+                {"file": name, "because": f"{lookup} is new since the last run"}
+                for name, lookup in self._read_again.items()
+            ]
             if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
                 rows = self.record["counts"]["rows_read"]
                 self.record["counts"]["rows_read"] = {k: self.read.rows_of(k) for k in rows}
@@ -576,7 +594,8 @@ class ScreeningRun:
         )
         for item in self.read.loaded:
             con.execute(
-                "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                # a file read again (a look-up it is read with changed) replaces its row
+                "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     item.file.sha256,
                     item.file.kind,
@@ -615,6 +634,19 @@ class ScreeningRun:
                 json.dumps(self.record or {"run_id": self.run_id, "status": status}, default=str),
             ],
         )
+
+
+def _last_lookups(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The SHA-256 of the look-up files (DEATH, CONCEPT, Medication ...) the last succeeded run
+    read (its run.json ``input_format.lookup_files``; none before formats were recorded)."""
+    rows = con.execute(
+        "SELECT CAST(record AS VARCHAR) FROM runs WHERE status = 'succeeded' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).fetchall()
+    if not rows or not rows[0][0]:
+        return set()
+    lookups = (json.loads(rows[0][0]).get("input_format") or {}).get("lookup_files", [])
+    return {item["sha256"] for item in lookups}
 
 
 def _format_record(con: duckdb.DuckDBPyConnection, extracts: Extracts, read: Read) -> dict:

@@ -196,6 +196,19 @@ FHIR_TYPES: dict[str, str | None] = {
     "Condition": "diagnoses",
     "Medication": None,
 }
+# A look-up table changes what the files of other tables present (a DEATH row a PERSON's death
+# date, a CONCEPT a code, a Medication a MedicationRequest's drug). When a look-up file's content
+# is new since the last succeeded run, the files of the tables it feeds are read again, even
+# if their own content was ingested before (merging by record key stores a re-sent row once).
+LOOKUP_DEPENDENTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "omop": {
+        "death": ("person",),
+        "care_site": ("person",),
+        "concept": ("measurement", "drug_exposure", "condition_occurrence"),
+        "concept_ancestor": ("condition_occurrence",),
+    },
+    "fhir": {"Medication": ("MedicationRequest", "MedicationStatement", "Bundle")},
+}
 FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
 # the longest NDJSON line read (a Patient with a long narrative, a Bundle in one line)
@@ -303,6 +316,24 @@ def _fingerprint(kind: str, path: Path, fmt: str) -> InputFile:
         raise ExtractsError(
             f"cannot read {path.name}: {exc.strerror}", transient=exc.errno in TRANSIENT_ERRNOS
         ) from None
+
+
+def read_again(extracts: Extracts, known_lookups: set[str]) -> dict[Path, str]:
+    """The files to read even if ingested before, each with the look-up file whose content is
+    new (not among ``known_lookups``, the SHA-256 of the look-ups the last run read)."""
+    if not isinstance(extracts, FormatExtracts):
+        return {}
+    feeds = LOOKUP_DEPENDENTS.get(extracts.format, {})
+    changed: dict[str, str] = {}
+    for f in extracts.lookups:
+        if f.sha256 not in known_lookups:
+            for table in feeds.get(extracts.tables.get(f.path, ""), ()):
+                changed.setdefault(table, f.name)
+    return {
+        f.path: changed[extracts.tables[f.path]]
+        for f in extracts.files
+        if extracts.tables.get(f.path) in changed
+    }
 
 
 def discover_format(folder: Path, fmt: str = "auto") -> FormatExtracts:
