@@ -292,7 +292,7 @@ class ScreeningRun:
                 self.con, self.prepared, self.read, self.validated, self.screened
             )
             self.record["input_format"] = _format_record(
-                self.con, self.prepared.extracts, self.read
+                self.con, self.prepared.extracts, self.read, self.rules
             )
             self.record["input_format"]["read_again"] = [
                 {"file": name, "because": f"{lookup} is new since the last run"}
@@ -649,7 +649,9 @@ def _last_lookups(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {item["sha256"] for item in lookups}
 
 
-def _format_record(con: duckdb.DuckDBPyConnection, extracts: Extracts, read: Read) -> dict:
+def _format_record(
+    con: duckdb.DuckDBPyConnection, extracts: Extracts, read: Read, rules: Rules | None = None
+) -> dict:
     """run.json's ``input_format``: the format read, why (auto), the look-up tables read, the
     adapter's counts (what each mapping recognised, what was left out) and the stored valid rows
     each mapping table recognised (sql/adapters/common/recognised.sql: the rules' LOINC lists,
@@ -663,6 +665,11 @@ def _format_record(con: duckdb.DuckDBPyConnection, extracts: Extracts, read: Rea
         ],
         "counts": [{"kind": k, "item": item, "rows": n} for k, item, n in read.format_counts],
         "recognised": [{"kind": k, "mapping": m, "rows": int(n)} for k, m, n in recognised],
+        # the site's own mapping files (rules profile [mappings]), also in the rules SHA-256
+        "site_mappings": [
+            {"table": m.table, "file": m.path.name, "sha256": m.sha256, "rows": len(m.rows)}
+            for m in (rules.mappings if rules else ())
+        ],
     }
 
 

@@ -276,6 +276,7 @@ def audit_document(
             "input_format": {
                 k: (record_.get("input_format") or {}).get(k) for k in ("format", "chosen")
             },
+            "site_mappings": (record_.get("input_format") or {}).get("site_mappings", []),
             "ignored_files": record_.get("ignored_files", []),
             "merged": record_.get("counts", {}).get("merged", {}),
         },

@@ -7,6 +7,7 @@ files' bytes are part of the rules hash that every output carries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -258,3 +259,15 @@ def test_end_to_end_a_bad_file_is_the_rules_exit_code_and_a_good_one_is_traced(t
     assert site_file in table and "p-local" not in table
     html = (tmp_path / "good" / "current" / "audit.html").read_text("utf-8")
     assert "Input format and mappings" in html and site_file in html
+    # each site file with its own SHA-256 (the rules SHA-256 covers them all)
+    (mapping,) = record["input_format"]["site_mappings"]
+    digest = hashlib.sha256(
+        (tmp_path / "good-site" / "mappings" / "lab_test_names.csv").read_bytes()
+    )
+    assert mapping == {
+        "table": "lab_test_names",
+        "file": "lab_test_names.csv",
+        "sha256": digest.hexdigest(),
+        "rows": 3,
+    }
+    assert digest.hexdigest() in html
