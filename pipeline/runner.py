@@ -67,6 +67,7 @@ from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import compute_measures
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
+from pipeline.store import state
 from pipeline.store.merge import KEPT, merge, upgrade_store
 from pipeline.store.validate import stage_and_validate
 
@@ -136,6 +137,7 @@ class ScreeningRun:
         self.validated: Validated | None = None
         self.screened: Screened | None = None
         self.models: ModelRun | None = None  # the SQL models built on this run's connection
+        self.lab_state: state.StateRefresh | None = None  # what the screen stage kept
         self.record: dict = {}
         self.failure_log: Path | None = None  # written by fail(): stage lines and traceback
         self._read_again: dict[str, str] = {}  # file ingested before: the look-up that changed
@@ -272,6 +274,8 @@ class ScreeningRun:
             self._resource_faults(),
             self.progress.stage("screen", "applying the criteria and the care-process measures"),
         ):
+            self.lab_state = state.refresh(self.con, self.config.as_of)  # what criteria read
+            self.progress.note(self.lab_state.note())
             self.models = ModelRun(self.con, self.rules.criteria_order)
             counts = screen(self.models)
             measures = compute_measures(self.models, self.rules)
@@ -298,6 +302,7 @@ class ScreeningRun:
                 {"file": name, "because": f"{lookup} is new since the last run"}
                 for name, lookup in self._read_again.items()
             ]
+            self.record["lab_state"] = dataclasses.asdict(self.lab_state)
             if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
                 rows = self.record["counts"]["rows_read"]
                 self.record["counts"]["rows_read"] = {k: self.read.rows_of(k) for k in rows}

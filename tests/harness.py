@@ -572,6 +572,7 @@ class StagingDB:
             RunConfig(extracts=extracts, out=workdir / "out", as_of=as_of, db=Path(":memory:"))
         )
         self._run.prepare()
+        self._as_of = as_of
         self.con = self._run.con
         self.con.execute("CREATE OR REPLACE TEMP TABLE patients (patient_id VARCHAR)")
 
@@ -632,4 +633,22 @@ class CriteriaDB(StagingDB):
         self.con.execute("DROP TABLE temp.patients")  # the kept patients table is made below
         self._run.ingest()
         self._run.validate()
-        build_inputs(ModelRun(self.con, load_rules().criteria_order))
+        self.refresh_state()
+        self._models = ModelRun(self.con, load_rules().criteria_order)
+        build_inputs(self._models)
+
+    def refresh_state(self) -> None:
+        """After rows are put straight into lab_results: bring the kept lab state
+        (pipeline/store/state.py) up to date with them, as a run's screen stage does, and
+        build the intermediate tables again."""
+        from pipeline.store import state
+
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE incoming_labs AS SELECT patient_id FROM lab_results"
+        )
+        state.refresh(self.con, self._as_of)
+        if hasattr(self, "_models"):
+            from pipeline.screening.criteria import build_inputs
+
+            self._models.built.clear()
+            build_inputs(self._models)

@@ -29,12 +29,12 @@ tested as (
         'tested' as stage,
         rule_analytes.analyte as item,
         printf('%s result in the last %d days', rule_analytes.label, rule_analytes.lookback_days) as label,
-        count(distinct lab_results.patient_id) as patients
+        count(distinct latest_results.patient_id) as patients
     from rule_analytes
-    left join lab_results
-        on lab_results.analyte = rule_analytes.analyte
-        and lab_results.collected_at::date <= getvariable('run.as_of')::date
-        and lab_results.collected_at::date
+    left join latest_results
+        on latest_results.analyte = rule_analytes.analyte
+        and latest_results.collected_at::date <= getvariable('run.as_of')::date
+        and latest_results.collected_at::date
             >= getvariable('run.as_of')::date - rule_analytes.lookback_days::integer
     group by rule_analytes.analyte, rule_analytes.label, rule_analytes.lookback_days
 ),

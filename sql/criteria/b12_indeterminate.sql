@@ -3,14 +3,15 @@
 -- drawn the same day counts, whatever the time), up to the as-of date. A censored '<X' result counts when X is within the band, since its true
 -- value is certainly not above the upper limit.
 -- Grain: one row per patient meeting it.
--- reads: lab_results, latest_lab
+-- (latest_results: an MMA on or after a date exists exactly when the latest MMA is.)
+-- reads: latest_lab, latest_results
 with latest_b12 as (
     select * from latest_lab('b12')
 ),
 
 mma_results as (
     select patient_id, collected_at
-    from lab_results
+    from latest_results
     where analyte = 'mma'
         and collected_at::date <= getvariable('run.as_of')::date
 ),

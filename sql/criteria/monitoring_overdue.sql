@@ -7,7 +7,8 @@
 -- so a short gap does not restart the schedule.
 -- source_file/row_number: NULL; the therapy episode and results that are missing decide it.
 -- Grain: one row per patient meeting it.
--- reads: drug_exposure, lab_results
+-- (latest_results: a result on or after the due date exists exactly when the latest is.)
+-- reads: drug_exposure, latest_results
 with on_therapy as (
     select patient_id, current_start_date as started_on
     from drug_exposure(
@@ -51,7 +52,7 @@ latest_due as (
 
 results as (
     select patient_id, analyte, collected_at::date as collected_on
-    from lab_results
+    from latest_results
     where collected_at::date <= getvariable('run.as_of')::date
         and (
             list_contains(getvariable('monitoring_overdue.cbc_analytes'), analyte)

@@ -8,18 +8,20 @@
 -- Columns: is_tested; tested_on, the date of the latest result in the window (NULL when none);
 -- last_tested_at, the latest result on or before the as-of date however old ("last tested").
 -- Grain: one row per patient with any valid result of the analytes up to the as-of date.
--- reads: lab_results, rule_analytes
+-- Read from the latest result of each analyte (latest_results): a result in the window exists
+-- exactly when the latest one is in it, and the latest in the window is the latest of all.
+-- reads: latest_results, rule_analytes
 CREATE OR REPLACE TEMP MACRO tested_within(days, analytes := ['b12', 'mma']) AS TABLE
     with results as (
         select
-            lab_results.patient_id,
-            lab_results.collected_at,
-            lab_results.collected_at::date >= getvariable('run.as_of')::date
+            latest_results.patient_id,
+            latest_results.collected_at,
+            latest_results.collected_at::date >= getvariable('run.as_of')::date
                 - coalesce(days, windows.lookback_days)::integer as in_window
-        from lab_results
-        left join rule_analytes as windows on windows.analyte = lab_results.analyte
-        where list_contains(analytes, lab_results.analyte)
-            and lab_results.collected_at::date <= getvariable('run.as_of')::date
+        from latest_results
+        left join rule_analytes as windows on windows.analyte = latest_results.analyte
+        where list_contains(analytes, latest_results.analyte)
+            and latest_results.collected_at::date <= getvariable('run.as_of')::date
     ),
 
     final as (

@@ -7,7 +7,7 @@
 --   corrected result    one of their lab results was corrected since the previous run;
 --   new result          a new valid lab result was collected after the previous as-of date;
 --   no longer met       otherwise (results aged out of their look-back, or the rules changed).
--- reads: flags, int_previous_worklist, lab_result_corrections, lab_results, patients,
+-- reads: flags, int_previous_worklist, lab_result_corrections, latest_results, patients,
 -- reads: therapy_orders, worklist
 with previous_worklist as (
     select * from int_previous_worklist
@@ -42,7 +42,7 @@ corrections as (
 
 new_results as (
     select patient_id, max(collected_at)::date as latest_on
-    from lab_results
+    from latest_results
     where analyte is not null and collected_at::date <= getvariable('run.as_of')::date
     group by patient_id
 ),

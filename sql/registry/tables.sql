@@ -42,3 +42,8 @@ CREATE TABLE IF NOT EXISTS lab_result_corrections (
     run_id VARCHAR, as_of DATE, record_key VARCHAR, patient_id VARCHAR, analyte VARCHAR,
     collected_at TIMESTAMP, old_value VARCHAR, old_unit VARCHAR, new_value VARCHAR,
     new_unit VARCHAR, old_source_file VARCHAR, new_source_file VARCHAR);
+
+-- store_state: the kept state tables (pipeline/store/state.py), each with the SHA-256 of the
+-- SQL that built it; a state whose SQL has changed is built again from the history.
+CREATE TABLE IF NOT EXISTS store_state (
+    name VARCHAR PRIMARY KEY, sql_sha256 VARCHAR, built_run_id VARCHAR, built_at TIMESTAMP);

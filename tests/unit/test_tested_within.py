@@ -46,6 +46,7 @@ def db(tmp_path_factory):
             "INSERT INTO lab_results (patient_id, analyte, collected_at) VALUES (?, ?, ?)",
             [patient, analyte, at(days, hour)],
         )
+    database.refresh_state()
     yield database
     database.close()
 

@@ -1,0 +1,165 @@
+"""What the screening reads, kept per patient: the latest stored result of each analyte.
+
+The criteria ask of a patient's labs only questions about the latest result of an analyte on
+or before the as-of date: which is the latest in a look-back window (int_latest_labs), when the
+patient was last tested (tested_within), whether an MMA, CBC or B12 came on or after some date
+(b12_indeterminate, monitoring_overdue), when the latest result came (resolved). Each is
+answered by the latest result per patient and analyte, so that is what the database keeps
+(``lab_latest``, built by sql/state/lab_latest.sql) and what a night updates: only the patients
+with new, re-sent or corrected rows tonight are read again. The screening reads the per-run
+view ``latest_results`` and never the whole history.
+
+When the state is the answer and when it is not:
+
+* Every stored row is on or before the as-of date of the run that stored it (a later date is
+  quarantined), so for a run whose as-of date is on or after every stored result, the kept
+  state is exactly "the latest on or before the as-of date".
+* A backfill to an earlier as-of date than some stored result cannot use it:
+  ``latest_results`` is then built from the history up to that date, by the same SQL.
+* The state is built again from the whole history when it is missing (a new database, or one
+  from an earlier version), when its SQL has changed since it was built (its SHA-256 is kept in
+  ``store_state``), or when lab_results has gained or lost a column.
+
+tests/integration/test_lab_state.py checks that the state kept up to date night by night equals
+the state built from scratch, and that the flags are those of the history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from pipeline.resources import read_sql
+
+STATE_SQL = "state/lab_latest.sql"
+STATE_TABLE = "lab_latest"
+RUN_VIEW = "latest_results"
+_SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
+_PATIENTS = "_state_patients"
+
+
+@dataclass(frozen=True)
+class StateRefresh:
+    """What the refresh did: ``built`` (from the whole history, with the reason),
+    ``updated`` (the patients read again) or ``unchanged``; and whether this run screens from
+    the kept state or, as a backfill, from the history up to its as-of date."""
+
+    action: str
+    reason: str
+    patients: int
+    rows: int
+    from_history: bool
+
+    def note(self) -> str:
+        if self.action == "built":
+            kept = f"lab state built from the whole history ({self.reason}): {self.rows:,} rows"
+        elif self.action == "updated":
+            kept = f"lab state updated for {self.patients:,} patient(s) with new rows"
+        else:
+            kept = "lab state unchanged (no new lab rows)"
+        if self.from_history:
+            kept += "; as-of date before the latest stored result: screened from the history"
+        return kept
+
+
+def _sql() -> str:
+    return read_sql(STATE_SQL)
+
+
+def state_sha256() -> str:
+    return hashlib.sha256(_sql().encode("utf-8")).hexdigest()
+
+
+def _exists(con: duckdb.DuckDBPyConnection, name: str, temporary: bool = False) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary = ?",
+            [name, temporary],
+        ).fetchone()[0]
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _why_build(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the kept state must be built from the whole history, or None when it is current."""
+    if not _exists(con, STATE_TABLE):
+        return "no state yet"
+    row = con.execute("SELECT sql_sha256 FROM store_state WHERE name = ?", [STATE_TABLE]).fetchone()
+    if row is None or row[0] != state_sha256():
+        return "the state's SQL has changed"
+    if _columns(con, STATE_TABLE) != _columns(con, "lab_results"):
+        return "lab_results has changed shape"
+    return None
+
+
+def _source(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SOURCE} AS {query}")
+
+
+def build(con: duckdb.DuckDBPyConnection) -> int:
+    """Build the kept state from the whole history; returns its rows."""
+    _source(con, "SELECT * FROM lab_results")
+    con.execute(f"CREATE OR REPLACE TABLE {STATE_TABLE} AS {_sql()}")
+    con.execute(
+        "INSERT OR REPLACE INTO store_state VALUES (?, ?, getvariable('run.id'), now()::TIMESTAMP)",
+        [STATE_TABLE, state_sha256()],
+    )
+    return con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchone()[0]
+
+
+def update(con: duckdb.DuckDBPyConnection, patients_query: str) -> int:
+    """Read again the history of the patients ``patients_query`` selects (one column,
+    patient_id) and replace their rows of the kept state; returns how many patients."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_PATIENTS} AS "
+        f"SELECT DISTINCT patient_id FROM ({patients_query}) WHERE patient_id IS NOT NULL"
+    )
+    (patients,) = con.execute(f"SELECT count(*) FROM {_PATIENTS}").fetchone()
+    if patients:
+        con.execute(
+            f"DELETE FROM {STATE_TABLE} WHERE patient_id IN (SELECT patient_id FROM {_PATIENTS})"
+        )
+        _source(con, f"SELECT * FROM lab_results SEMI JOIN {_PATIENTS} USING (patient_id)")
+        con.execute(f"INSERT INTO {STATE_TABLE} BY NAME {_sql()}")
+    con.execute(f"DROP TABLE {_PATIENTS}")
+    return patients
+
+
+def refresh(con: duckdb.DuckDBPyConnection, as_of: date) -> StateRefresh:
+    """Bring the kept state up to date with tonight's merge (in the run's transaction) and
+    define ``latest_results``, the relation the screening reads, for ``as_of``."""
+    reason = _why_build(con)
+    patients = rows = 0
+    if reason is not None:
+        rows = build(con)
+        action = "built"
+    else:
+        # every staged lab row's patient: new, re-sent and corrected rows (a corrected row
+        # replaces one of the same patient: the record key holds the patient), and rejected
+        # ones too, which costs a little and never changes a result
+        patients = (
+            update(con, "SELECT patient_id FROM incoming_labs")
+            if _exists(con, "incoming_labs", temporary=True)
+            else 0
+        )
+        action = "updated" if patients else "unchanged"
+    (latest,) = con.execute(f"SELECT max(collected_at)::DATE FROM {STATE_TABLE}").fetchone()
+    from_history = latest is not None and latest > as_of
+    con.execute(f"DROP VIEW IF EXISTS temp.{RUN_VIEW}")
+    con.execute(f"DROP TABLE IF EXISTS temp.{RUN_VIEW}")
+    if from_history:  # a backfill: the same SQL over the history up to the as-of date
+        _source(
+            con,
+            "SELECT * FROM lab_results WHERE collected_at::DATE <= getvariable('run.as_of')::DATE",
+        )
+        con.execute(f"CREATE TEMP TABLE {RUN_VIEW} AS {_sql()}")
+    else:
+        con.execute(f"CREATE TEMP VIEW {RUN_VIEW} AS SELECT * FROM {STATE_TABLE}")
+    con.execute(f"DROP VIEW IF EXISTS {_SOURCE}")
+    return StateRefresh(action, reason or "", patients, rows, from_history)

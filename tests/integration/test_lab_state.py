@@ -1,0 +1,249 @@
+"""The kept lab state (pipeline/store/state.py) gives exactly what the history gives.
+
+The screening reads the latest result of each analyte per patient, kept in the database and
+updated each night for the patients with new or corrected rows only. Two laws must hold:
+
+1. The state kept up to date night by night equals the state built from scratch over the same
+   stored rows (here after every night of a drop sequence, and as a property over random
+   sequences of inserts, re-sends and corrections).
+2. The flags of a run screened from the kept state equal those of a fresh database given every
+   file at once (a full recomputation), and a backfill to an earlier as-of date, which cannot
+   use the state, equals a fresh database screened at that date.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.demo.generate import generate_population
+from pipeline.resources import read_sql
+from pipeline.runner import RunConfig, run_screening
+from pipeline.store import state
+
+DEMO_AS_OF = date(2026, 11, 24)  # the demo's as-of date: its first night
+NIGHTS = {1: DEMO_AS_OF, 2: DEMO_AS_OF + timedelta(days=1), 3: DEMO_AS_OF + timedelta(days=2)}
+# flags.parquet columns left out of the comparison: the run, and the provenance of a result
+# sent twice, which is its first file across nights (a re-sent row changes nothing) but its
+# last copy within one run (the fresh databases get every file at once)
+NOT_COMPARED = ("run_id", "source_file", "row_number")
+
+
+def _rebuilt(con: duckdb.DuckDBPyConnection, table: str = "lab_results") -> str:
+    """The state SQL over every row of ``table``: what a build from scratch gives."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW state_lab_source AS SELECT * FROM {table}")
+    return f"({read_sql(state.STATE_SQL)})"
+
+
+def _same_rows(con: duckdb.DuckDBPyConnection, left: str, right: str) -> tuple[int, int, int]:
+    """(rows only in left, rows only in right, rows of left); (0, 0, n) when equal."""
+    only_left = con.execute(
+        f"SELECT count(*) FROM (FROM {left} EXCEPT ALL FROM {right})"
+    ).fetchone()[0]
+    only_right = con.execute(
+        f"SELECT count(*) FROM (FROM {right} EXCEPT ALL FROM {left})"
+    ).fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM {left}").fetchone()[0]
+    return only_left, only_right, rows
+
+
+def _flags(out: Path) -> pl.DataFrame:
+    frame = pl.read_parquet(out / "flags.parquet").drop(NOT_COMPARED)
+    return frame.sort(frame.columns)
+
+
+def _run(extracts: Path | None, out: Path, db: Path, as_of: date):
+    return run_screening(RunConfig(extracts=extracts, out=out, as_of=as_of, db=db))
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo population as three nights into one database: the whole demo on its as-of
+    date, then a file a night with new results of that day, re-sent rows and corrected
+    values. Beside it, the files of all three nights in one folder, for fresh databases."""
+    root = tmp_path_factory.mktemp("lab_state")
+    demo = root / "demo"
+    generate_population(demo, n_patients=1200, truth_dir=root / "truth")
+    north = pl.read_csv(demo / "labs_site_north.csv", infer_schema=False)
+    with_ids = north.filter(pl.col("result_id").is_not_null() & pl.col("value").is_not_null())
+    files: dict[int, dict[str, pl.DataFrame]] = {2: {}, 3: {}}
+    for night, seed in ((2, 1), (3, 2)):
+        day = NIGHTS[night].isoformat()
+        arrived = with_ids.sample(n=200, seed=seed + 20).with_columns(
+            collected_at=pl.lit(f"{day}T07:30:00"),
+            result_id=pl.lit(f"N{night}-") + pl.col("result_id"),
+        )
+        resent = with_ids.sample(n=150, seed=seed)
+        # a corrected value: the same result id, the value halved (deficient B12 and low counts
+        # appear, flags move), and some of them corrected again the next night
+        corrected = with_ids.sample(n=120, seed=seed + 10).with_columns(
+            value=(pl.col("value").cast(pl.Float64, strict=False) / 2).round(1).cast(pl.String)
+        )
+        # (named to sort after the demo's files: within one run the last copy of a key wins)
+        files[night] = {"labs_update": pl.concat([arrived, resent, corrected])}
+    folders = {1: demo}
+    everything = root / "all"
+    shutil.copytree(demo, everything)
+    for night in (2, 3):
+        folder = root / f"night{night}"
+        folder.mkdir()
+        for name, frame in files[night].items():
+            frame.write_csv(folder / f"{name}_{night}.csv")
+            frame.write_csv(everything / f"{name}_{night}.csv")
+        folders[night] = folder
+    db = root / "kept.duckdb"
+    kept_states = {}
+    outs = {}
+    records = {}
+    for night, folder in folders.items():
+        outs[night] = root / f"out{night}"
+        records[night] = _run(folder, outs[night], db, NIGHTS[night]).record["lab_state"]
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            kept_states[night] = _same_rows(con, "lab_latest", _rebuilt(con))
+        finally:
+            con.close()
+    return {
+        "root": root,
+        "db": db,
+        "outs": outs,
+        "states": kept_states,
+        "records": records,
+        "everything": everything,
+    }
+
+
+def test_kept_state_equals_a_build_from_scratch_after_every_night(nights: dict) -> None:
+    for night, (only_kept, only_rebuilt, rows) in nights["states"].items():
+        assert (only_kept, only_rebuilt) == (0, 0), f"night {night}"
+        assert rows > 1000, f"night {night}: the state holds {rows} rows"
+
+
+def test_the_first_night_builds_the_state_and_later_nights_update_it(nights: dict) -> None:
+    records = nights["records"]
+    assert records[1]["action"] == "built"
+    assert [records[n]["action"] for n in (2, 3)] == ["updated", "updated"]
+    assert 0 < records[2]["patients"] < 1200
+    assert not any(r["from_history"] for r in records.values())
+
+
+def test_the_nights_changed_results(nights: dict) -> None:
+    """The drop sequence is a real test: corrections reached the store and moved flags."""
+    con = duckdb.connect(str(nights["db"]), read_only=True)
+    try:
+        (corrected,) = con.execute("SELECT count(*) FROM lab_result_corrections").fetchone()
+        (arrived,) = con.execute(
+            "SELECT count(*) FROM lab_results WHERE result_id LIKE 'N_-%'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert corrected >= 150
+    assert arrived == 400
+    assert not _flags(nights["outs"][1]).equals(_flags(nights["outs"][3]))
+
+
+def test_flags_from_the_kept_state_equal_a_full_recomputation(nights: dict, tmp_path: Path) -> None:
+    fresh = tmp_path / "out"
+    _run(nights["everything"], fresh, tmp_path / "fresh.duckdb", NIGHTS[3])
+    kept, full = _flags(nights["outs"][3]), _flags(fresh)
+    assert kept.height > 300
+    assert kept.equals(full)
+    worklist = ["patient_id", "priority", "criteria", "evidence"]
+    assert (
+        pl.read_csv(nights["outs"][3] / "worklist.csv")
+        .select(worklist)
+        .equals(pl.read_csv(fresh / "worklist.csv").select(worklist))
+    )
+
+
+def test_a_backfill_screens_from_the_history_as_a_fresh_database_would(
+    nights: dict, tmp_path: Path
+) -> None:
+    db = tmp_path / "kept.duckdb"
+    shutil.copy(nights["db"], db)
+    back = tmp_path / "back"
+    result = _run(None, back, db, NIGHTS[1])
+    assert result.record["lab_state"]["from_history"] is True
+    fresh = tmp_path / "fresh"
+    _run(nights["everything"], fresh, tmp_path / "fresh.duckdb", NIGHTS[1])
+    assert _flags(back).height > 300
+    assert _flags(back).equals(_flags(fresh))
+    con = duckdb.connect(str(db), read_only=True)
+    try:  # the backfill read the history; the kept state is still tonight's
+        assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
+    finally:
+        con.close()
+
+
+# -- the law over random histories -----------------------------------------------------------
+_PATIENTS = st.sampled_from(["a", "b", "c", "d"])
+_ANALYTES = st.sampled_from(["b12", "mma", "hgb"])
+_ROW = st.tuples(
+    _PATIENTS,
+    _ANALYTES,
+    st.integers(min_value=0, max_value=6),  # day
+    st.sampled_from([None, "1", "2", "10", "x"]),  # result id: ties broken by it
+    st.sampled_from([100.0, 150.0, 400.0]),
+)
+_NIGHT = st.tuples(
+    st.lists(_ROW, max_size=6),  # new rows
+    st.lists(st.integers(min_value=0, max_value=40), max_size=3),  # stored rows to correct
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_NIGHT, min_size=1, max_size=5))
+def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_list) -> None:
+    con = duckdb.connect()
+    con.execute(read_sql("registry/tables.sql"))
+    con.execute("SET VARIABLE \"run.id\" = 'test'")
+    con.execute(
+        "CREATE TABLE lab_results (_rid BIGINT, source_file VARCHAR, row_number BIGINT, "
+        "patient_id VARCHAR, analyte VARCHAR, collected_at TIMESTAMP, result_id VARCHAR, "
+        "value_canonical DOUBLE)"
+    )
+    state.build(con)
+    rid = 0
+    for night, (rows, corrections) in enumerate(nights_list):
+        con.execute("CREATE OR REPLACE TEMP TABLE incoming_labs (patient_id VARCHAR)")
+        for patient, analyte, day, result_id, value in rows:
+            rid += 1
+            con.execute(
+                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    rid,
+                    f"labs{night}.csv",
+                    rid,
+                    patient,
+                    analyte,
+                    datetime(2026, 11, 1) + timedelta(days=day),
+                    result_id,
+                    value,
+                ],
+            )
+            con.execute("INSERT INTO incoming_labs VALUES (?)", [patient])
+        for pick in corrections:  # a corrected row: the stored one goes, a new value comes
+            stored = con.execute(
+                "SELECT _rid, patient_id, analyte, collected_at, result_id FROM lab_results "
+                "ORDER BY _rid LIMIT 1 OFFSET ?",
+                [pick],
+            ).fetchone()
+            if stored is None:
+                continue
+            rid += 1
+            con.execute("DELETE FROM lab_results WHERE _rid = ?", [stored[0]])
+            con.execute(
+                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, 1.0)",
+                [rid, f"labs{night}.csv", rid, *stored[1:]],
+            )
+            con.execute("INSERT INTO incoming_labs VALUES (?)", [stored[1]])
+        state.update(con, "SELECT patient_id FROM incoming_labs")
+        assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
+    con.close()
