@@ -147,6 +147,8 @@ def check(
         return report
     report.say(found.chosen or f"format {found.format} (as given)")
     report.say(f"as of {as_of.isoformat()}; rules {loaded_rules.version}")
+    for m in loaded_rules.mappings:  # the site's own mapping files ([mappings] of the profile)
+        report.say(f"site mapping {m.table}: {m.path.name}, {len(m.rows):,} rows")
     report.say(f"files matched ({len(found.files)}):")
     for f in found.files:
         table = found.tables.get(f.path, "")

@@ -39,7 +39,7 @@ def _fail(exc: B12ScreenError) -> None:
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Run 'b12screen COMMAND --help' for the options of each command. Developer "
-    "commands (bench, bench-incremental) are left out of this list: see docs/benchmarks.md.",
+    "commands (bench, bench-incremental, bench-formats) are left out of this list: see docs/benchmarks.md.",
 )
 @click.version_option(__version__, prog_name="b12screen")
 @click.option(
@@ -752,10 +752,11 @@ def init(folder: Path, timezone: str, nightly: str) -> None:
 
 def _register_bench() -> None:
     """Developer commands: runnable by name (docs/benchmarks.md), hidden from the user's help."""
+    from pipeline.bench.formats import bench_formats
     from pipeline.bench.full import bench
     from pipeline.bench.incremental import bench_incremental
 
-    for command in (bench, bench_incremental):
+    for command in (bench, bench_incremental, bench_formats):
         command.hidden = True
         cli.add_command(command)
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from pipeline import checked, resources
 from pipeline.errors import RulesError
+from pipeline.mappings import SiteMapping, known_targets, read_site_mapping
 from pipeline.screening.models import model_graph
 from pipeline.sqltext import ident, literal
 
@@ -247,6 +248,20 @@ class Identifiers(BaseModel):
 
     model_config = _STRICT
     columns: list[str] = []
+    # where an OMOP, FHIR or Synthea source holds a column, when not under its own name: a key
+    # of the identifiers its patients adapter offers (FHIR: an identifier's type code, type
+    # text or system; OMOP: person_source_value; Synthea: ssn, drivers, passport, first, last)
+    sources: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _sources_name_columns(self) -> Identifiers:
+        keys = set(self.keys)
+        for name, source in self.sources.items():
+            if name.strip().lower() not in keys:
+                raise ValueError(f"sources: {name!r} is not one of the columns")
+            if not source.strip():
+                raise ValueError(f"sources: {name!r} names no source")
+        return self
 
     @field_validator("columns")
     @classmethod
@@ -269,6 +284,23 @@ class Identifiers(BaseModel):
         """The names as the extract's columns are matched (lower case, trimmed)."""
         return tuple(c.strip().lower() for c in self.columns)
 
+    def sources_by_key(self) -> dict[str, str]:
+        """Each column's key and the key of the source identifier it is read from (lower case):
+        its ``sources`` entry, else its own name."""
+        given = {k.strip().lower(): v.strip().lower() for k, v in self.sources.items()}
+        return {key: given.get(key, key) for key in self.keys}
+
+
+class Mappings(BaseModel):
+    """The site's own mapping files (pipeline/mappings.py), each laid over the shipped table of
+    the same name in data/: a path relative to the profile file that names it."""
+
+    model_config = _STRICT
+    lab_test_names: str | None = None
+    drug_codes: str | None = None
+    diagnosis_codes: str | None = None
+    diagnosis_codes_snomed: str | None = None
+
 
 class RulesFile(BaseModel):
     model_config = _STRICT
@@ -282,6 +314,7 @@ class RulesFile(BaseModel):
     measures: dict[str, Measure] = {}
     report: Report
     identifiers: Identifiers = Identifiers()
+    mappings: Mappings = Mappings()
 
     @model_validator(mode="after")
     def _advice_names_criteria(self) -> RulesFile:
@@ -351,8 +384,9 @@ class Rules:
     """A checked rules file with its provenance."""
 
     path: Path
-    sha256: str
+    sha256: str  # of the rules file (and the profiles it extends) and its site mapping files
     spec: RulesFile
+    mappings: tuple[SiteMapping, ...] = ()  # the site's own mapping files, checked
 
     @property
     def version(self) -> str:
@@ -412,6 +446,11 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, bytes]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RulesError(f"rules file {path.name} is not valid TOML: {exc}") from None
+    mappings = data.get("mappings")
+    if isinstance(mappings, dict):  # each file is relative to the profile that names it
+        for key, value in mappings.items():
+            if isinstance(value, str) and value.strip():
+                mappings[key] = str(path.parent / value.strip())
     base_name = data.pop("extends", None)
     if base_name is None:
         return data, raw
@@ -442,11 +481,25 @@ def load_rules(choice: str | Path | None = None) -> Rules:
         spec = RulesFile.model_validate(data)
     except ValidationError as exc:
         raise RulesError(f"rules file {path.name}: {checked.one_line(exc)}") from None
-    rules = Rules(path=path, sha256=hashlib.sha256(raw).hexdigest(), spec=spec)
+    mappings = _site_mappings(spec)
+    digest = hashlib.sha256(raw)
+    for m in mappings:  # a changed mapping file changes the rules hash every output carries
+        digest.update(f"\n[mappings.{m.table}]\n".encode())
+        digest.update(m.raw)
+    rules = Rules(path=path, sha256=digest.hexdigest(), spec=spec, mappings=mappings)
     model_graph()  # the SQL models agree with their '-- reads:' lines and form no circle
     check_against_sql(rules)
     check_against_reference_data(rules)
     return rules
+
+
+def _site_mappings(spec: RulesFile) -> tuple[SiteMapping, ...]:
+    known = known_targets(set(spec.analytes))
+    return tuple(
+        read_site_mapping(table, Path(value), known)
+        for table, value in spec.mappings
+        if value is not None
+    )
 
 
 def reference_names() -> dict[str, set[str]]:

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline import __version__, faults, registry, shortage
 from pipeline.errors import (
@@ -46,13 +47,21 @@ from pipeline.facts import (
     ValidationResult,
     frozen_map,
 )
+from pipeline.mappings import TABLES as MAPPING_TABLES
+from pipeline.mappings import shipped_label
 from pipeline.progress import Progress
 from pipeline.publish import outputs, switch
-from pipeline.read.adapters import FormatExtracts, discover_format, load_format, required_kinds
+from pipeline.read.adapters import (
+    FormatExtracts,
+    discover_format,
+    load_format,
+    read_again,
+    required_kinds,
+)
 from pipeline.read.discover import KINDS, Extracts
 from pipeline.read.ingest import load_extracts
 from pipeline.reports import audit
-from pipeline.resources import data_dir
+from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import compute_measures
@@ -131,6 +140,7 @@ class ScreeningRun:
         self.lab_state: state.StateRefresh | None = None  # what the screen stage kept
         self.record: dict = {}
         self.failure_log: Path | None = None  # written by fail(): stage lines and traceback
+        self._read_again: dict[str, str] = {}  # file ingested before: the look-up that changed
 
     @property
     def validation(self) -> Mapping[str, ValidationResult]:
@@ -157,12 +167,17 @@ class ScreeningRun:
             con.execute("BEGIN TRANSACTION")
             upgrade_store(con)  # a database of an earlier version: its keys, in this transaction
             seen = {r[0] for r in con.execute("SELECT sha256 FROM ingested_files").fetchall()}
-            # a file whose content was ingested before (or appears twice tonight) is skipped
+            # a file whose content was ingested before (or appears twice tonight) is skipped,
+            # unless a look-up it is read with (DEATH, CONCEPT, Medication) changed since
+            again = read_again(found, _last_lookups(con))
             skipped = []
             for f in found.files:
-                if f.sha256 in seen:
+                if f.sha256 in seen and f.path not in again:
                     skipped.append(f)
                 seen.add(f.sha256)
+            self._read_again = {
+                f.name: again[f.path] for f in found.files if f.path in again and f not in skipped
+            }
             extracts = dataclasses.replace(
                 found, files=tuple(f for f in found.files if f not in skipped)
             )
@@ -207,7 +222,9 @@ class ScreeningRun:
                 loaded = load_extracts(self.con, extracts, readable, first_id)
                 self.read = Read(tuple(loaded))
             else:
-                got = load_format(self.con, extracts, readable, first_id)
+                got = load_format(
+                    self.con, extracts, readable, first_id, self.rules.spec.identifiers
+                )
                 loaded = list(got.loaded)
                 self.read = Read(got.loaded, got.rows_by_kind, fmt, got.counts)
                 for f in lookups:
@@ -219,6 +236,8 @@ class ScreeningRun:
                 self.progress.note(f"{item.file.name}: {item.rows_read:,} rows{mixed}")
             for f in self.prepared.skipped:
                 self.progress.note(f"{f.name}: already ingested, skipped")
+            for name, lookup in self._read_again.items():
+                self.progress.note(f"{name}: read again, {lookup} is new since the last run")
             for name, why in self.prepared.extracts.ignored_reasons.items():
                 self.progress.note(f"{name}: not read, {why}")
         faults.point("after-ingest")
@@ -276,7 +295,13 @@ class ScreeningRun:
             self.record = outputs.build_record(
                 self.con, self.prepared, self.read, self.validated, self.screened
             )
-            self.record["input_format"] = _format_record(self.prepared.extracts, self.read)
+            self.record["input_format"] = _format_record(
+                self.con, self.prepared.extracts, self.read, self.rules
+            )
+            self.record["input_format"]["read_again"] = [
+                {"file": name, "because": f"{lookup} is new since the last run"}
+                for name, lookup in self._read_again.items()
+            ]
             self.record["lab_state"] = dataclasses.asdict(self.lab_state)
             if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
                 rows = self.record["counts"]["rows_read"]
@@ -418,33 +443,82 @@ class ScreeningRun:
             ) from None
 
     def _load_reference_tables(self) -> None:
-        """The code lists and mappings in data/, as temp tables keyed the way staging keys rows."""
-        for table, name, select in (
-            (
+        """The code lists and mappings in data/, as temp tables keyed the way staging keys rows,
+        with the site's own mapping files (the rules profile's ``[mappings]``) laid over them:
+        a site row replaces the shipped rows of its key, a new key extends the table, a row
+        with no target unmaps its key. ``mapping`` names the file each row came from."""
+        drug_key = (
+            "CASE code_system"
+            " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^\\p{L}\\p{N}]+'), lambda x: x <> ''), ' ')"
+            " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END"
+        )
+        icd_key = "upper(replace(trim(code), '.', ''))"
+        tables = {
+            # file: (table, columns kept, key of a file row, key of a table row, target column)
+            "lab_units": (
                 "ref_lab_units",
-                "lab_units.csv",
                 "analyte, unit_key, factor_to_canonical::DOUBLE AS factor_to_canonical",
+                None,
+                None,
+                None,
             ),
-            ("ref_lab_test_names", "lab_test_names.csv", "test_name_key, analyte"),
-            (
+            "lab_test_names": (
+                "ref_lab_test_names",
+                "text_key(test_name_key) AS test_name_key, analyte",
+                "text_key(test_name_key)",
+                "test_name_key",
+                "analyte",
+            ),
+            "drug_codes": (
                 "ref_drug_codes",
-                "drug_codes.csv",
-                "drug_group, code_system, CASE code_system"
-                " WHEN 'name' THEN array_to_string(list_filter(string_split_regex(lower(code), '[^\\p{L}\\p{N}]+'), lambda x: x <> ''), ' ')"
-                " WHEN 'atc' THEN upper(trim(code)) ELSE trim(code) END AS code_key",
+                f"drug_group, code_system, {drug_key} AS code_key",
+                f"code_system || '|' || {drug_key}",
+                "code_system || '|' || code_key",
+                "drug_group",
             ),
-            ("ref_diagnosis_codes", "diagnosis_codes.csv", "condition, code"),
-            (
+            "diagnosis_codes": (
+                "ref_diagnosis_codes",
+                "condition, code",
+                icd_key,
+                icd_key,
+                "condition",
+            ),
+            "diagnosis_codes_snomed": (
                 "ref_diagnosis_codes_snomed",
-                "diagnosis_codes_snomed.csv",
                 "condition, trim(code) AS code",
+                "trim(code)",
+                "code",
+                "condition",
             ),
-        ):
-            with literal_files([data_dir() / name]) as (path,):
+        }
+        site = {m.table: m for m in (self.rules.mappings if self.rules else ())}
+        for name, (table, select, file_key, table_key, target) in tables.items():
+            with literal_files([data_dir() / f"{name}.csv"]) as (path,):
                 self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {select} "
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {select}, "
+                    f"{literal(shipped_label(name))} AS mapping "
                     f"FROM read_csv({path}, header = true, all_varchar = true)"
                 )
+            mapping = site.get(name)
+            if mapping is None:
+                continue
+            columns = MAPPING_TABLES[name].columns
+            frame = pl.DataFrame(
+                [[row[c] for c in columns] for row in mapping.rows],
+                schema={c: pl.String for c in columns},
+                orient="row",
+            )
+            self.con.register("_site_mapping", frame)
+            try:
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                    f"SELECT * FROM {table} WHERE {table_key} NOT IN "
+                    f"(SELECT {file_key} FROM _site_mapping) "
+                    f"UNION ALL SELECT DISTINCT {select}, {literal(mapping.label)} AS mapping "
+                    f"FROM _site_mapping WHERE {target} <> ''"
+                )
+            finally:
+                self.con.unregister("_site_mapping")
 
     def _prepare_output_folder(self) -> None:
         out = self.config.out
@@ -525,7 +599,8 @@ class ScreeningRun:
         )
         for item in self.read.loaded:
             con.execute(
-                "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                # a file read again (a look-up it is read with changed) replaces its row
+                "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     item.file.sha256,
                     item.file.kind,
@@ -566,9 +641,27 @@ class ScreeningRun:
         )
 
 
-def _format_record(extracts: Extracts, read: Read) -> dict:
-    """run.json's ``input_format``: the format read, why (auto), the look-up tables read and
-    the adapter's counts (what each mapping recognised, what was left out)."""
+def _last_lookups(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The SHA-256 of the look-up files (DEATH, CONCEPT, Medication ...) the last succeeded run
+    read (its run.json ``input_format.lookup_files``; none before formats were recorded)."""
+    rows = con.execute(
+        "SELECT CAST(record AS VARCHAR) FROM runs WHERE status = 'succeeded' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).fetchall()
+    if not rows or not rows[0][0]:
+        return set()
+    lookups = (json.loads(rows[0][0]).get("input_format") or {}).get("lookup_files", [])
+    return {item["sha256"] for item in lookups}
+
+
+def _format_record(
+    con: duckdb.DuckDBPyConnection, extracts: Extracts, read: Read, rules: Rules | None = None
+) -> dict:
+    """run.json's ``input_format``: the format read, why (auto), the look-up tables read, the
+    adapter's counts (what each mapping recognised, what was left out) and the stored valid rows
+    each mapping table recognised (sql/adapters/common/recognised.sql: the rules' LOINC lists,
+    data/<table>.csv, the site's own files)."""
+    recognised = con.execute(read_sql("adapters/common/recognised.sql")).fetchall()
     return {
         "format": read.input_format,
         "chosen": getattr(extracts, "chosen", ""),
@@ -576,6 +669,12 @@ def _format_record(extracts: Extracts, read: Read) -> dict:
             {"file": f.name, "sha256": f.sha256} for f in getattr(extracts, "lookups", ())
         ],
         "counts": [{"kind": k, "item": item, "rows": n} for k, item, n in read.format_counts],
+        "recognised": [{"kind": k, "mapping": m, "rows": int(n)} for k, m, n in recognised],
+        # the site's own mapping files (rules profile [mappings]), also in the rules SHA-256
+        "site_mappings": [
+            {"table": m.table, "file": m.path.name, "sha256": m.sha256, "rows": len(m.rows)}
+            for m in (rules.mappings if rules else ())
+        ],
     }
 
 

@@ -9,8 +9,9 @@
 
 The config and the rules are never overwritten (they are the site's own); ``prefect.yaml`` is
 made again from the config each time, so ``init`` again after changing the schedule or the time
-zone, then deploy again. The mapping files (data/lab_test_names.csv, ...) are not copied: the
-pipeline reads only its own copies for now.
+zone, then deploy again. The mapping files (data/lab_test_names.csv, ...) are not copied: a
+site names its own, which extend and override them, under ``[mappings]`` of its profile
+(pipeline/mappings.py); the template shows how, commented out.
 """
 
 from __future__ import annotations
@@ -99,6 +100,24 @@ version = "2026.12.1"        # change it with every edit: outputs record which r
 # else (not flags.parquet, the reports, logs or Prefect):
 # [identifiers]
 # columns = ["mrn", "name", "responsible clinician"]
+# From an OMOP, FHIR or Synthea export, a column may name where the source holds it
+# (FHIR: an identifier's type code, type text or system; OMOP: person_source_value):
+# sources = {{ mrn = "MR" }}
+
+# Your own mappings, laid over the shipped tables (data/lab_test_names.csv, drug_codes.csv,
+# diagnosis_codes.csv, diagnosis_codes_snomed.csv): each file has the shipped table's columns
+# plus decided_by (who decided the mapping, never empty). A row replaces the shipped rows of
+# its key, a new key extends the table, an empty analyte/drug_group/condition unmaps the key.
+# Paths are relative to this file; the files' SHA-256 is part of the rules hash.
+# [mappings]
+# lab_test_names = "mappings/lab_test_names.csv"
+#   test_name_key,analyte,note,decided_by
+#   Neutrophils,neutrophils_pct,our analyser reports a share,Dr A (lab lead)
+# drug_codes = "mappings/drug_codes.csv"
+#   drug_group,ingredient,code_system,code,source,decided_by
+# diagnosis_codes = "mappings/diagnosis_codes.csv"
+#   condition,code,description,source,decided_by
+# diagnosis_codes_snomed = "mappings/diagnosis_codes_snomed.csv"
 
 # The small-number rule of the shareable population report:
 # [report.disclosure]

@@ -81,7 +81,7 @@ MEDICATION_COLUMNS = (
     "end_date",
     "route",
 )
-DIAGNOSIS_COLUMNS = ("patient_id", "code", "recorded_at", "description")
+DIAGNOSIS_COLUMNS = ("patient_id", "code", "recorded_at", "description", "code_system")
 
 # The criteria of the catalogue (docs/criteria.md) that read lab results only.
 LAB_CRITERIA = frozenset(

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -59,9 +60,14 @@ from pipeline.read.ingest import (
 from pipeline.resources import sql_dir
 from pipeline.sqltext import ident, literal
 
+if TYPE_CHECKING:
+    from pipeline.rules import Identifiers
+
 FORMATS = ("canonical", "omop", "fhir", "synthea")
 CHOICES = (*FORMATS, "auto")
 CLINICAL_KINDS = ("patients", "labs", "medications", "diagnoses")
+# the patients adapters' map of the identifiers a source offers (lower-case key to text)
+SOURCE_IDENTIFIERS = "_source_identifiers"
 _FILE_ID_STRIDE = 1_000_000_000_000  # as pipeline/read/ingest.py: rows per file id
 
 # Each format's source tables: the kind a table presents (None: a look-up table read every
@@ -81,6 +87,7 @@ TABLES: dict[str, dict[str, tuple[str | None, tuple[str, ...], int]]] = {
                 "birth_datetime",
                 "care_site_id",
                 "gender_source_value",
+                "person_source_value",
             ),
             1,
         ),
@@ -151,7 +158,21 @@ TABLES: dict[str, dict[str, tuple[str | None, tuple[str, ...], int]]] = {
         "care_site": (None, ("care_site_id", "care_site_name", "care_site_source_value"), 1),
     },
     "synthea": {
-        "patients": ("patients", ("id", "birthdate", "deathdate", "gender"), 2),
+        "patients": (
+            "patients",
+            (
+                "id",
+                "birthdate",
+                "deathdate",
+                "gender",
+                "ssn",
+                "drivers",
+                "passport",
+                "first",
+                "last",
+            ),
+            2,
+        ),
         "observations": (
             "labs",
             ("patient", "date", "category", "code", "description", "value", "units", "type"),
@@ -174,6 +195,19 @@ FHIR_TYPES: dict[str, str | None] = {
     "MedicationStatement": "medications",
     "Condition": "diagnoses",
     "Medication": None,
+}
+# A look-up table changes what the files of other tables present (a DEATH row a PERSON's death
+# date, a CONCEPT a code, a Medication a MedicationRequest's drug). When a look-up file's content
+# is new since the last succeeded run, the files of the tables it feeds are read again, even
+# if their own content was ingested before (merging by record key stores a re-sent row once).
+LOOKUP_DEPENDENTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "omop": {
+        "death": ("person",),
+        "care_site": ("person",),
+        "concept": ("measurement", "drug_exposure", "condition_occurrence"),
+        "concept_ancestor": ("condition_occurrence",),
+    },
+    "fhir": {"Medication": ("MedicationRequest", "MedicationStatement", "Bundle")},
 }
 FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
@@ -282,6 +316,24 @@ def _fingerprint(kind: str, path: Path, fmt: str) -> InputFile:
         raise ExtractsError(
             f"cannot read {path.name}: {exc.strerror}", transient=exc.errno in TRANSIENT_ERRNOS
         ) from None
+
+
+def read_again(extracts: Extracts, known_lookups: set[str]) -> dict[Path, str]:
+    """The files to read even if ingested before, each with the look-up file whose content is
+    new (not among ``known_lookups``, the SHA-256 of the look-ups the last run read)."""
+    if not isinstance(extracts, FormatExtracts):
+        return {}
+    feeds = LOOKUP_DEPENDENTS.get(extracts.format, {})
+    changed: dict[str, str] = {}
+    for f in extracts.lookups:
+        if f.sha256 not in known_lookups:
+            for table in feeds.get(extracts.tables.get(f.path, ""), ()):
+                changed.setdefault(table, f.name)
+    return {
+        f.path: changed[extracts.tables[f.path]]
+        for f in extracts.files
+        if extracts.tables.get(f.path) in changed
+    }
 
 
 def discover_format(folder: Path, fmt: str = "auto") -> FormatExtracts:
@@ -562,11 +614,15 @@ def load_format(
     extracts: FormatExtracts,
     readable: Mapping[Path, str],
     first_file_id: int = 1,
+    identifiers: Identifiers | None = None,
 ) -> FormatLoad:
     """Present an OMOP, FHIR or Synthea folder as ``raw_<kind>`` (and ``raw_feedback``, empty).
 
     ``readable`` gives, for each file's path (rows and look-ups), the SQL literal that opens
-    exactly that file (:func:`pipeline.sqltext.literal_files`)."""
+    exactly that file (:func:`pipeline.sqltext.literal_files`). ``identifiers`` (the rules'
+    ``[identifiers]``) become columns of ``raw_patients``, taken from the identifiers the
+    format's patients adapter offers (``_source_identifiers``: FHIR Patient.identifier by type
+    and system, OMOP person_source_value, Synthea SSN, DRIVERS, PASSPORT, FIRST, LAST)."""
     fmt = extracts.format
     con.execute(QUARANTINE_DDL)
     con.execute(adapter_sql("common", "macros"))
@@ -586,7 +642,7 @@ def load_format(
         wanted = [*_wanted(kind), *_extra(kind)]
         with reading(f"the {fmt} {kind}"):
             if kind in CLINICAL_KINDS:
-                counts += _adapt(con, fmt, kind, wanted)
+                counts += _adapt(con, fmt, kind, wanted, identifiers)
             elif kind == "feedback":
                 feedback = [f for f in extracts.files if f.kind == "feedback"]
                 for item in load_kind(con, kind, feedback, first_file_id, dict(readable)):
@@ -611,15 +667,27 @@ def load_format(
 
 
 def _adapt(
-    con: duckdb.DuckDBPyConnection, fmt: str, kind: str, wanted: list[str]
+    con: duckdb.DuckDBPyConnection,
+    fmt: str,
+    kind: str,
+    wanted: list[str],
+    identifiers: Identifiers | None = None,
 ) -> list[tuple[str, str, int]]:
     """Run ``sql/adapters/<fmt>/<kind>.sql`` once into ``_adapted_<kind>`` and present its rows
     as ``raw_<kind>``: those it does not leave out (``_left_out``, when the adapter has that
-    column). Returns the counts of what it left out and of its ``_note`` column."""
+    column), with the site's identifier columns taken from ``_source_identifiers`` (a map of
+    lower-case key to text, when the adapter has it). Returns the counts of what it left out
+    and of its ``_note`` column."""
     body = adapter_sql(fmt, kind)
     own = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({body})").fetchall()}
-    bookkeeping = [c for c in ("_left_out", "_note") if c in own]
-    columns = ", ".join(f"{ident(c)}::VARCHAR AS {ident(c)}" for c in [*wanted, *bookkeeping])
+    bookkeeping = [c for c in ("_left_out", "_note", SOURCE_IDENTIFIERS) if c in own]
+    columns = ", ".join(
+        f"{ident(c)}::VARCHAR AS {ident(c)}"
+        for c in [*wanted, *bookkeeping]
+        if c != SOURCE_IDENTIFIERS
+    )
+    if SOURCE_IDENTIFIERS in own:
+        columns += f", {SOURCE_IDENTIFIERS}::MAP(VARCHAR, VARCHAR) AS {SOURCE_IDENTIFIERS}"
     table = f"_adapted_{kind}"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
@@ -628,7 +696,16 @@ def _adapt(
     )
     keep = "WHERE _left_out IS NULL" if "_left_out" in bookkeeping else ""
     drop = f" EXCLUDE ({', '.join(bookkeeping)})" if bookkeeping else ""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{drop} FROM {table} {keep}")
+    carried = ""
+    if SOURCE_IDENTIFIERS in own and identifiers is not None:
+        carried = "".join(
+            f", map_extract_value({SOURCE_IDENTIFIERS}, {literal(source)}) AS {ident(name)}"
+            for name, source in identifiers.sources_by_key().items()
+            if name not in wanted
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT *{drop}{carried} FROM {table} {keep}"
+    )
     out: list[tuple[str, str, int]] = []
     if "_left_out" in bookkeeping:
         out += con.execute(

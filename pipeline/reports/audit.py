@@ -227,6 +227,7 @@ def audit_document(
         for r in runs
         for item in r["record"].get("skipped_files", [])
     ]
+    tables["input_format"] = input_format_rows(last["record"])
     trend_runs = latest_per_day(
         runs if trend_start is None else succeeded_runs(con, trend_start, end)
     )
@@ -272,11 +273,38 @@ def audit_document(
             "rules_versions": sorted({r["rules_version"] for r in runs if r["rules_version"]}),
             "code_versions": sorted({r["code_version"] for r in runs if r["code_version"]}),
             "extracts_folder": record_.get("extracts_folder"),
+            "input_format": {
+                k: (record_.get("input_format") or {}).get(k) for k in ("format", "chosen")
+            },
+            "site_mappings": (record_.get("input_format") or {}).get("site_mappings", []),
             "ignored_files": record_.get("ignored_files", []),
             "merged": record_.get("counts", {}).get("merged", {}),
         },
         "tables": tables,
     }
+
+
+def input_format_rows(record: Mapping[str, Any]) -> list[dict]:
+    """The format a run read and how many rows each mapping recognised (counts only), from its
+    run.json ``input_format``: the adapter's own counts (OMOP, FHIR, Synthea), then the stored
+    valid rows each mapping table recognised (the rules' LOINC lists, data/<table>.csv, the
+    site's own files). Empty for a run recorded before formats were."""
+    fmt = record.get("input_format") or {}
+    name = fmt.get("format") or ""
+    rows = [
+        {"format": name, "kind": c["kind"], "item": c["item"], "rows": c["rows"]}
+        for c in fmt.get("counts", [])
+    ]
+    rows += [
+        {
+            "format": name,
+            "kind": r["kind"],
+            "item": f"stored valid rows recognised by {r['mapping']}",
+            "rows": r["rows"],
+        }
+        for r in fmt.get("recognised", [])
+    ]
+    return rows
 
 
 def _placeholders(items: list) -> str:

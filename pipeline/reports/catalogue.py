@@ -294,6 +294,22 @@ def render_semantics(rules: Rules) -> str:
         "Any diagnosis recorded on or before the",
         f"as-of date counts (no look-back). Conditions: {conditions}.",
         "",
+        "## A site's own mappings",
+        "",
+        "A profile may name its own test-name, drug-code and diagnosis-code files under",
+        "`[mappings]` (docs/inputs.md): a site row replaces the shipped rows of its key (or,",
+        "with no analyte, drug group or condition, unmaps it), a new key extends the table, and",
+        "each row names who decided it (`decided_by`). The files are part of the rules SHA-256.",
+        "This profile names "
+        + (
+            ", ".join(
+                f"`{m.path.name}` for {m.table} ({len(m.rows)} rows, SHA-256 `{m.sha256[:16]}…`)"
+                for m in rules.mappings
+            )
+            or "none"
+        )
+        + ".",
+        "",
         "## The criteria",
         "",
         "| id | met when |",

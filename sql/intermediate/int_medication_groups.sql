@@ -7,6 +7,7 @@
 -- (settings.b12_therapy_groups) that starts and ends on the same day records one dose (an
 -- injection): it covers settings.single_dose_cover_days days from that day, up to when the next
 -- maintenance dose falls due. Any other order covers up to its end_date (NULL: open-ended).
+-- mapping: the file(s) whose rows recognised it (data/drug_codes.csv, or the site's own).
 -- reads: medications, ref_drug_codes
 with orders as (
     select _rid, patient_id, medication, rxnorm, atc, start_date, end_date, route
@@ -14,7 +15,7 @@ with orders as (
 ),
 
 drug_codes as (
-    select drug_group, code_system, code_key from ref_drug_codes
+    select drug_group, code_system, code_key, mapping from ref_drug_codes
 ),
 
 words as (
@@ -33,15 +34,15 @@ word_runs as (
 ),
 
 matches as (
-    select word_runs._rid, drug_codes.drug_group, 'name' as matched_by
+    select word_runs._rid, drug_codes.drug_group, 'name' as matched_by, drug_codes.mapping
     from word_runs
     inner join drug_codes on drug_codes.code_system = 'name' and drug_codes.code_key = word_runs.run
     union all
-    select orders._rid, drug_codes.drug_group, 'rxnorm' as matched_by
+    select orders._rid, drug_codes.drug_group, 'rxnorm' as matched_by, drug_codes.mapping
     from orders
     inner join drug_codes on drug_codes.code_system = 'rxnorm' and drug_codes.code_key = orders.rxnorm
     union all
-    select orders._rid, drug_codes.drug_group, 'atc' as matched_by
+    select orders._rid, drug_codes.drug_group, 'atc' as matched_by, drug_codes.mapping
     from orders
     inner join drug_codes on drug_codes.code_system = 'atc' and drug_codes.code_key = orders.atc
 ),
@@ -51,6 +52,7 @@ final as (
         orders.*,
         matched.drug_group,
         matched.matched_by,
+        matched.mapping,
         case
             when orders.end_date = orders.start_date
                 and list_contains(getvariable('settings.b12_therapy_groups'), matched.drug_group)
@@ -60,7 +62,11 @@ final as (
         end as covered_until
     from orders
     inner join (
-        select _rid, drug_group, string_agg(distinct matched_by, ',' order by matched_by) as matched_by
+        select
+            _rid,
+            drug_group,
+            string_agg(distinct matched_by, ',' order by matched_by) as matched_by,
+            string_agg(distinct mapping, ',' order by mapping) as mapping
         from matches
         group by _rid, drug_group
     ) as matched on matched._rid = orders._rid

@@ -100,3 +100,27 @@ def test_init_refuses_a_bad_time_zone_in_one_line(tmp_path: Path) -> None:
         "(an IANA name such as Europe/London or UTC)"
     ]
     assert not (tmp_path / "site").exists()
+
+
+def test_the_templates_commented_mappings_and_identifiers_load_when_uncommented(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    assert _init(str(site)).exit_code == 0
+    rules = site / "rules" / "site.toml"
+    lines = rules.read_text(encoding="utf-8").splitlines()
+    # uncomment the [mappings] table with its lab_test_names line, and [identifiers]
+    keep = {"[mappings]", 'lab_test_names = "mappings/lab_test_names.csv"', "[identifiers]"}
+    keep |= {'columns = ["mrn", "name", "responsible clinician"]', 'sources = { mrn = "MR" }'}
+    text = "\n".join(line[2:] if line[2:] in keep else line for line in lines) + "\n"
+    rules.write_text(text, encoding="utf-8")
+    # the mapping file as the template's commented example rows show it
+    at = lines.index('# lab_test_names = "mappings/lab_test_names.csv"')
+    example = [line.removeprefix("#   ") for line in lines[at + 1 : at + 3]]
+    (site / "rules" / "mappings").mkdir()
+    (site / "rules" / "mappings" / "lab_test_names.csv").write_text(
+        "\n".join(example) + "\n", encoding="utf-8"
+    )
+    loaded = load_rules(rules)
+    assert [(m.table, len(m.rows)) for m in loaded.mappings] == [("lab_test_names", 1)]
+    assert loaded.spec.identifiers.sources_by_key()["mrn"] == "mr"

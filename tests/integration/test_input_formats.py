@@ -67,6 +67,19 @@ def test_omop_eunomia_sample(tmp_path: Path) -> None:
     analytes = dict(con.execute("SELECT analyte, count(*) FROM lab_results GROUP BY 1").fetchall())
     con.close()
     assert analytes["hgb"] > 0 and analytes["mcv"] > 0 and analytes["wbc"] > 0
+    # the audit says which format was read and how many rows each mapping recognised
+    audit = json.loads((tmp_path / "out" / "current" / "audit.json").read_text("utf-8"))
+    assert audit["provenance"]["input_format"]["format"] == "omop"
+    table = {(r["kind"], r["item"]): r["rows"] for r in audit["tables"]["input_format"]}
+    assert table[("patients", "PERSON rows")] == 28
+    assert table[("diagnoses", "CONDITION_OCCURRENCE rows coded by snomed")] == 470
+    by = "stored valid rows recognised by "
+    snomed = table[("diagnoses", by + "data/diagnosis_codes_snomed.csv")]
+    none = table[("diagnoses", by + "none (a code on no condition list)")]
+    assert snomed + none == 470 and table[("diagnoses", by + "data/diagnosis_codes.csv")] == 0
+    labs = [n for (kind, item), n in table.items() if kind == "labs" and item.startswith(by)]
+    assert sum(labs) == sum(analytes.values())  # each stored result once: LOINC, a name or none
+    assert (tmp_path / "out" / "current" / "audit" / "input_format.csv").exists()
 
 
 @needs_samples

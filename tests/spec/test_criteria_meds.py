@@ -766,6 +766,37 @@ def test_renal_run_never_flags_the_empty_patient(renal_run):
     check_never(renal_run)
 
 
+# SNOMED CT codes (as OMOP, FHIR and Synthea sources code diagnoses; data/diagnosis_codes_snomed.csv)
+# count like their ICD-10 equivalents: dialysis 105502003 (Z99.2), CKD 5 on dialysis 714152005;
+# a SNOMED code is matched exactly, so a longer id starting with it is not the concept
+SNOMED_RENAL = {
+    "sct-dialysis": ("105502003", {"cyanocobalamin_renal"}),
+    "sct-ckd5-on-dialysis": ("714152005", {"cyanocobalamin_renal"}),
+    "sct-not-a-prefix": ("1055020031", set()),
+    "sct-down-syndrome": ("41040004", {"risk_condition"}),
+}
+
+
+def test_snomed_dialysis_and_down_syndrome_codes(tmp_path):
+    patients = [{"patient_id": p} for p in SNOMED_RENAL]
+    meds = [
+        {
+            "patient_id": p,
+            "medication": CYANO,
+            "start_date": (AS_OF - timedelta(days=100)).isoformat(),
+        }
+        for p in SNOMED_RENAL
+    ]
+    dx = [
+        {"patient_id": p, "code": code, "code_system": "snomed", "recorded_at": "2024-01-01"}
+        for p, (code, _) in SNOMED_RENAL.items()
+    ]
+    result = screen(patients, [], medications=meds, diagnoses=dx, workdir=tmp_path)
+    for p, (_, expected) in SNOMED_RENAL.items():
+        got = result.criteria(p) & {"cyanocobalamin_renal", "risk_condition"}
+        assert got == expected, p
+
+
 # =============================================================================================
 # deficiency_untreated: some b12_deficient or mma_elevated result dated more than 7 days before
 # as_of with no B12 therapy order starting on or after (its date - 30 days)

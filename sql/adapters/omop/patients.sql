@@ -4,7 +4,8 @@
 -- concepts; any other concept reads gender_source_value as written. birth_date: birth_datetime,
 -- else year, month and day of birth when all three are there (a year alone is no birth date:
 -- the row is quarantined as the canonical one would be). death_date: the person's earliest
--- DEATH row. site: the CARE_SITE's name, else the care_site_id.
+-- DEATH row. site: the CARE_SITE's name, else the care_site_id. _source_identifiers: what the
+-- site's [identifiers] columns may be read from (rules profile): person_source_value.
 with person as (
     select * from src_person
 ),
@@ -43,7 +44,11 @@ final as (
             end
         ) as birth_date,
         coalesce(care_site.name, nullif(trim(person.care_site_id), '')) as site,
-        death.death_date
+        death.death_date,
+        map_from_entries(list_filter(
+            [{'key': 'person_source_value', 'value': nullif(trim(person.person_source_value), '')}],
+            lambda e: e.value is not null
+        )) as _source_identifiers
     from person
     left join death on death.person_id = person.person_id
     left join care_site on care_site.care_site_id = person.care_site_id
