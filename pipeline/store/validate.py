@@ -85,11 +85,22 @@ def _frames(relation: duckdb.DuckDBPyRelation, rows: int | None) -> Iterator[pl.
         yield pl.from_arrow(pa.Table.from_batches(pending))
 
 
-def _raw_json(con: duckdb.DuckDBPyConnection, raw_table: str) -> str:
+# Raw columns a quarantined row's raw_row leaves out: the bookkeeping, and the identifiers the
+# format adapters offer (FHIR Patient.identifier and name, OMOP person_source_value, Synthea's
+# ssn, names...), which only the clinician worklists may hold.
+_NOT_RAW = ("_rid", "source_file", "row_number", "_identifiers", "_source_identifiers")
+
+
+def _raw_json(
+    con: duckdb.DuckDBPyConnection, raw_table: str, identifiers: tuple[str, ...] = ()
+) -> str:
+    """The raw row as JSON, without the site's own identifier columns (``identifiers``, the
+    rules' [identifiers] keys: an MRN or a name goes to the worklists and nowhere else)."""
+    hidden = {*_NOT_RAW, *identifiers}
     cols = [
         r[0]
         for r in con.execute(f"DESCRIBE {raw_table}").fetchall()
-        if r[0] not in ("_rid", "source_file", "row_number")
+        if r[0] not in hidden and r[0].strip().lower() not in hidden
     ]
     inner = ", ".join(f"{ident(c)} := raw.{ident(c)}" for c in cols)
     return f"to_json(struct_pack({inner}))::VARCHAR"
@@ -151,7 +162,7 @@ def stage_and_validate(
         con.execute(
             f"""
             INSERT INTO quarantine
-            SELECT '{kind}', raw.source_file, raw.row_number, _reasons.reason, {_raw_json(con, f"raw_{kind}")}
+            SELECT '{kind}', raw.source_file, raw.row_number, _reasons.reason, {_raw_json(con, f"raw_{kind}", identifiers)}
             FROM _reasons INNER JOIN raw_{kind} AS raw ON raw._rid = _reasons._rid
             ORDER BY raw._rid
             """

@@ -63,6 +63,8 @@ def site(tmp_path_factory) -> Path:
             },
             {"patient_id": "p-other", "birth_date": "1960-01-01", "sex": "M", "mrn": "MRN-2"},
             {"patient_id": "p-fine", "birth_date": "1960-01-01", "sex": "M", "mrn": "MRN-FINE"},
+            # quarantined (no birth date): its raw row in quarantine.csv leaves the MRN out
+            {"patient_id": "p-undated", "sex": "M", "mrn": "MRN-UNDATED", "NAME": "Ozymandias"},
         ],
     )
     labs = [
@@ -169,10 +171,12 @@ def test_nothing_else_holds_them(site: Path) -> None:
         if path.parent.name == "extracts":
             continue
         data = path.read_bytes()
-        for secret in (MRN, NAME, "MRN-FINE", "Quillfeather"):
+        for secret in (MRN, NAME, "MRN-FINE", "Quillfeather", "MRN-UNDATED", "Ozymandias"):
             assert secret.encode() not in data, (path.relative_to(site), secret)
         checked += 1
     assert checked >= 8  # flags.parquet, resolved.csv, quarantine.csv, audit.*, run.json, log ...
+    quarantine = (site / "out0" / "quarantine.csv").read_text(encoding="utf-8")
+    assert "p-undated" in quarantine and "birth_date" in quarantine  # the row is there
     record = json.loads((site / "out0" / "run.json").read_text(encoding="utf-8"))
     assert record["counts"]["worklist"]["total"] == 2
 
