@@ -643,7 +643,7 @@ class CriteriaDB(StagingDB):
         build the intermediate tables again."""
         from pipeline.store import state
 
-        state.refresh(self.con, self._as_of, changed="SELECT patient_id FROM lab_results")
+        state.refresh(self.con, self._as_of, reread="SELECT patient_id FROM lab_results")
         if hasattr(self, "_models"):
             from pipeline.screening.criteria import build_inputs
 

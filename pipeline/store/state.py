@@ -5,9 +5,11 @@ or before the as-of date: which is the latest in a look-back window (int_latest_
 patient was last tested (tested_within), whether an MMA, CBC or B12 came on or after some date
 (b12_indeterminate, monitoring_overdue), when the latest result came (resolved). Each is
 answered by the latest result per patient and analyte, so that is what the database keeps
-(``lab_latest``, built by sql/state/lab_latest.sql) and what a night updates: only the patients
-with new, re-sent or corrected rows tonight are read again. The screening reads the per-run
-view ``latest_results`` and never the whole history.
+(``lab_latest``, built by sql/state/lab_latest.sql) and what a night updates, for the patients
+with rows tonight only: a patient with new rows needs their kept state and tonight's rows, and
+only a patient with a corrected result (whose old row may have been their latest) has their
+history read again. The screening reads the per-run view ``latest_results`` and never the whole
+history.
 
 When the state is the answer and when it is not:
 
@@ -39,18 +41,23 @@ STATE_TABLE = "lab_latest"
 RUN_VIEW = "latest_results"
 _SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
 _PATIENTS = "_state_patients"
-# The patients whose stored lab rows changed tonight: every row the merge wrote carries this
-# run's id (a new row, and the new value of a corrected one, whose old row had the same
-# patient, since the record key holds it); a re-sent row changes nothing and is not written.
-# Rows are appended in run order, so the scan skips the row groups of earlier runs by their
-# run_id ranges.
-CHANGED_TONIGHT = "SELECT patient_id FROM lab_results WHERE run_id = getvariable('run.id')"
+_REREAD = "_state_reread"
+# Tonight's rows: every row the merge wrote carries this run's id (a new row, and the new value
+# of a corrected one); a re-sent row changes nothing and is not written. Rows are appended in
+# run order, so the scan skips the row groups of earlier runs by their run_id ranges.
+TONIGHTS_ROWS = "SELECT * FROM lab_results WHERE run_id = getvariable('run.id')"
+# The patients whose history must be read again: those with a corrected result tonight (its old
+# row is gone, and it may have been their latest; the record key holds the patient, so the old
+# and the new row are the same patient's).
+CORRECTED_TONIGHT = (
+    "SELECT patient_id FROM lab_result_corrections WHERE run_id = getvariable('run.id')"
+)
 
 
 @dataclass(frozen=True)
 class StateRefresh:
     """What the refresh did: ``built`` (from the whole history, with the reason),
-    ``updated`` (the patients read again) or ``unchanged``; and whether this run screens from
+    ``updated`` (for ``patients`` with rows tonight) or ``unchanged``; and whether this run screens from
     the kept state or, as a backfill, from the history up to its as-of date."""
 
     action: str
@@ -119,38 +126,64 @@ def build(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchone()[0]
 
 
-def update(con: duckdb.DuckDBPyConnection, patients_query: str) -> int:
-    """Read again the history of the patients ``patients_query`` selects (one column,
-    patient_id) and replace their rows of the kept state; returns how many patients."""
+def update(
+    con: duckdb.DuckDBPyConnection,
+    reread: str | None = CORRECTED_TONIGHT,
+    new_rows: str | None = TONIGHTS_ROWS,
+) -> int:
+    """Replace the kept state of the patients with ``new_rows`` (a query of lab_results rows
+    appended tonight) or in ``reread`` (a query of patient_id whose history changed otherwise);
+    returns how many patients.
+
+    A patient with new rows only needs no history: their latest result is the latest of their
+    kept state and tonight's rows. Only the patients in ``reread`` have their history read
+    again."""
+    reread_sql = f"SELECT patient_id FROM ({reread})" if reread else "SELECT NULL::VARCHAR"
+    new_sql = f"SELECT patient_id FROM ({new_rows})" if new_rows else "SELECT NULL::VARCHAR"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_PATIENTS} AS "
-        f"SELECT DISTINCT patient_id FROM ({patients_query}) WHERE patient_id IS NOT NULL"
+        f"CREATE OR REPLACE TEMP TABLE {_REREAD} AS SELECT DISTINCT patient_id "
+        f"FROM ({reread_sql}) AS r (patient_id) WHERE patient_id IS NOT NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_PATIENTS} AS SELECT DISTINCT patient_id "
+        f"FROM ({new_sql}) AS n (patient_id) WHERE patient_id IS NOT NULL "
+        f"UNION SELECT patient_id FROM {_REREAD}"
     )
     (patients,) = con.execute(f"SELECT count(*) FROM {_PATIENTS}").fetchone()
     if patients:
+        sources = [f"SELECT * FROM lab_results SEMI JOIN {_REREAD} USING (patient_id)"]
+        if new_rows:
+            kept_only = (
+                f"(SELECT patient_id FROM {_PATIENTS} EXCEPT SELECT patient_id FROM {_REREAD})"
+            )
+            sources += [
+                f"SELECT * FROM {STATE_TABLE} SEMI JOIN {kept_only} USING (patient_id)",
+                f"SELECT * FROM ({new_rows}) SEMI JOIN {kept_only} USING (patient_id)",
+            ]
+        _source(con, " UNION ALL BY NAME ".join(f"({q})" for q in sources))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_rows AS {_sql()}")
         con.execute(
             f"DELETE FROM {STATE_TABLE} WHERE patient_id IN (SELECT patient_id FROM {_PATIENTS})"
         )
-        _source(con, f"SELECT * FROM lab_results SEMI JOIN {_PATIENTS} USING (patient_id)")
-        con.execute(f"INSERT INTO {STATE_TABLE} BY NAME {_sql()}")
-    con.execute(f"DROP TABLE {_PATIENTS}")
+        con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM _state_rows")
+        con.execute("DROP TABLE _state_rows")
+    con.execute(f"DROP TABLE {_PATIENTS}; DROP TABLE {_REREAD}")
     return patients
 
 
-def refresh(
-    con: duckdb.DuckDBPyConnection, as_of: date, changed: str | None = None
-) -> StateRefresh:
+def refresh(con: duckdb.DuckDBPyConnection, as_of: date, reread: str | None = None) -> StateRefresh:
     """Bring the kept state up to date with tonight's merge (in the run's transaction) and
     define ``latest_results``, the relation the screening reads, for ``as_of``.
 
-    ``changed`` selects the patients whose rows changed (default: :data:`CHANGED_TONIGHT`)."""
+    ``reread`` (a query of patient_id) replaces tonight's rows and corrections as what changed:
+    those patients' history is read again."""
     reason = _why_build(con)
     patients = rows = 0
     if reason is not None:
         rows = build(con)
         action = "built"
     else:
-        patients = update(con, changed or CHANGED_TONIGHT)
+        patients = update(con) if reread is None else update(con, reread, None)
         action = "updated" if patients else "unchanged"
     (latest,) = con.execute(f"SELECT max(collected_at)::DATE FROM {STATE_TABLE}").fetchone()
     from_history = latest is not None and latest > as_of

@@ -201,37 +201,33 @@ _NIGHT = st.tuples(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_NIGHT, min_size=1, max_size=5))
 def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_list) -> None:
+    """As the merge does it: new rows carry the night's run id, and a corrected row replaces
+    the stored one and is logged in lab_result_corrections; state.update() with its defaults
+    (tonight's rows, tonight's corrections) must equal a build from scratch."""
     con = duckdb.connect()
     con.execute(read_sql("registry/tables.sql"))
-    con.execute("SET VARIABLE \"run.id\" = 'test'")
     con.execute(
         "CREATE TABLE lab_results (_rid BIGINT, source_file VARCHAR, row_number BIGINT, "
         "patient_id VARCHAR, analyte VARCHAR, collected_at TIMESTAMP, result_id VARCHAR, "
         "value_canonical DOUBLE, censor VARCHAR, canonical_unit VARCHAR, "
         "reference_low_canonical DOUBLE, reference_high_canonical DOUBLE, "
-        "value_reported VARCHAR, unit_reported VARCHAR)"
+        "value_reported VARCHAR, unit_reported VARCHAR, run_id VARCHAR)"
     )
+    insert = (
+        "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'pg/mL', NULL, NULL, "
+        "'1', 'pg/mL', getvariable('run.id'))"
+    )
+    con.execute("SET VARIABLE \"run.id\" = 'night-0'")
     state.build(con)
     rid = 0
-    for night, (rows, corrections) in enumerate(nights_list):
-        con.execute("CREATE OR REPLACE TEMP TABLE incoming_labs (patient_id VARCHAR)")
+    for night, (rows, corrections) in enumerate(nights_list, start=1):
+        con.execute('SET VARIABLE "run.id" = ?', [f"night-{night}"])
         for patient, analyte, day, result_id, value in rows:
             rid += 1
+            at = datetime(2026, 11, 1) + timedelta(days=day)
             con.execute(
-                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'pg/mL', "
-                "NULL, NULL, '1', 'pg/mL')",
-                [
-                    rid,
-                    f"labs{night}.csv",
-                    rid,
-                    patient,
-                    analyte,
-                    datetime(2026, 11, 1) + timedelta(days=day),
-                    result_id,
-                    value,
-                ],
+                insert, [rid, f"labs{night}.csv", rid, patient, analyte, at, result_id, value]
             )
-            con.execute("INSERT INTO incoming_labs VALUES (?)", [patient])
         for pick in corrections:  # a corrected row: the stored one goes, a new value comes
             stored = con.execute(
                 "SELECT _rid, patient_id, analyte, collected_at, result_id FROM lab_results "
@@ -242,12 +238,12 @@ def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_li
                 continue
             rid += 1
             con.execute("DELETE FROM lab_results WHERE _rid = ?", [stored[0]])
+            con.execute(insert, [rid, f"labs{night}.csv", rid, *stored[1:], 1.0])
             con.execute(
-                "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, 1.0, NULL, 'pg/mL', "
-                "NULL, NULL, '1', 'pg/mL')",
-                [rid, f"labs{night}.csv", rid, *stored[1:]],
+                "INSERT INTO lab_result_corrections (run_id, patient_id) "
+                "VALUES (getvariable('run.id'), ?)",
+                [stored[1]],
             )
-            con.execute("INSERT INTO incoming_labs VALUES (?)", [stored[1]])
-        state.update(con, "SELECT patient_id FROM incoming_labs")
+        state.update(con)
         assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
     con.close()
