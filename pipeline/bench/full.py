@@ -53,7 +53,10 @@ import click
 GENERATOR_VERSION = 1
 ROWS_PER_FILE = 5_000_000
 GIB = 1 << 30
-AIMS = {"load_ratio": 2.0, "screen_ratio": 1.5, "peak_rss_bytes": 4 * GIB}
+# The aims of the engine issue ("Health-system scale"): ingest + validate within 1.5x the load
+# floor, screen within 1.5x the screening floor, the whole run (every output included) within
+# 2.0x both floors together, peak RSS at most 6 GiB (at 250M rows, with the default limit).
+AIMS = {"load_ratio": 1.5, "screen_ratio": 1.5, "total_ratio": 2.0, "peak_rss_bytes": 6 * GIB}
 
 # -- synthetic data specification ------------------------------------------------------------
 # analyte: share of lab rows (per mille), LOINC codes, test names (as sources spell them),
@@ -888,7 +891,12 @@ def summarise(result: dict) -> dict:
         "pipeline_completed": "error" not in pipe,
         "pipeline_seconds": round(total, 3),
         "peak_rss_bytes": peak,
-        "aims_met": {"peak_under_4gib": peak < AIMS["peak_rss_bytes"]},
+        "total_ratio": round(total / (lf["seconds"] + sf["seconds"]), 2),
+        "aims_met": {
+            "peak_rss": peak <= AIMS["peak_rss_bytes"],
+            "total": "error" not in pipe
+            and total / (lf["seconds"] + sf["seconds"]) <= AIMS["total_ratio"],
+        },
     }
     if "ingest" in done and "validate" in done:
         load = st["ingest"]["seconds"] + st["validate"]["seconds"]
@@ -897,15 +905,13 @@ def summarise(result: dict) -> dict:
             "load_ratio": round(load / lf["seconds"], 2),
             "ingest_validate_rows_per_s": round(rows / load),
         }
-        out["aims_met"]["load_within_2x"] = load / lf["seconds"] <= AIMS["load_ratio"]
+        out["aims_met"]["ingest_validate"] = load / lf["seconds"] <= AIMS["load_ratio"]
     if "screen" in done:
         out |= {
             "screen_ratio": round(st["screen"]["seconds"] / sf["seconds"], 2),
             "screen_rows_per_s": round(rows / st["screen"]["seconds"]),
         }
-        out["aims_met"]["screen_within_1_5x"] = (
-            st["screen"]["seconds"] / sf["seconds"] <= AIMS["screen_ratio"]
-        )
+        out["aims_met"]["screen"] = st["screen"]["seconds"] / sf["seconds"] <= AIMS["screen_ratio"]
     if out["pipeline_completed"]:
         out["pipeline_rows_per_s"] = round(rows / total)
         mismatches = {
@@ -974,16 +980,20 @@ def render_table(result: dict) -> str:
     if "load_ratio" in s:
         out.append(
             f"ingest + validate  {s['ingest_validate_seconds']:8.2f} s = {s['load_ratio']:.2f}x "
-            f"the load floor (aim <= {AIMS['load_ratio']}x): {verdict('load_within_2x')}"
+            f"the load floor (aim <= {AIMS['load_ratio']}x): {verdict('ingest_validate')}"
         )
     if "screen_ratio" in s:
         out.append(
             f"screen             {st['screen']['seconds']:8.2f} s = {s['screen_ratio']:.2f}x "
-            f"the screening floor (aim <= {AIMS['screen_ratio']}x): {verdict('screen_within_1_5x')}"
+            f"the screening floor (aim <= {AIMS['screen_ratio']}x): {verdict('screen')}"
         )
     out.append(
-        f"peak RSS           {_fmt_bytes(s['peak_rss_bytes']):>10} (aim < 4 GiB): "
-        f"{verdict('peak_under_4gib')}"
+        f"whole run          {s['pipeline_seconds']:8.2f} s = {s['total_ratio']:.2f}x "
+        f"the two floors together (aim <= {AIMS['total_ratio']}x): {verdict('total')}"
+    )
+    out.append(
+        f"peak RSS           {_fmt_bytes(s['peak_rss_bytes']):>10} "
+        f"(aim <= {AIMS['peak_rss_bytes'] // GIB} GiB): {verdict('peak_rss')}"
     )
     if "floor_counts_match_pipeline" in s:
         match = s["floor_counts_match_pipeline"]
