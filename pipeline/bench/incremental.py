@@ -5,8 +5,13 @@
 1. A full run ingests every lab file of ``--extracts`` (e.g. the 50M rows ``b12screen bench``
    generates) into a fresh database.
 2. A night's file of ``--new-rows`` results (new ids, dated the day after) is made from a sample
-   of the history with DuckDB, and a second run ingests only it into the same database.
-3. The same night is ingested into a database holding a tenth of the history, to show how the
+   of the history with DuckDB, with ``--corrected`` stored results sent again with a new value
+   and ``--resent`` sent again unchanged, and a second run ingests only it into the same
+   database.
+3. With ``--verify`` (the default), one fresh run screens the history and the night together
+   at the night's as-of date, and the night's flags must equal its flags: the kept state
+   (pipeline/store/state.py) against a full recomputation.
+4. The same night is ingested into a database holding a tenth of the history, to show how the
    cost of a night depends (or not) on the size of what is stored.
 
 Each run is timed stage by stage (the runner's own timings); peak RSS is the process maximum.
@@ -41,25 +46,60 @@ def _run(extracts: Path, out: Path, db: Path, as_of: date) -> dict:
         "screen_s": timings["screen"],
         "labs_new": merged["new"],
         "labs_resent": merged["resent"],
+        "labs_corrected": merged["corrected"],
     }
 
 
-def _night_file(history: list[Path], folder: Path, rows: int, day: date) -> Path:
-    """A night's labs: a sample of history re-dated to ``day`` with fresh result ids."""
+def _night_file(
+    history: list[Path], folder: Path, rows: int, day: date, corrected: int = 0, resent: int = 0
+) -> Path:
+    """A night's labs: a sample of history re-dated to ``day`` with fresh result ids, plus
+    ``corrected`` stored results sent again with their value halved (same result id: a
+    correction) and ``resent`` stored results sent again unchanged."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "labs_night.parquet"
     files = ", ".join(f"'{p.as_posix()}'" for p in history)
-    duckdb.sql(
-        f"""
-        COPY (
-            SELECT * REPLACE (
+    parts = [
+        f"""SELECT * REPLACE (
                 '{day.isoformat()} 08:00:00'::TIMESTAMP AS collected_at,
                 'night-' || row_number() OVER () AS result_id)
-            FROM read_parquet([{files}]) USING SAMPLE {rows} ROWS (reservoir, 7)
-        ) TO '{target.as_posix()}' (FORMAT parquet)
-        """
+            FROM read_parquet([{files}]) USING SAMPLE {rows} ROWS (reservoir, 7)"""
+    ]
+    with_id = f"(SELECT * FROM read_parquet([{files}]) WHERE result_id IS NOT NULL)"
+    if corrected:
+        parts.append(
+            f"""SELECT * REPLACE (
+                    CAST(round(TRY_CAST(value AS DOUBLE) / 2, 1) AS VARCHAR) AS value)
+                FROM {with_id} USING SAMPLE {corrected} ROWS (reservoir, 11)"""
+        )
+    if resent:
+        parts.append(f"SELECT * FROM {with_id} USING SAMPLE {resent} ROWS (reservoir, 13)")
+    duckdb.sql(
+        f"COPY ({' UNION ALL '.join(f'({q})' for q in parts)}) "
+        f"TO '{target.as_posix()}' (FORMAT parquet)"
     )
     return target
+
+
+def _same_flags(a: Path, b: Path) -> dict:
+    """Rows of one flags.parquet not in the other (both ways), the run id and the provenance of
+    a result sent twice left out: it is its first file across nights but its last copy within
+    one run."""
+    keep = "* EXCLUDE (run_id, source_file, row_number)"
+    only = [
+        duckdb.sql(
+            f"SELECT count(*) FROM (SELECT {keep} FROM read_parquet('{x.as_posix()}') "
+            f"EXCEPT ALL SELECT {keep} FROM read_parquet('{y.as_posix()}'))"
+        ).fetchall()[0][0]
+        for x, y in ((a, b), (b, a))
+    ]
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{a.as_posix()}')").fetchall()[0][0]
+    return {
+        "flags": rows,
+        "only_incremental": only[0],
+        "only_full": only[1],
+        "equal": only == [0, 0],
+    }
 
 
 def _stage_folder(base: Path, name: str, files: list[Path]) -> Path:
@@ -100,6 +140,24 @@ def _stage_folder(base: Path, name: str, files: list[Path]) -> Path:
     help="Lab results in the new night's file.",
 )
 @click.option(
+    "--corrected",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stored results sent again with a new value (default: a tenth of --new-rows).",
+)
+@click.option(
+    "--resent",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stored results sent again unchanged (default: a tenth of --new-rows).",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Also screen the history and the night in one fresh run and compare its flags.",
+)
+@click.option(
     "--as-of",
     "as_of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -115,10 +173,21 @@ def _stage_folder(base: Path, name: str, files: list[Path]) -> Path:
     help="Write the figures here.",
 )
 def bench_incremental(
-    extracts: Path, workdir: Path, new_rows: int, as_of, json_out: Path | None
+    extracts: Path,
+    workdir: Path,
+    new_rows: int,
+    corrected: int | None,
+    resent: int | None,
+    verify: bool,
+    as_of,
+    json_out: Path | None,
 ) -> None:
-    """Time a full ingest, then one new night into that database and into a smaller one."""
+    """Time a full ingest, then one new night (new results, corrections, re-sent rows) into that
+    database and into a smaller one; with --verify, check that the night's flags equal those of
+    one fresh run over the same files (the incremental path against a full recomputation)."""
     as_of = as_of.date()
+    corrected = new_rows // 10 if corrected is None else corrected
+    resent = new_rows // 10 if resent is None else resent
     night = as_of + timedelta(days=1)
     patients = sorted(extracts.glob("patients*"))
     labs = sorted(extracts.glob("labs_*.parquet"))
@@ -126,8 +195,13 @@ def bench_incremental(
         raise click.ClickException(f"{extracts} holds no patients* and labs_*.parquet files")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    night_file = _night_file(labs, workdir / "night", new_rows, night)
-    figures: dict = {"history_files": len(labs), "new_rows": new_rows}
+    night_file = _night_file(labs, workdir / "night", new_rows, night, corrected, resent)
+    figures: dict = {
+        "history_files": len(labs),
+        "new_rows": new_rows,
+        "corrected_rows": corrected,
+        "resent_rows": resent,
+    }
     for label, history in (("full", labs), ("tenth", labs[: max(1, len(labs) // 10)])):
         db = workdir / f"{label}.duckdb"
         first = _stage_folder(workdir, f"{label}-history", patients + history)
@@ -139,6 +213,18 @@ def bench_incremental(
             ).fetchone()[0]
         click.echo(f"{label}: ingesting one night of {new_rows:,} rows …", err=True)
         figures[f"{label}_night_run"] = _run(night_file.parent, workdir / f"{label}-out", db, night)
+        figures[f"{label}_night_share_of_full_run"] = round(
+            figures[f"{label}_night_run"]["wall_s"] / figures[f"{label}_history_run"]["wall_s"], 3
+        )
+        if verify and label == "full":
+            click.echo("full: the history and the night in one fresh run, to compare …", err=True)
+            fresh = _stage_folder(workdir, "fresh-extracts", [*patients, *history, night_file])
+            _run(fresh, workdir / "fresh-out", workdir / "fresh.duckdb", night)
+            figures["night_flags_equal_a_fresh_run"] = _same_flags(
+                workdir / f"{label}-out" / "flags.parquet", workdir / "fresh-out" / "flags.parquet"
+            )
+            for p in (workdir / "fresh.duckdb", workdir / "fresh.duckdb.wal"):
+                p.unlink(missing_ok=True)
         for p in (db, workdir / f"{label}.duckdb.wal"):
             p.unlink(missing_ok=True)
     figures["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
