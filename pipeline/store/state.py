@@ -20,7 +20,9 @@ When the state is the answer and when it is not:
   ``latest_results`` is then built from the history up to that date, by the same SQL.
 * The state is built again from the whole history when it is missing (a new database, or one
   from an earlier version), when its SQL has changed since it was built (its SHA-256 is kept in
-  ``store_state``), or when a column it keeps has changed type in lab_results.
+  ``store_state``), when a column it keeps has changed type in lab_results, or when lab_results
+  holds other than the rows the state reflected plus tonight's (rows added or removed outside a
+  run, by hand).
 
 tests/integration/test_lab_state.py checks that the state kept up to date night by night equals
 the state built from scratch, and that the flags are those of the history.
@@ -98,17 +100,44 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
 
 
-def _why_build(con: duckdb.DuckDBPyConnection) -> str | None:
-    """Why the kept state must be built from the whole history, or None when it is current."""
+def _stored_rows(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT count(*) FROM lab_results").fetchone()[0]
+
+
+def _why_build(con: duckdb.DuckDBPyConnection, check_rows: bool) -> str | None:
+    """Why the kept state must be built from the whole history, or None when it is current.
+
+    With ``check_rows``, lab_results must hold the rows the state reflected plus tonight's
+    rows less tonight's corrections (each replaced one row): otherwise rows were added or
+    removed outside a run, and the state could be silently wrong."""
     if not _exists(con, STATE_TABLE):
         return "no state yet"
-    row = con.execute("SELECT sql_sha256 FROM store_state WHERE name = ?", [STATE_TABLE]).fetchone()
+    row = con.execute(
+        "SELECT sql_sha256, source_rows FROM store_state WHERE name = ?", [STATE_TABLE]
+    ).fetchone()
     if row is None or row[0] != state_sha256():
         return "the state's SQL has changed"
     _source(con, "SELECT * FROM lab_results")
     if _columns(con, STATE_TABLE) != _columns(con, f"({_sql()})"):
         return "lab_results has changed shape"
+    if check_rows:
+        ((tonight, corrected),) = con.execute(
+            f"SELECT (SELECT count(*) FROM ({TONIGHTS_ROWS})), "
+            f"(SELECT count(*) FROM ({CORRECTED_TONIGHT}))"
+        ).fetchall()
+        expected = (row[1] or 0) + tonight - corrected
+        if row[1] is None or _stored_rows(con) != expected:
+            return "lab_results changed outside a run"
     return None
+
+
+def _record(con: duckdb.DuckDBPyConnection) -> None:
+    """Note what the kept state now reflects: its SQL and the rows of lab_results."""
+    con.execute(
+        "INSERT OR REPLACE INTO store_state "
+        "VALUES (?, ?, getvariable('run.id'), now()::TIMESTAMP, ?)",
+        [STATE_TABLE, state_sha256(), _stored_rows(con)],
+    )
 
 
 def _source(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -119,10 +148,7 @@ def build(con: duckdb.DuckDBPyConnection) -> int:
     """Build the kept state from the whole history; returns its rows."""
     _source(con, "SELECT * FROM lab_results")
     con.execute(f"CREATE OR REPLACE TABLE {STATE_TABLE} AS {_sql()}")
-    con.execute(
-        "INSERT OR REPLACE INTO store_state VALUES (?, ?, getvariable('run.id'), now()::TIMESTAMP)",
-        [STATE_TABLE, state_sha256()],
-    )
+    _record(con)
     return con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchone()[0]
 
 
@@ -177,7 +203,8 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: date, reread: str | None = No
 
     ``reread`` (a query of patient_id) replaces tonight's rows and corrections as what changed:
     those patients' history is read again."""
-    reason = _why_build(con)
+    con.execute("ALTER TABLE store_state ADD COLUMN IF NOT EXISTS source_rows BIGINT")
+    reason = _why_build(con, check_rows=reread is None)
     patients = rows = 0
     if reason is not None:
         rows = build(con)
@@ -185,6 +212,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: date, reread: str | None = No
     else:
         patients = update(con) if reread is None else update(con, reread, None)
         action = "updated" if patients else "unchanged"
+        _record(con)
     (latest,) = con.execute(f"SELECT max(collected_at)::DATE FROM {STATE_TABLE}").fetchone()
     from_history = latest is not None and latest > as_of
     con.execute(f"DROP VIEW IF EXISTS temp.{RUN_VIEW}")

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS lab_result_corrections (
     new_unit VARCHAR, old_source_file VARCHAR, new_source_file VARCHAR);
 
 -- store_state: the kept state tables (pipeline/store/state.py), each with the SHA-256 of the
--- SQL that built it; a state whose SQL has changed is built again from the history.
+-- SQL that built it and the rows of its source it reflects (source_rows); a state whose SQL has
+-- changed, or whose source changed outside a run, is built again from the history.
 CREATE TABLE IF NOT EXISTS store_state (
-    name VARCHAR PRIMARY KEY, sql_sha256 VARCHAR, built_run_id VARCHAR, built_at TIMESTAMP);
+    name VARCHAR PRIMARY KEY, sql_sha256 VARCHAR, built_run_id VARCHAR, built_at TIMESTAMP,
+    source_rows BIGINT);

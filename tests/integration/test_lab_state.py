@@ -182,6 +182,36 @@ def test_a_backfill_screens_from_the_history_as_a_fresh_database_would(
         con.close()
 
 
+def test_rows_removed_outside_a_run_make_the_next_run_build_the_state_again(
+    nights: dict, tmp_path: Path
+) -> None:
+    """A data team deleting a result by hand between runs: the kept state reflected it, so the
+    next run must not trust the state; it sees the count differ and builds it again."""
+    db = tmp_path / "kept.duckdb"
+    shutil.copy(nights["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        (patient,) = con.execute(
+            "SELECT patient_id FROM lab_latest WHERE analyte = 'b12' ORDER BY patient_id LIMIT 1"
+        ).fetchone()
+        con.execute("DELETE FROM lab_results WHERE patient_id = ? AND analyte = 'b12'", [patient])
+    finally:
+        con.close()
+    result = _run(None, tmp_path / "out", db, NIGHTS[3])
+    assert result.record["lab_state"]["action"] == "built"
+    assert result.record["lab_state"]["reason"] == "lab_results changed outside a run"
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
+        assert not con.execute(
+            "SELECT count(*) FROM lab_latest WHERE patient_id = ? AND analyte = 'b12'", [patient]
+        ).fetchone()[0]
+    finally:
+        con.close()
+    again = _run(None, tmp_path / "out", db, NIGHTS[3])  # and then it is trusted again
+    assert again.record["lab_state"]["action"] == "unchanged"
+
+
 # -- the law over random histories -----------------------------------------------------------
 _PATIENTS = st.sampled_from(["a", "b", "c", "d"])
 _ANALYTES = st.sampled_from(["b12", "mma", "hgb"])
