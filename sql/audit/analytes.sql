@@ -1,30 +1,25 @@
 -- Audit: stored valid results per analyte, and how they were recognised.
 -- Grain: one row per analyte of the rules file (zeros where it has no result).
--- The results are counted per analyte and patient first, so that the distinct patients are
--- counted in the same pass over lab_results (a count(distinct) beside the other counts, after
--- a join, cost half as much again at 10M results).
-with per_patient as (
+-- Both counts are taken from lab_results before the join with the rules' analytes, and the
+-- patients are counted as distinct (analyte, patient) pairs, apart from the other counts: at
+-- 10M results, count(distinct) after the join took 4.4 CPU-s, the same counts of pairs with
+-- the results' counts beside them 3.4, and this 2.6.
+with patients as (
+    select analyte, count(*) as patients
+    from (select distinct analyte, patient_id from lab_results where analyte is not null)
+    where patient_id is not null
+    group by analyte
+),
+
+results as (
     select
         analyte,
-        patient_id,
         count(_rid) as results,
         count(*) filter (where coded_by = 'loinc') as by_loinc,
         count(*) filter (where coded_by = 'test_name') as by_name,
         count(*) filter (where censor is not null) as censored
     from lab_results
     where analyte is not null
-    group by analyte, patient_id
-),
-
-per_analyte as (
-    select
-        analyte,
-        sum(results) as results,
-        count(patient_id) as patients,
-        sum(by_loinc) as by_loinc,
-        sum(by_name) as by_name,
-        sum(censored) as censored
-    from per_patient
     group by analyte
 ),
 
@@ -34,13 +29,14 @@ final as (
         rule_analytes.label,
         rule_analytes.canonical_unit,
         rule_analytes.lookback_days,
-        coalesce(per_analyte.results, 0)::bigint as results,
-        coalesce(per_analyte.patients, 0)::bigint as patients,
-        coalesce(per_analyte.by_loinc, 0)::bigint as by_loinc,
-        coalesce(per_analyte.by_name, 0)::bigint as by_name,
-        coalesce(per_analyte.censored, 0)::bigint as censored
+        coalesce(results.results, 0) as results,
+        coalesce(patients.patients, 0) as patients,
+        coalesce(results.by_loinc, 0) as by_loinc,
+        coalesce(results.by_name, 0) as by_name,
+        coalesce(results.censored, 0) as censored
     from rule_analytes
-    left join per_analyte on per_analyte.analyte = rule_analytes.analyte
+    left join results on results.analyte = rule_analytes.analyte
+    left join patients on patients.analyte = rule_analytes.analyte
 )
 
 select * from final order by results desc, analyte
