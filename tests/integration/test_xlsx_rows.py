@@ -4,16 +4,20 @@ member for member, whichever way its rows were written."""
 
 from __future__ import annotations
 
+import errno
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 from openpyxl import load_workbook
 
+from pipeline.demo import generate_population
+from pipeline.errors import OutputError
 from pipeline.publish import outputs, render, sheet_rows
-from pipeline.publish.outputs import ABOUT_SHEET, Stamp
+from pipeline.publish.outputs import ABOUT_SHEET, OUTPUT_FILES, Stamp
+from pipeline.runner import RunConfig, run_screening
 
 STAMP = Stamp("guidance@test", "run-1", date(2026, 11, 24))
 HOSTILE = [
@@ -164,3 +168,25 @@ def test_columns_of_other_types_are_written_cell_by_cell(tmp_path: Path) -> None
     # as before: a datetime column has no date format, so its cells read back as serials
     assert rows[0] == ("patient_id", "at") and rows[2] == ("b", None)
     assert rows[1][0] == "a" and rows[1][1] == pytest.approx(46024 + (3 * 60 + 4) / 1440)
+
+
+def test_a_disk_full_while_the_rows_go_in_fails_the_run_and_keeps_the_outputs(
+    tmp_path: Path, monkeypatch
+) -> None:
+    generate_population(tmp_path / "extracts", n_patients=340, truth_dir=tmp_path / "truth")
+    out, db = tmp_path / "out", tmp_path / "db.duckdb"
+    run_screening(RunConfig(tmp_path / "extracts", out, STAMP.as_of, db))
+    before = {name: (out / name).read_bytes() for name in OUTPUT_FILES}
+    put_in: list[int] = []
+
+    def full_disk(*args, **kwargs):
+        put_in.append(1)
+        yield ""
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sheet_rows, "rows_xml", full_disk)
+    with pytest.raises(OutputError, match="no space left on the disk.*kept as they were"):
+        run_screening(RunConfig(tmp_path / "extracts", out, STAMP.as_of + timedelta(days=1), db))
+    assert put_in, "no sheet was spliced"
+    assert {name: (out / name).read_bytes() for name in OUTPUT_FILES} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".b12screen-building")]
