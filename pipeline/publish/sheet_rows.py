@@ -31,7 +31,7 @@ import polars as pl
 
 from pipeline.publish import render
 
-CHUNK_ROWS = 50_000  # rows of XML built at once (a 1M-row sheet is ~1 GB of text)
+CHUNK_ROWS = 20_000  # rows of XML built at once (a 1M-row sheet is ~1 GB of text)
 # zlib's level for the sheets put in: 1 compresses the bench's 57 MB sheet in 0.24 CPU-s to
 # 6.0 MB, the default 6 (xlsxwriter's) in 0.72 s to 4.6 MB; the XML inside is the same.
 DEFLATE_LEVEL = 1

@@ -29,12 +29,11 @@ tested as (
         'tested' as stage,
         rule_analytes.analyte as item,
         printf('%s result in the last %d days', rule_analytes.label, rule_analytes.lookback_days) as label,
-        count(distinct lab_results.patient_id) as patients
+        count(lab_patients.patient_id) as patients
     from rule_analytes
-    left join lab_results
-        on lab_results.analyte = rule_analytes.analyte
-        and lab_results.collected_at::date <= getvariable('run.as_of')::date
-        and lab_results.collected_at::date
+    left join audit_lab_patients as lab_patients  -- sql/audit/lab_patients.sql
+        on lab_patients.analyte = rule_analytes.analyte
+        and lab_patients.last_on_or_before_as_of
             >= getvariable('run.as_of')::date - rule_analytes.lookback_days::integer
     group by rule_analytes.analyte, rule_analytes.label, rule_analytes.lookback_days
 ),
@@ -62,7 +61,9 @@ worklist as (
         coalesce('on the worklist: ' || priority, 'on the worklist') as label,
         patients
     from (
-        select priority, min(rank) as rank, count(*) as patients
+        -- the total row orders first (0): min(rank) over every priority would tie it with the
+        -- most urgent, in either order
+        select priority, if(grouping(priority) = 1, 0, min(rank)) as rank, count(*) as patients
         from (
             select run_worklist.*, rule_priorities.rank + 1 as rank  -- 0 is the total row
             from run_worklist

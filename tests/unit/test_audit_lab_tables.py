@@ -1,7 +1,7 @@
-"""The audit's tables over the whole lab history (sql/audit/analytes.sql,
-value_distributions.sql) are computed in fewer passes than they were; they give the rows the
-plain queries below give (the definitions the page was built on), over rows put straight into
-the lab_results of a database prepared by the runner (CriteriaDB).
+"""The audit's tables over the whole lab history (sql/audit/analytes.sql, funnel.sql's tested
+patients, value_distributions.sql) are computed in fewer passes than they were; they give the
+rows the plain queries below give (the definitions the page was built on), over rows put
+straight into the lab_results of a database prepared by the runner (CriteriaDB).
 
 The percentiles are t-digest estimates: with one thread, the same rows give the same digest,
 so the comparison is exact; with more, DuckDB merges partial digests in whatever order the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.reports import audit
 from pipeline.resources import read_sql
 
 try:
@@ -29,6 +30,17 @@ from rule_analytes as a
 left join lab_results as l on l.analyte = a.analyte
 group by all
 order by results desc, a.analyte
+"""
+TESTED = """
+select rule_analytes.analyte as item, count(distinct lab_results.patient_id) as patients
+from rule_analytes
+left join lab_results
+    on lab_results.analyte = rule_analytes.analyte
+    and lab_results.collected_at::date <= getvariable('run.as_of')::date
+    and lab_results.collected_at::date
+        >= getvariable('run.as_of')::date - rule_analytes.lookback_days::integer
+group by rule_analytes.analyte
+order by rule_analytes.analyte
 """
 VALUE_DISTRIBUTIONS = """
 with stats as (
@@ -73,7 +85,7 @@ def db(tmp_path_factory):
     database.con.execute(
         """
         INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, censor, value_canonical,
-            loinc, test_name)
+            loinc, test_name, collected_at)
         SELECT
             i,
             'p' || (i % 40),
@@ -90,10 +102,33 @@ def db(tmp_path_factory):
                 ELSE round(100 + (hash(i) % 1000) / 10.0, 1)
             END,
             CASE WHEN i % 10 = 7 THEN '0000-' || (i % 5) END,
-            CASE WHEN i % 10 = 7 THEN 'unused test ' || (i % 3) END
+            CASE WHEN i % 10 = 7 THEN 'unused test ' || (i % 3) END,
+            -- from two years before the as-of date to a month after it (a backfill's view)
+            getvariable('run.as_of')::timestamp + to_days(30 - (i * 7919) % 760)
+                + to_hours(i % 24)
         FROM range(3000) AS t (i)
         """
     )
+    # B12 results only after the as-of date, or only before its look-back: not tested
+    database.con.execute(
+        """
+        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
+        VALUES
+            (5001, 'late', 'b12', 'loinc', 300, getvariable('run.as_of')::timestamp + INTERVAL 3 DAY),
+            (5002, 'old', 'b12', 'loinc', 300, getvariable('run.as_of')::timestamp - INTERVAL 800 DAY)
+        """
+    )
+    # and one on the first day of its look-back: tested
+    database.con.execute(
+        """
+        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
+        SELECT 5003, 'edge', 'b12', 'loinc', 300,
+            (getvariable('run.as_of')::date - lookback_days::integer)::timestamp
+        FROM rule_analytes WHERE analyte = 'b12'
+        """
+    )
+    audit.build_shared(database.con)
+    database.con.execute("CREATE TEMP TABLE run_worklist (patient_id VARCHAR, priority VARCHAR)")
     yield database
     database.close()
 
@@ -110,8 +145,22 @@ def test_analytes_count_what_they_counted(db):
     assert names == [d[0] for d in old.description]
     assert got == old.fetchall()
     by_analyte = {r[0]: dict(zip(names, r, strict=True)) for r in got}
-    assert by_analyte["b12"]["results"] == 600 and by_analyte["b12"]["patients"] == 8
+    assert by_analyte["b12"]["results"] == 603 and by_analyte["b12"]["patients"] == 11
     assert by_analyte["anc"]["results"] == 0 and by_analyte["anc"]["patients"] == 0
+
+
+def test_the_funnel_counts_the_patients_tested_it_counted(db):
+    funnel = db.con.execute(read_sql("audit/funnel.sql"))
+    names = [d[0] for d in funnel.description]
+    tested = [
+        (row["item"], row["patients"])
+        for row in (dict(zip(names, r, strict=True)) for r in funnel.fetchall())
+        if row["stage"] == "tested"
+    ]
+    assert tested == _rows(db, TESTED)
+    counts = dict(tested)
+    assert counts["b12"] == 9  # "edge", but neither "late" nor "old"
+    assert counts["anc"] == 0
 
 
 def test_value_distributions_are_the_same_digests_and_tails(db):
