@@ -8,7 +8,9 @@ the XML that xlsxwriter's constant-memory mode writes for them, cell for cell:
 
 * text as an inline string (``t="inlineStr"``), never a formula, a link or a number, escaped
   as xlsxwriter escapes it (``& < >``, control characters as ``_xHHHH_``, ``xml:space`` where
-  it has leading or trailing white space), within Excel's length in UTF-16 units;
+  it has leading or trailing white space), within Excel's length in UTF-16 units (one
+  difference: xlsxwriter writes a text that starts with ``<r>`` and ends with ``</r>`` as
+  rich-text markup, unescaped; here it is escaped like any text);
 * integers and floats as numbers (``%.16G``), booleans as booleans;
 * dates as numbers in Excel's 1900 date system with the date format's style;
 * a null or empty text as no cell, a row without a cell as no row; a column's format on every cell of it.
@@ -235,7 +237,8 @@ def splice(path: Path, sheets: Mapping[str, tuple[Iterator[str], str]]) -> None:
                 continue
             rows, ref = sheets[info.filename]
             text = data.decode("utf-8")
-            head, tail = text.split("</sheetData>", 1)
+            # the last one: no text of ours follows it (a first row's rich text could hold one)
+            head, _, tail = text.rpartition("</sheetData>")
             head = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{ref}"/>', head, count=1)
             with out.open(info.filename, "w") as fh:
                 fh.write(head.encode("utf-8"))
