@@ -25,7 +25,7 @@ import polars as pl
 
 from pipeline import __version__
 from pipeline.facts import Prepared, Read, Screened, Validated
-from pipeline.publish import render
+from pipeline.publish import render, sheet_rows
 from pipeline.read.discover import sha256_of
 from pipeline.reports import audit
 from pipeline.resources import data_dir
@@ -297,12 +297,16 @@ def _write_xlsx(
     ``about this run`` (the stamp, the lists' titles and audiences). Date columns are date
     cells; the stamp is also in the document properties.
 
-    Written row by row in xlsxwriter's constant-memory mode: a 300k-row worklist built as
-    whole sheets in memory took 5.7 GiB and 73 s (docs/benchmarks.md).
+    xlsxwriter (constant-memory mode: a 300k-row worklist built as whole sheets in memory took
+    5.7 GiB and 73 s) writes the workbook with each sheet's header and first row; the other
+    rows, built a column at a time as the same XML (pipeline/publish/sheet_rows.py), are then
+    put into the file: writing cell by cell in Python took 16 to 21 s for the 10M-row bench's
+    worklist (docs/benchmarks.md).
     """
     import xlsxwriter
 
     widths = {"criteria": 40, "recommended_action": 60, "evidence": 60, "feedback": 40}
+    spliced: dict[str, tuple[Iterator[str], str]] = {}
     with xlsxwriter.Workbook(path, {"constant_memory": True, **render.XLSX_OPTIONS}) as workbook:
         workbook.set_properties(
             {
@@ -320,17 +324,38 @@ def _write_xlsx(
         day = workbook.add_format({"num_format": DATE_FORMAT, "valign": "top"})
         for name, frame in _continued(sheets):
             sheet = workbook.add_worksheet(name)
+            frame = render.xlsx_frame(frame)
             formats = [day if dtype == pl.Date else None for dtype in frame.dtypes]
+            columns = []
             for col, column in enumerate(frame.columns):
                 wide = widths.get(column)
+                columns.append(wrap if wide else None)
                 sheet.set_column(col, col, wide or 14, wrap if wide else None)
             sheet.write_row(0, 0, frame.columns, header)
-            for row, values in enumerate(frame.iter_rows(), start=1):
-                for col, value in enumerate(values):
-                    if formats[col] is not None and value is not None:
-                        sheet.write_datetime(row, col, value, formats[col])
-                    else:
-                        sheet.write(row, col, render.xlsx_cell(value))
+            fast = sheet_rows.fast(frame) and frame.height > 1
+            _write_cells(sheet, frame.head(1) if fast else frame, formats)
+            if fast:
+                # the style of each cell of the other rows, taken in the order xlsxwriter
+                # numbers styles as it writes the first row (so styles.xml is the same)
+                first = frame.row(0)
+                for col, value in enumerate(first):
+                    if value is not None and (formats[col] or columns[col]) is not None:
+                        (formats[col] or columns[col])._get_xf_index()
+                styles = {
+                    col: (formats[col] or columns[col])._get_xf_index()
+                    for col in range(frame.width)
+                    if (formats[col] or columns[col]) is not None
+                }
+                rest = frame.slice(1)
+                # the last worksheet row with a cell (0-based): the header's, the first
+                # row's, or one of the rest's
+                last = sheet_rows.last_row(rest)
+                last = 2 + last if last >= 0 else int(sheet_rows.last_row(frame.head(1)) >= 0)
+                member = f"xl/worksheets/sheet{sheet.index + 1}.xml"
+                spliced[member] = (
+                    sheet_rows.rows_xml(rest, styles, first_row=2),
+                    sheet_rows.dimension(frame.width, last),
+                )
             sheet.freeze_panes(1, 0)
             sheet.autofilter(0, 0, max(frame.height, 1), max(frame.width - 1, 0))
         sheet = workbook.add_worksheet(ABOUT_SHEET)
@@ -347,6 +372,18 @@ def _write_xlsx(
         sheet.write_row(first, 0, ["Sheet", "List", "For", "Patients"], header)
         for row, values in enumerate(lists, start=first + 1):
             sheet.write_row(row, 0, [render.xlsx_cell(v) for v in values])
+    if spliced:
+        sheet_rows.splice(path, spliced)
+
+
+def _write_cells(sheet, frame: pl.DataFrame, formats: list) -> None:
+    """``frame``'s rows from worksheet row 1 on, cell by cell (xlsxwriter)."""
+    for row, values in enumerate(frame.iter_rows(), start=1):
+        for col, value in enumerate(values):
+            if formats[col] is not None and value is not None:
+                sheet.write_datetime(row, col, value, formats[col])
+            else:
+                sheet.write(row, col, render.xlsx_cell(value))
 
 
 def write_run_json(record: dict, folder: Path) -> None:

@@ -133,3 +133,16 @@ def xlsx_cell(value: Any) -> Any:
     if isinstance(value, str) and len(value) > XLSX_CELL_LIMIT:
         return value[: XLSX_CELL_LIMIT - len(XLSX_CUT_NOTE)] + XLSX_CUT_NOTE
     return value
+
+
+def xlsx_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with :func:`xlsx_cell` applied to every text cell, a column at a time."""
+    keep = XLSX_CELL_LIMIT - len(XLSX_CUT_NOTE)
+    return frame.with_columns(
+        pl.when(pl.col(name).str.len_chars() > XLSX_CELL_LIMIT)
+        .then(pl.col(name).str.slice(0, keep) + pl.lit(XLSX_CUT_NOTE))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )

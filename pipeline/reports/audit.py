@@ -55,7 +55,18 @@ SNAPSHOT_SQL = {
 }
 
 
+# Relations several snapshot tables read, built once per collection (sql/audit/<name>.sql, as a
+# temporary table of the given name) and dropped after it: audit_lab_patients is the one pass
+# over every result that groups by patient (the analytes' patients and the funnel's tested).
+SHARED_SQL = {"audit_lab_patients": "lab_patients"}
+
+
 # -- at run time ------------------------------------------------------------------------------
+def build_shared(con: duckdb.DuckDBPyConnection) -> None:
+    for table, name in SHARED_SQL.items():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'audit/{name}.sql')}")
+
+
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
@@ -67,9 +78,12 @@ def collect(
 ) -> dict[str, list[dict]]:
     """The run's snapshot tables, computed inside its transaction."""
     tables: dict[str, list[dict]] = {}
+    build_shared(con)
     for name, limit in SNAPSHOT_SQL.items():
         sql = read_sql(f"audit/{name}.sql")
         tables[name] = _rows(con, f"SELECT * FROM ({sql}) LIMIT {limit}" if limit else sql)
+    for table in SHARED_SQL:
+        con.execute(f"DROP TABLE {table}")
     tables["criteria"] = [
         {
             "criterion": cid,
@@ -89,8 +103,6 @@ def collect(
 
 def _summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Totals that sit beside the capped lists (how many results/orders in all)."""
-    import simple_icd_10_cm as icd  # imported here: loading its tables takes a second
-
     codes = con.execute(
         "SELECT code_key, count(*) FROM diagnoses "
         "WHERE coalesce(code_system, 'icd10') = 'icd10' GROUP BY code_key"
@@ -101,7 +113,7 @@ def _summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
         "WHERE code_system = 'snomed'"
     ).fetchall()
     invalid = sorted(
-        ((code, n) for code, n in codes if code is None or not icd.is_valid_item(code)),
+        ((code, n) for code, n in codes if code is None or not _valid_icd10cm(code)),
         key=lambda x: (-x[1], x[0] or ""),
     )
     unmapped = con.execute("SELECT count(*) FROM lab_results WHERE analyte IS NULL").fetchone()[0]
@@ -124,6 +136,14 @@ def _summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
             "examples": ", ".join(f"{c} ({n})" for c, n in invalid[:10]),
         },
     ]
+
+
+def _valid_icd10cm(code: str) -> bool:
+    """A code of ICD-10-CM (simple_icd_10_cm), imported only when there is a code to check:
+    loading its tables takes about 2 CPU seconds, a good part of a night without diagnoses."""
+    import simple_icd_10_cm as icd
+
+    return icd.is_valid_item(code)
 
 
 def record(

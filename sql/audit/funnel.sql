@@ -62,7 +62,9 @@ worklist as (
         coalesce('on the worklist: ' || priority, 'on the worklist') as label,
         patients
     from (
-        select priority, min(rank) as rank, count(*) as patients
+        -- the total row orders first (0): min(rank) over every priority would tie it with the
+        -- most urgent, in either order
+        select priority, if(grouping(priority) = 1, 0, min(rank)) as rank, count(*) as patients
         from (
             select run_worklist.*, rule_priorities.rank + 1 as rank  -- 0 is the total row
             from run_worklist

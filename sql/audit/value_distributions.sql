@@ -2,18 +2,18 @@
 -- with the tails outside Tukey's fences (quartiles -/+ report.implausible_iqr_fence times the
 -- interquartile range) and values at or below zero, which no analyte here can have.
 -- Percentiles are approximate (t-digest, approx_quantile): exact quantiles hold every value
--- of an analyte in memory and ran out of it at 50M results under a 3 GB limit.
+-- of an analyte in memory and ran out of it at 50M results under a 3 GB limit. The five come
+-- from one digest per analyte (approx_quantile with a list), which gives the numbers five
+-- digests gave (the same digest of the same rows) at a fifth of the cost; the tails are
+-- counted on a histogram (one row per analyte and distinct value, about 23,000 rows for 10M
+-- results) instead of a second join over every result.
 -- Grain: one row per analyte with results.
 with stats as (
     select
         analyte,
         count(value_canonical) as results,
         min(value_canonical) as min,
-        approx_quantile(value_canonical, 0.01) as p01,
-        approx_quantile(value_canonical, 0.25) as q1,
-        approx_quantile(value_canonical, 0.5) as median,
-        approx_quantile(value_canonical, 0.75) as q3,
-        approx_quantile(value_canonical, 0.99) as p99,
+        approx_quantile(value_canonical, [0.01, 0.25, 0.5, 0.75, 0.99]) as percentiles,
         max(value_canonical) as max,
         count(*) filter (where value_canonical <= 0) as at_or_below_zero
     from lab_results
@@ -21,21 +21,38 @@ with stats as (
     group by analyte
 ),
 
+histogram as (
+    select analyte, value_canonical as value, count(*) as n
+    from lab_results
+    where analyte is not null
+    group by analyte, value_canonical
+),
+
 fenced as (
     select
-        *,
-        q1 - getvariable('report.implausible_iqr_fence') * (q3 - q1) as low_fence,
-        q3 + getvariable('report.implausible_iqr_fence') * (q3 - q1) as high_fence
+        analyte, results, min,
+        percentiles[1] as p01,
+        percentiles[2] as q1,
+        percentiles[3] as median,
+        percentiles[4] as q3,
+        percentiles[5] as p99,
+        max, at_or_below_zero,
+        percentiles[2] - getvariable('report.implausible_iqr_fence')
+        * (percentiles[4] - percentiles[2]) as low_fence,
+        percentiles[4] + getvariable('report.implausible_iqr_fence')
+        * (percentiles[4] - percentiles[2]) as high_fence
     from stats
 ),
 
 tails as (
     select
         fenced.analyte,
-        count(*) filter (where lab_results.value_canonical < fenced.low_fence) as below_low_fence,
-        count(*) filter (where lab_results.value_canonical > fenced.high_fence) as above_high_fence
-    from lab_results
-    inner join fenced on fenced.analyte = lab_results.analyte
+        coalesce(sum(histogram.n) filter (where histogram.value < fenced.low_fence), 0)::bigint
+            as below_low_fence,
+        coalesce(sum(histogram.n) filter (where histogram.value > fenced.high_fence), 0)::bigint
+            as above_high_fence
+    from histogram
+    inner join fenced on fenced.analyte = histogram.analyte
     group by fenced.analyte
 ),
 

@@ -27,15 +27,19 @@ suppressed as (
     from run_flags where is_suppressed group by patient_id
 ),
 
+-- The three below are computed for the patients who left only (a semi join before the
+-- aggregate): over every patient, new_results alone grouped the whole lab history each night.
 therapy_started as (
     select patient_id, max(start_date) as started_on
     from therapy_orders(getvariable('deficiency_untreated.therapy_groups'))
+    semi join left_worklist using (patient_id)
     group by patient_id
 ),
 
 corrections as (
     select patient_id, max(as_of) as corrected_on
     from lab_result_corrections
+    semi join left_worklist using (patient_id)
     where as_of <= getvariable('run.as_of')::date
     group by patient_id
 ),
@@ -43,7 +47,11 @@ corrections as (
 new_results as (
     select patient_id, max(collected_at)::date as latest_on
     from latest_results
+    semi join left_worklist using (patient_id)
     where analyte is not null and collected_at::date <= getvariable('run.as_of')::date
+        -- only a result after a previous as-of date can be a reason (an earlier one, or none,
+        -- gives the same reason): most of the history is skipped before the join
+        and collected_at::date > (select min(previous_as_of) from left_worklist)
     group by patient_id
 ),
 

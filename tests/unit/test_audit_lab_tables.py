@@ -1,0 +1,181 @@
+"""The audit's tables over the whole lab history (sql/audit/analytes.sql, funnel.sql's tested
+patients, value_distributions.sql) are computed in fewer passes than they were; they give the
+rows the plain queries below give (the definitions the page was built on), over rows put
+straight into the lab_results of a database prepared by the runner (CriteriaDB).
+
+The percentiles are t-digest estimates: with one thread, the same rows give the same digest,
+so the comparison is exact; with more, DuckDB merges partial digests in whatever order the
+threads finish, and two runs of either query differ in the third or fourth digit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.reports import audit
+from pipeline.resources import read_sql
+
+try:
+    from harness import CriteriaDB
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.harness import CriteriaDB
+
+ANALYTES = """
+select a.analyte, a.label, a.canonical_unit, a.lookback_days,
+    count(l._rid) as results, count(distinct l.patient_id) as patients,
+    count(*) filter (where l.coded_by = 'loinc') as by_loinc,
+    count(*) filter (where l.coded_by = 'test_name') as by_name,
+    count(*) filter (where l.censor is not null) as censored
+from rule_analytes as a
+left join lab_results as l on l.analyte = a.analyte
+group by all
+order by results desc, a.analyte
+"""
+TESTED = """
+select rule_analytes.analyte as item, count(distinct lab_results.patient_id) as patients
+from rule_analytes
+left join lab_results
+    on lab_results.analyte = rule_analytes.analyte
+    and lab_results.collected_at::date <= getvariable('run.as_of')::date
+    and lab_results.collected_at::date
+        >= getvariable('run.as_of')::date - rule_analytes.lookback_days::integer
+group by rule_analytes.analyte
+order by rule_analytes.analyte
+"""
+VALUE_DISTRIBUTIONS = """
+with stats as (
+    select analyte, count(value_canonical) as results, min(value_canonical) as min,
+        approx_quantile(value_canonical, 0.01) as p01,
+        approx_quantile(value_canonical, 0.25) as q1,
+        approx_quantile(value_canonical, 0.5) as median,
+        approx_quantile(value_canonical, 0.75) as q3,
+        approx_quantile(value_canonical, 0.99) as p99,
+        max(value_canonical) as max,
+        count(*) filter (where value_canonical <= 0) as at_or_below_zero
+    from lab_results where analyte is not null group by analyte
+),
+fenced as (
+    select *,
+        q1 - getvariable('report.implausible_iqr_fence') * (q3 - q1) as low_fence,
+        q3 + getvariable('report.implausible_iqr_fence') * (q3 - q1) as high_fence
+    from stats
+),
+tails as (
+    select fenced.analyte,
+        count(*) filter (where l.value_canonical < fenced.low_fence) as below_low_fence,
+        count(*) filter (where l.value_canonical > fenced.high_fence) as above_high_fence
+    from lab_results as l inner join fenced on fenced.analyte = l.analyte
+    group by fenced.analyte
+)
+select fenced.analyte, rule_analytes.canonical_unit as unit, results, min, p01, q1, median, q3,
+    p99, max, low_fence, high_fence, below_low_fence, above_high_fence, at_or_below_zero,
+    getvariable('report.implausible_iqr_fence')::double as iqr_fence
+from fenced inner join tails on tails.analyte = fenced.analyte
+left join rule_analytes on rule_analytes.analyte = fenced.analyte
+order by analyte
+"""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    database = CriteriaDB(tmp_path_factory.mktemp("audit"))
+    # 3,000 results of 40 patients: heavy tails for the fences, repeated values, values at and
+    # below zero, censored and name-coded results, tests no rule uses, and an analyte whose
+    # results have no value; rule analytes without any result stay in the analytes table.
+    database.con.execute(
+        """
+        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, censor, value_canonical,
+            loinc, test_name, collected_at)
+        SELECT
+            i,
+            'p' || (i % 40),
+            CASE i % 10 WHEN 0 THEN 'b12' WHEN 1 THEN 'b12' WHEN 2 THEN 'hgb' WHEN 3 THEN 'hgb'
+                WHEN 4 THEN 'mcv' WHEN 5 THEN 'folate' WHEN 6 THEN 'mma' WHEN 7 THEN NULL
+                WHEN 8 THEN 'wbc' ELSE 'platelets' END,
+            CASE WHEN i % 3 = 0 THEN 'test_name' ELSE 'loinc' END,
+            CASE WHEN i % 97 = 0 THEN '<' END,
+            CASE
+                WHEN i % 10 = 6 THEN NULL
+                WHEN i % 211 = 0 THEN -1.5
+                WHEN i % 89 = 0 THEN 0
+                WHEN i % 53 = 0 THEN 90000 + i
+                ELSE round(100 + (hash(i) % 1000) / 10.0, 1)
+            END,
+            CASE WHEN i % 10 = 7 THEN '0000-' || (i % 5) END,
+            CASE WHEN i % 10 = 7 THEN 'unused test ' || (i % 3) END,
+            -- from two years before the as-of date to a month after it (a backfill's view)
+            getvariable('run.as_of')::timestamp + to_days(30 - (i * 7919) % 760)
+                + to_hours(i % 24)
+        FROM range(3000) AS t (i)
+        """
+    )
+    # B12 results only after the as-of date, or only before its look-back: not tested
+    database.con.execute(
+        """
+        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
+        VALUES
+            (5001, 'late', 'b12', 'loinc', 300, getvariable('run.as_of')::timestamp + INTERVAL 3 DAY),
+            (5002, 'old', 'b12', 'loinc', 300, getvariable('run.as_of')::timestamp - INTERVAL 800 DAY)
+        """
+    )
+    # and one on the first day of its look-back: tested
+    database.con.execute(
+        """
+        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
+        SELECT 5003, 'edge', 'b12', 'loinc', 300,
+            (getvariable('run.as_of')::date - lookback_days::integer)::timestamp
+        FROM rule_analytes WHERE analyte = 'b12'
+        """
+    )
+    audit.build_shared(database.con)
+    database.con.execute("CREATE TEMP TABLE run_worklist (patient_id VARCHAR, priority VARCHAR)")
+    yield database
+    database.close()
+
+
+def _rows(db, sql: str) -> list[tuple]:
+    return db.con.execute(sql).fetchall()
+
+
+def test_analytes_count_what_they_counted(db):
+    new = db.con.execute(read_sql("audit/analytes.sql"))
+    names = [d[0] for d in new.description]
+    got = new.fetchall()
+    old = db.con.execute(ANALYTES)
+    assert names == [d[0] for d in old.description]
+    assert got == old.fetchall()
+    by_analyte = {r[0]: dict(zip(names, r, strict=True)) for r in got}
+    assert by_analyte["b12"]["results"] == 603 and by_analyte["b12"]["patients"] == 11
+    assert by_analyte["anc"]["results"] == 0 and by_analyte["anc"]["patients"] == 0
+
+
+def test_the_funnel_counts_the_patients_tested_it_counted(db):
+    funnel = db.con.execute(read_sql("audit/funnel.sql"))
+    names = [d[0] for d in funnel.description]
+    tested = [
+        (row["item"], row["patients"])
+        for row in (dict(zip(names, r, strict=True)) for r in funnel.fetchall())
+        if row["stage"] == "tested"
+    ]
+    assert tested == _rows(db, TESTED)
+    counts = dict(tested)
+    assert counts["b12"] == 9  # "edge", but neither "late" nor "old"
+    assert counts["anc"] == 0
+
+
+def test_value_distributions_are_the_same_digests_and_tails(db):
+    db.con.execute("SET threads = 1")
+    try:
+        new = db.con.execute(read_sql("audit/value_distributions.sql"))
+        names = [d[0] for d in new.description]
+        got = new.fetchall()
+        old = db.con.execute(VALUE_DISTRIBUTIONS)
+        assert names == [d[0] for d in old.description]
+        assert got == old.fetchall()
+    finally:
+        db.con.execute("RESET threads")
+    rows = {r[0]: dict(zip(names, r, strict=True)) for r in got}
+    assert rows["mma"]["results"] == 0 and rows["mma"]["median"] is None  # no value at all
+    assert rows["mma"]["below_low_fence"] == 0
+    assert sum(r["above_high_fence"] for r in rows.values()) >= 40  # the 90,000s
+    assert sum(r["at_or_below_zero"] for r in rows.values()) > 0
