@@ -278,3 +278,14 @@ def test_out_of_memory_while_reading_ndjson_is_exit_7_not_bad_data(tmp_path: Pat
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == OutOfMemoryError.exit_code, result.output
     assert "out of memory" in result.stderr and "cannot read" not in result.stderr
+
+
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+
+
+@pytest.mark.skipif(not REALDATA.exists(), reason="shared/realdata not beside")
+@pytest.mark.parametrize("sample", ["fhir-bulk-smart-10", "fhir-r4-synthea-617"])
+def test_the_public_ndjson_samples_take_the_fast_path_with_the_same_rows(sample: str) -> None:
+    fast, lines = _both(REALDATA / sample)
+    assert fast["line_by_line"] == 0
+    assert lines["line_by_line"] == sum(rows for rows, _ in fast["files"].values()) > 2000
