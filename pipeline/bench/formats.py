@@ -4,7 +4,7 @@
 
 1. The demo population (pipeline/demo) of ``--patients`` is written as the canonical extracts
    and, from them, as OMOP CDM, FHIR R4 NDJSON and Synthea CSV (pipeline/demo/formats.py).
-2. Each folder is screened by a full run into a fresh database, after an untimed run of 200
+2. Each folder is screened by a full run into a fresh database, after an untimed run of 400
    patients that pays the process's first-call costs; the figures are the runner's
    own stage timings: ingest, validate (staging, pandera, merge) and their sum, each format's
    sum against canonical's (the issue's aim: within 1.5x).
@@ -202,7 +202,7 @@ def bench_formats(patients: int, workdir: Path, as_of, json_out: Path | None) ->
     figures["write_s"] = round(time.perf_counter() - start, 2)
     # the first run in a process pays for imports and first calls (seconds): pay them untimed
     warm = workdir / "warm-up"
-    generate_population(warm, n_patients=200, as_of=as_of, truth_dir=workdir / "warm-truth")
+    generate_population(warm, n_patients=400, as_of=as_of, truth_dir=workdir / "warm-truth")
     _run(warm, workdir, "canonical", as_of)
     runs = {}
     for fmt in FORMATS:
