@@ -155,7 +155,7 @@ def fhir_observation_paths(folder: Path) -> dict[str, Any]:
 @click.command("bench-formats")
 @click.option(
     "--patients",
-    type=click.IntRange(min=200),
+    type=click.IntRange(min=400),  # the demo population needs 338 (its planted cases + 100)
     default=30_000,
     show_default=True,
     help="Patients of the demo population (about 8.5 lab results each).",
