@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from pipeline.errors import ExtractsError
 from pipeline.facts import LoadedFile
+from pipeline.read import newlines
 from pipeline.read.discover import (
     KINDS,
     OPTIONAL_COLUMNS,
@@ -208,6 +209,16 @@ LOOKUP_DEPENDENTS: dict[str, dict[str, tuple[str, ...]]] = {
         "concept_ancestor": ("condition_occurrence",),
     },
     "fhir": {"Medication": ("MedicationRequest", "MedicationStatement", "Bundle")},
+}
+# FHIR: the explicit structure each resource type is read with, never inferred from the sample
+# (sql/adapters/fhir/structures/<name>.json), presented as the relation fhir_<name>.
+FHIR_STRUCTURES: dict[str, str] = {
+    "Patient": "patient",
+    "Observation": "observation",
+    "MedicationRequest": "medication_order",
+    "MedicationStatement": "medication_order",
+    "Condition": "condition",
+    "Medication": "medication",
 }
 FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
@@ -525,84 +536,236 @@ def _source_files(extracts: FormatExtracts) -> list[InputFile]:
     return [f for f in (*extracts.files, *extracts.lookups) if f.kind != "feedback"]
 
 
+_LINE_READER = (
+    "SELECT row_number() OVER ()::BIGINT AS row_number, line FROM read_csv({path}, "
+    "columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false, delim = '\\x01', "
+    "quote = '', escape = '', max_line_size = {max_line}, strict_mode = false)"
+)
+_MALFORMED_LINE = "malformed JSON line (not one FHIR resource)"
+# what the audit says of an NDJSON file read line by line rather than by read_json
+LINE_BY_LINE = "NDJSON lines read one by one (a blank line, a lone CR or a mixed file)"
+
+
+def fhir_structure(name: str) -> str:
+    """The explicit structure (``json_transform`` / ``read_json`` form) of ``fhir_<name>``."""
+    return (sql_dir() / "adapters" / "fhir" / "structures" / f"{name}.json").read_text(
+        encoding="utf-8"
+    )
+
+
+def _lines_sql(path: str) -> str:
+    return _LINE_READER.format(path=path, max_line=_MAX_LINE_BYTES)
+
+
+def _read_ndjson_typed(
+    con: duckdb.DuckDBPyConnection,
+    f: InputFile,
+    path: str,
+    tmp: str,
+    resource_type: str,
+    struct_type: str,
+    kind: str,
+) -> tuple[int, int] | None:
+    """The fast path: an NDJSON file of one resource type read by ``read_json`` with that
+    type's explicit structure into ``tmp`` (row_number, r), each line's number kept; its broken
+    lines quarantined with their text. Returns (lines, broken lines), or None when the numbers
+    could not be the file's lines (the caller then reads it line by line).
+
+    ``read_json`` with ``ignore_errors`` gives one row per line in file order (DuckDB keeps a
+    single scan's order under ``preserve_insertion_order``, the default, and numbers it with
+    ``row_number() OVER ()``): the resource, or a row of NULLs for a line that is not one JSON
+    object (broken JSON, two objects, an array or a string). It skips blank lines, and it ends
+    lines at LF only, where the line reader also ends them at a lone CR. So the numbers are the
+    lines' when the file has no lone CR and as many rows as lines; the broken lines' own text,
+    read by the line reader, is checked to be no resource before it is quarantined."""
+    ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    if not ordered:
+        return None
+    counted = newlines.line_count(f.path)
+    if counted is None or counted[1]:  # unreadable (the line reader names why), or a lone CR
+        return None
+    lines = counted[0]
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {tmp} AS
+        SELECT row_number() OVER ()::BIGINT AS row_number, json AS r
+        FROM read_json({path}, format = 'newline_delimited', records = false,
+            ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
+            columns = {{json: {literal(struct_type)}}})
+        """
+    )
+    ((rows, broken, other),) = con.execute(
+        f"SELECT count(*), count(*) FILTER (r.resourceType IS NULL), "
+        f"count(*) FILTER (r.resourceType <> {literal(resource_type)}) FROM {tmp}"
+    ).fetchall()
+    if rows != lines or other:
+        con.execute(f"DROP TABLE {tmp}")
+        return None
+    if broken:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {tmp}_broken AS
+            SELECT row_number, line,
+                CASE WHEN json_valid(line) THEN json_extract_string(line, '$.resourceType') END
+                    AS resource_type
+            FROM ({_lines_sql(path)})
+            WHERE row_number IN (SELECT row_number FROM {tmp} WHERE r.resourceType IS NULL)
+            """
+        )
+        ((found, resources),) = con.execute(
+            f"SELECT count(*), count(resource_type) FROM {tmp}_broken"
+        ).fetchall()
+        if found != broken or resources:  # not the lines read_json found broken: read again
+            con.execute(f"DROP TABLE {tmp}_broken")
+            con.execute(f"DROP TABLE {tmp}")
+            return None
+        con.execute(
+            f"""
+            INSERT INTO quarantine
+            SELECT {literal(kind)}, {literal(f.name)}, row_number, {literal(_MALFORMED_LINE)}, line
+            FROM {tmp}_broken ORDER BY row_number
+            """
+        )
+        con.execute(f"DROP TABLE {tmp}_broken")
+    return int(rows), int(broken)
+
+
+def _read_ndjson_lines(
+    con: duckdb.DuckDBPyConnection, f: InputFile, path: str, tmp: str, kind: str
+) -> tuple[int, int]:
+    """The line reader: every line of an NDJSON file as text with its number into ``tmp``
+    (row_number, line, resource_type, ok), a line that is no FHIR resource quarantined."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {tmp} AS
+        SELECT row_number, line,
+            -- a valid line that is no object (an array, a string) has no resourceType
+            CASE WHEN json_valid(line)
+                THEN json_extract_string(line, '$.resourceType') END AS resource_type,
+            resource_type IS NOT NULL AS ok
+        FROM ({_lines_sql(path)})
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO quarantine
+        SELECT {literal(kind)}, {literal(f.name)}, row_number, {literal(_MALFORMED_LINE)}, line
+        FROM {tmp} WHERE NOT ok ORDER BY row_number
+        """
+    )
+    ((rows, malformed),) = con.execute(
+        f"SELECT count(*), count(*) FILTER (NOT ok) FROM {tmp}"
+    ).fetchall()
+    return int(rows), int(malformed)
+
+
+def _read_bundle(con: duckdb.DuckDBPyConnection, f: InputFile, path: str, tmp: str) -> int:
+    """A Bundle: one JSON document, its entries in order into ``tmp`` as the line reader's."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {tmp} AS
+        SELECT e.i::BIGINT AS row_number, json_extract(e.r, '$.resource')::VARCHAR AS line,
+            json_extract_string(e.r, '$.resource.resourceType') AS resource_type,
+            resource_type IS NOT NULL AS ok
+        FROM (
+            SELECT unnest(json_extract(content, '$.entry[*]')) AS r,
+                   generate_subscripts(json_extract(content, '$.entry[*]'), 1) AS i
+            FROM read_text({path})
+            WHERE json_valid(content)
+        ) AS e
+        """
+    )
+    ((valid,),) = con.execute(
+        f"SELECT count(*) FROM read_text({path}) WHERE json_valid(content)"
+    ).fetchall()
+    if not valid:
+        raise ExtractsError(f"cannot read {f.name} as a FHIR Bundle: not a JSON document")
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
+    return int(rows)
+
+
 def _load_fhir(
     con: duckdb.DuckDBPyConnection,
     extracts: FormatExtracts,
     readable: Mapping[Path, str],
     first_file_id: int,
-) -> dict[Path, tuple[int, int, int]]:
-    """``fhir_resources``: one row per resource (an NDJSON line, a Bundle entry) with its file,
-    its line or entry number and its JSON text; lines that are not JSON are quarantined."""
+    fast: bool = True,
+) -> tuple[dict[Path, tuple[int, int, int]], int]:
+    """``fhir_<structure>`` (FHIR_STRUCTURES): one row per resource of those types with its
+    file, its line or entry number, its resourceType and ``r``, the resource read with the
+    structure's explicit columns (sql/adapters/fhir/structures/); ``fhir_resources``, the same
+    rows of every type without ``r`` (counts.sql). A line that is not JSON is quarantined.
+
+    An NDJSON file is read by ``read_json`` (:func:`_read_ndjson_typed`) unless ``fast`` is
+    False or its line numbers would not be the file's; then line by line, each line parsed
+    with ``json_transform`` and the same structure, as a Bundle's entries are. Returns each
+    file's (file id, rows, malformed) and how many lines were read line by line."""
     ids = _file_ids(extracts, first_file_id)
-    parts: list[str] = []
+    structures = {name: fhir_structure(name) for name in dict.fromkeys(FHIR_STRUCTURES.values())}
+    types = {
+        name: con.execute(f"SELECT typeof(json_transform('{{}}', {literal(s)}))").fetchall()[0][0]
+        for name, s in structures.items()
+    }
+    typed: dict[str, list[str]] = {name: [] for name in structures}
+    every: list[str] = []
+    line_tables: list[tuple[int, str, str]] = []
     read: dict[Path, tuple[int, int, int]] = {}
+    line_by_line = 0
     for f in _source_files(extracts):
         file_id, path = ids[f.path], readable[f.path]
         tmp = f"_fhir_{file_id}"
+        resource_type = extracts.tables.get(f.path, "")
+        name = FHIR_STRUCTURES.get(resource_type)
+        kind = f.kind if f.kind in KINDS else "patients"
         with reading(f"{f.name} as FHIR"):
-            if f.fmt == "json":  # a Bundle: one JSON document, its entries in order
-                con.execute(
-                    f"""
-                    CREATE OR REPLACE TEMP TABLE {tmp} AS
-                    SELECT e.i::BIGINT AS row_number, json_extract(e.r, '$.resource')::VARCHAR AS line,
-                        json_extract_string(e.r, '$.resource.resourceType') AS resource_type,
-                        resource_type IS NOT NULL AS ok
-                    FROM (
-                        SELECT unnest(json_extract(content, '$.entry[*]')) AS r,
-                               generate_subscripts(json_extract(content, '$.entry[*]'), 1) AS i
-                        FROM read_text({path})
-                        WHERE json_valid(content)
-                    ) AS e
-                    """
-                )
-                ((valid,),) = con.execute(
-                    f"SELECT count(*) FROM read_text({path}) WHERE json_valid(content)"
-                ).fetchall()
-                if not valid:
-                    raise ExtractsError(
-                        f"cannot read {f.name} as a FHIR Bundle: not a JSON document"
+            if f.fmt == "json":
+                got, malformed = _read_bundle(con, f, path, tmp), 0
+            else:
+                got = None
+                if fast and name is not None:
+                    got = _read_ndjson_typed(con, f, path, tmp, resource_type, types[name], kind)
+                if got is None:
+                    got = _read_ndjson_lines(con, f, path, tmp, kind)
+                    line_by_line += got[0]
+                else:
+                    typed[name].append(
+                        f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
+                        f"row_number, r.resourceType AS resource_type, r FROM {tmp} "
+                        "WHERE r.resourceType IS NOT NULL"
                     )
-                malformed = 0
-            else:  # NDJSON: one line each, numbered from 1, a line that is not JSON kept as text
-                con.execute(
-                    f"""
-                    CREATE OR REPLACE TEMP TABLE {tmp} AS
-                    SELECT row_number, line,
-                        -- a valid line that is no object (an array, a string) has no resourceType
-                        CASE WHEN json_valid(line)
-                            THEN json_extract_string(line, '$.resourceType') END AS resource_type,
-                        resource_type IS NOT NULL AS ok
-                    FROM (
-                        SELECT row_number() OVER ()::BIGINT AS row_number, line
-                        FROM read_csv({path}, columns = {{'line': 'VARCHAR'}}, header = false,
-                            auto_detect = false, delim = '\\x01', quote = '', escape = '',
-                            max_line_size = {_MAX_LINE_BYTES}, strict_mode = false)
+                    every.append(
+                        f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
+                        f"row_number, r.resourceType AS resource_type FROM {tmp} "
+                        "WHERE r.resourceType IS NOT NULL"
                     )
-                    """
-                )
-                kind = f.kind if f.kind in KINDS else "patients"
-                con.execute(
-                    f"""
-                    INSERT INTO quarantine
-                    SELECT {literal(kind)}, {literal(f.name)}, row_number,
-                           'malformed JSON line (not one FHIR resource)', line
-                    FROM {tmp} WHERE NOT ok ORDER BY row_number
-                    """
-                )
-                ((malformed,),) = con.execute(f"SELECT count(*) FROM {tmp} WHERE NOT ok").fetchall()
-            ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}").fetchall()
-        parts.append(
-            f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, row_number, "
-            f"resource_type, line AS resource FROM {tmp} WHERE ok"
-        )
-        read[f.path] = (file_id, int(rows), int(malformed))
+                    read[f.path] = (file_id, *got)
+                    continue
+                got, malformed = got
+        line_tables.append((file_id, f.name, tmp))
+        read[f.path] = (file_id, int(got), int(malformed))
+    for file_id, file_name, tmp in line_tables:
+        head = f"SELECT {file_id}::BIGINT AS _file_id, {literal(file_name)} AS source_file, row_number, resource_type"
+        every.append(f"{head} FROM {tmp} WHERE ok")
+        for name, structure in structures.items():
+            of_it = [t for t, n in FHIR_STRUCTURES.items() if n == name]
+            typed[name].append(
+                f"{head}, json_transform(line, {literal(structure)}) AS r FROM {tmp} "
+                f"WHERE ok AND resource_type IN ({', '.join(literal(t) for t in of_it)})"
+            )
     empty = (
-        "SELECT NULL::BIGINT AS _file_id, NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
-        "NULL::VARCHAR AS resource_type, NULL::VARCHAR AS resource WHERE false"
+        "SELECT NULL::BIGINT AS _file_id, NULL::VARCHAR AS source_file, "
+        "NULL::BIGINT AS row_number, NULL::VARCHAR AS resource_type"
     )
-    union = " UNION ALL ".join(f"({p})" for p in parts) if parts else empty
+    for name, parts in typed.items():
+        union = (
+            " UNION ALL ".join(f"({p})" for p in parts)
+            if parts
+            else f"{empty}, NULL::{types[name]} AS r WHERE false"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW fhir_{name} AS {union}")
+    union = " UNION ALL ".join(f"({p})" for p in every) if every else f"{empty} WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP VIEW fhir_resources AS {union}")
-    return read
+    return read, line_by_line
 
 
 def _wanted(kind: str) -> list[str]:
@@ -626,11 +789,11 @@ def load_format(
     fmt = extracts.format
     con.execute(QUARANTINE_DDL)
     con.execute(adapter_sql("common", "macros"))
-    read = (
-        _load_fhir(con, extracts, readable, first_file_id)
-        if fmt == "fhir"
-        else _load_tables(con, extracts, readable, first_file_id)
-    )
+    line_by_line = 0
+    if fmt == "fhir":
+        read, line_by_line = _load_fhir(con, extracts, readable, first_file_id)
+    else:
+        read = _load_tables(con, extracts, readable, first_file_id)
     if fmt == "omop":
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE omop_concept AS {adapter_sql('omop', 'concepts')}"
@@ -659,6 +822,8 @@ def load_format(
         (str(k), str(item), int(n))
         for k, item, n in con.execute(adapter_sql(fmt, "counts")).fetchall()
     ]
+    if line_by_line:
+        counts.append(("other", LINE_BY_LINE, line_by_line))
     loaded = []
     for f in extracts.files:
         _, rows, malformed = read[f.path]

@@ -72,6 +72,25 @@ def needs_normalising(path: Path) -> bool:
     return False
 
 
+def line_count(path: Path) -> tuple[int, bool] | None:
+    """``(lines, lone CR?)`` of a text file (a ``.gz`` decompressed): its lines as a line
+    reader numbers them, the last counted whether or not a newline ends it, and whether any CR
+    stands alone (not before an LF). None when the file cannot be read or decompressed: the
+    real read names it. One ``count`` per 16 MB chunk (pipeline/read/adapters.py, FHIR)."""
+    newlines = crs = pairs = 0
+    last = b"\n"
+    try:
+        for chunk in _chunks(path):
+            newlines += chunk.count(b"\n")
+            if b"\r" in chunk:
+                crs += chunk.count(b"\r")
+                pairs += chunk.count(b"\r\n")
+            last = chunk[-1:] or last
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+        return None
+    return newlines + (last != b"\n"), crs > pairs
+
+
 def _lf(chunk: bytes) -> bytes:
     return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 

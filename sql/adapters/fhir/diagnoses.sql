@@ -4,27 +4,11 @@
 -- The code is the first ICD-10(-CM) coding, else the first SNOMED CT coding (code_system says which, for the risk-condition lists),
 -- else the first coding as written; recorded_at: onsetDateTime, else onsetPeriod.start, else
 -- recordedDate.
-with source as (
-    select _file_id, source_file, row_number, resource
-    from fhir_resources
+with parsed as (
+    -- r: the Condition read with sql/adapters/fhir/structures/condition.json
+    select _file_id, source_file, row_number, r
+    from fhir_condition
     where resource_type = 'Condition'
-),
-
-parsed as (
-    select
-        _file_id,
-        source_file,
-        row_number,
-        json_transform(resource, '{
-            "id": "VARCHAR",
-            "verificationStatus": {"coding": [{"code": "VARCHAR"}]},
-            "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
-            "subject": {"reference": "VARCHAR"},
-            "onsetDateTime": "VARCHAR",
-            "onsetPeriod": {"start": "VARCHAR"},
-            "recordedDate": "VARCHAR"
-        }') as r
-    from source
 ),
 
 kept as (

@@ -5,30 +5,11 @@
 -- value: valueQuantity.comparator and value as written ('<' and '150' read '<150'), else
 -- valueString; unit: valueQuantity.unit, else its UCUM code; time: effectiveDateTime, else
 -- effectivePeriod.start, on the source's own clock (local_datetime); result_id: the resource id.
-with source as (
-    select _file_id, source_file, row_number, resource
-    from fhir_resources
+with parsed as (
+    -- r: the Observation read with sql/adapters/fhir/structures/observation.json
+    select _file_id, source_file, row_number, r
+    from fhir_observation
     where resource_type = 'Observation'
-),
-
-parsed as (
-    select
-        _file_id,
-        source_file,
-        row_number,
-        json_transform(resource, '{
-            "id": "VARCHAR",
-            "status": "VARCHAR",
-            "category": [{"coding": [{"system": "VARCHAR", "code": "VARCHAR"}]}],
-            "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
-            "subject": {"reference": "VARCHAR"},
-            "effectiveDateTime": "VARCHAR",
-            "effectivePeriod": {"start": "VARCHAR"},
-            "valueQuantity": {"value": "VARCHAR", "comparator": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"},
-            "valueString": "VARCHAR",
-            "referenceRange": [{"low": {"value": "VARCHAR"}, "high": {"value": "VARCHAR"}}]
-        }') as r
-    from source
 ),
 
 judged as (

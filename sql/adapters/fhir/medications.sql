@@ -12,44 +12,19 @@
 --   4. authoredOn (statements: effectiveDateTime, dateAsserted) as the start, ending
 --      settings.open_order_days later (rules file): an order that says nothing of its length is
 --      never taken as running to the as-of date, and each such order is counted.
-with source as (
-    select _file_id, source_file, row_number, resource_type, resource
-    from fhir_resources
+with parsed as (
+    -- r: the order or statement read with sql/adapters/fhir/structures/medication_order.json
+    select _file_id, source_file, row_number, resource_type, r
+    from fhir_medication_order
     where resource_type in ('MedicationRequest', 'MedicationStatement')
 ),
 
-parsed as (
-    select
-        _file_id,
-        source_file,
-        row_number,
-        resource_type,
-        json_transform(resource, '{
-            "id": "VARCHAR",
-            "status": "VARCHAR",
-            "subject": {"reference": "VARCHAR"},
-            "medicationCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
-            "medicationReference": {"reference": "VARCHAR", "display": "VARCHAR"},
-            "contained": [{"resourceType": "VARCHAR", "id": "VARCHAR", "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}}],
-            "authoredOn": "VARCHAR",
-            "effectiveDateTime": "VARCHAR",
-            "effectivePeriod": {"start": "VARCHAR", "end": "VARCHAR"},
-            "dateAsserted": "VARCHAR",
-            "dosageInstruction": [{"route": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}, "timing": {"repeat": {"boundsPeriod": {"start": "VARCHAR", "end": "VARCHAR"}}}}],
-            "dosage": [{"route": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}, "timing": {"repeat": {"boundsPeriod": {"start": "VARCHAR", "end": "VARCHAR"}}}}],
-            "dispenseRequest": {"validityPeriod": {"start": "VARCHAR", "end": "VARCHAR"}, "numberOfRepeatsAllowed": "VARCHAR", "expectedSupplyDuration": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"}}
-        }') as r
-    from source
-),
-
 medication_resources as (
-    select
-        json_extract_string(resource, '$.id') as id,
-        json_transform(resource, '{"code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}}').code
-            as code
-    from fhir_resources
+    -- r: the Medication read with sql/adapters/fhir/structures/medication.json
+    select r.id as id, r.code as code
+    from fhir_medication
     where resource_type = 'Medication'
-    qualify row_number() over (partition by json_extract_string(resource, '$.id') order by _file_id, row_number) = 1
+    qualify row_number() over (partition by r.id order by _file_id, row_number) = 1
 ),
 
 kept as (

@@ -1,36 +1,17 @@
 -- FHIR adapter: Patient resources as the canonical patients (docs/inputs.md, "FHIR R4").
 -- Grain: one row per Patient resource (an NDJSON line or a Bundle entry), with its file and
--- line. The JSON is read with an explicit structure (no inference: a field missing from every
--- resource of a sample must not change the query); a field of another JSON type reads NULL.
+-- line. The JSON is read with an explicit structure (structures/patient.json; no inference:
+-- a field missing from every resource of a sample must not change the query); a field of
+-- another JSON type reads NULL.
 -- _source_identifiers: what the site's [identifiers] columns may be read from (rules profile),
 -- by lower-case key: each Patient.identifier's value under its system, its type codes (MR,
 -- SS, ...) and its type text, the first of each key kept; and 'name', the first name (text,
 -- else given names and family).
-with source as (
-    select _file_id, source_file, row_number, resource
-    from fhir_resources
+with parsed as (
+    -- r: the Patient read with sql/adapters/fhir/structures/patient.json
+    select _file_id, source_file, row_number, r
+    from fhir_patient
     where resource_type = 'Patient'
-),
-
-parsed as (
-    select
-        _file_id,
-        source_file,
-        row_number,
-        json_transform(resource, '{
-            "id": "VARCHAR",
-            "gender": "VARCHAR",
-            "birthDate": "VARCHAR",
-            "deceasedDateTime": "VARCHAR",
-            "managingOrganization": {"display": "VARCHAR"},
-            "identifier": [{
-                "system": "VARCHAR",
-                "value": "VARCHAR",
-                "type": {"text": "VARCHAR", "coding": [{"code": "VARCHAR"}]}
-            }],
-            "name": [{"text": "VARCHAR", "family": "VARCHAR", "given": ["VARCHAR"]}]
-        }') as r
-    from source
 ),
 
 identified as (
