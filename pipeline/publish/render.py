@@ -128,21 +128,38 @@ def markdown_text(value: Any) -> str:
 
 
 # -- workbooks ----------------------------------------------------------------------------------
+# xlsxwriter writes text that starts with <r> and ends with </r> into the sheet as XML, unescaped
+# (its form for rich text): such text from a record gets the CSV files' neutralising apostrophe.
+XLSX_RICH_START, XLSX_RICH_END = "<r>", "</r>"
+
+
 def xlsx_cell(value: Any) -> Any:
-    """A workbook cell: text within Excel's limit, with a note where it had to be cut."""
-    if isinstance(value, str) and len(value) > XLSX_CELL_LIMIT:
-        return value[: XLSX_CELL_LIMIT - len(XLSX_CUT_NOTE)] + XLSX_CUT_NOTE
+    """A workbook cell: text within Excel's limit, with a note where it had to be cut, and
+    never read as rich-text XML."""
+    if isinstance(value, str):
+        if value.startswith(XLSX_RICH_START) and value.endswith(XLSX_RICH_END):
+            value = "'" + value
+        if len(value) > XLSX_CELL_LIMIT:
+            return value[: XLSX_CELL_LIMIT - len(XLSX_CUT_NOTE)] + XLSX_CUT_NOTE
     return value
 
 
 def xlsx_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with :func:`xlsx_cell` applied to every text cell, a column at a time."""
     keep = XLSX_CELL_LIMIT - len(XLSX_CUT_NOTE)
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    rich = {
+        name: pl.col(name).str.starts_with(XLSX_RICH_START)
+        & pl.col(name).str.ends_with(XLSX_RICH_END)
+        for name in text
+    }
     return frame.with_columns(
+        pl.when(rich[name]).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
+        for name in text
+    ).with_columns(
         pl.when(pl.col(name).str.len_chars() > XLSX_CELL_LIMIT)
         .then(pl.col(name).str.slice(0, keep) + pl.lit(XLSX_CUT_NOTE))
         .otherwise(pl.col(name))
         .alias(name)
-        for name, dtype in frame.schema.items()
-        if dtype == pl.String
+        for name in text
     )
