@@ -137,6 +137,12 @@ def _polars(con, analytes: dict, as_of: date, batch_rows: int):
     )
 
 
+def _repeated_rids(t):
+    from ibis import _
+
+    return t.group_by("_rid").aggregate(n=_.count()).filter(_.n > 1)._rid
+
+
 def _ibis_schema(analytes: dict, as_of: date):
     """LabRow for pandera's ibis backend, check for check.
 
@@ -179,7 +185,9 @@ def _ibis_schema(analytes: dict, as_of: date):
         frame_check(
             "rid_unique",
             "_rid: field_uniqueness",
-            lambda t: t._rid.isnull() | (t._rid.count().over(group_by=t._rid) == 1),
+            # a window here fails (pandera aggregates the check's output: "aggregate function
+            # calls cannot contain window function calls"); a semi-join does not
+            lambda t: t._rid.isnull() | ~t._rid.isin(_repeated_rids(t)),
         ),
         frame_check(
             "patient_id_not_null", "patient_id missing or unreadable", lambda t: t.patient_id.notnull()
