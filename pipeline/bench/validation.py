@@ -17,9 +17,11 @@
    recorded; the medians of the repeats are reported, and each way's result is compared with
    that of the landed code (``polars``).
 
-Ways: ``polars`` (the landed ``stage_and_validate`` loop: Arrow batches regrouped to 1M-row
-frames, the polars schema lazily with data checks), ``polars-<n>`` (the same with n-row
-frames), and ``ibis`` (pandera's ibis backend over the DuckDB table in place; needs
+Ways: ``polars`` (``check_rows``, the loop of ``stage_and_validate`` as it is: Arrow batches
+regrouped to 1M-row frames, the polars schema lazily with data checks, the failures grouped
+into reasons by DuckDB), ``polars-<n>`` (the same with n-row frames), ``polars-b87ba3f`` (the
+loop before ``check_rows``, kept here to compare: the failures grouped by polars, as text), and
+``ibis`` (pandera's ibis backend over the DuckDB table in place; needs
 ``ibis-framework[duckdb]``, which the project does not depend on: run it from an environment
 that has it).
 """
@@ -115,8 +117,24 @@ def stage(extracts: Path, workdir: Path, as_of: date, fail_share: float) -> dict
 # -- 2. the ways of validating ---------------------------------------------------------------
 
 
-def _polars(con, analytes: dict, as_of: date, batch_rows: int):
-    """The landed loop of stage_and_validate, up to the (_rid, reason) pairs."""
+def _check_rows(con, analytes: dict, as_of: date, batch_rows: int):
+    """The code as it is: pipeline.store.validate.check_rows, as stage_and_validate calls it;
+    its result is the temp table reasons_labs (read after the clock stops)."""
+    from pipeline.sqltext import ident
+    from pipeline.store.validate import check_rows
+    from schemas.extracts import MODELS, schema_for, validation_columns
+
+    schema = schema_for("labs", as_of, analytes)
+    columns = ", ".join(ident(c) for c in validation_columns("labs"))
+    con.execute("DROP TABLE IF EXISTS reasons_labs")
+    select = f"SELECT {columns} FROM incoming_labs"
+    check_rows(con, select, schema, MODELS["labs"].__name__, batch_rows, "labs")
+    return "reasons_labs"
+
+
+def _python_grouping(con, analytes: dict, as_of: date, batch_rows: int):
+    """The loop of stage_and_validate at b87ba3f (before check_rows): every (_rid, reason)
+    pair kept in Python as text, grouped by polars."""
     import polars as pl
 
     from pipeline.sqltext import ident
@@ -132,9 +150,7 @@ def _polars(con, analytes: dict, as_of: date, batch_rows: int):
             failures.append(bad)
     if not failures:
         return pl.DataFrame(schema={"_rid": pl.Int64, "reason": pl.String})
-    return (
-        pl.concat(failures).group_by("_rid").agg(pl.col("reason").unique().sort().str.join("; "))
-    )
+    return pl.concat(failures).group_by("_rid").agg(pl.col("reason").unique().sort().str.join("; "))
 
 
 def _repeated_rids(t):
@@ -190,7 +206,9 @@ def _ibis_schema(analytes: dict, as_of: date):
             lambda t: t._rid.isnull() | ~t._rid.isin(_repeated_rids(t)),
         ),
         frame_check(
-            "patient_id_not_null", "patient_id missing or unreadable", lambda t: t.patient_id.notnull()
+            "patient_id_not_null",
+            "patient_id missing or unreadable",
+            lambda t: t.patient_id.notnull(),
         ),
         frame_check(
             "collected_at_not_null",
@@ -246,13 +264,12 @@ def _ibis(con, analytes: dict, as_of: date):
         cases: pd.DataFrame = exc.failure_cases
         whole = cases[cases["index"].isna()]
         if len(whole):
-            raise RuntimeError(f"staged table does not match: {sorted(set(whole['check']))}")
+            problems = sorted(set(whole["check"]))
+            raise RuntimeError(f"staged table does not match: {problems}") from None
         check = cases["check"].astype(str)
         # pandera.ibis reports column "failure_case" for every check, so a column check's
         # column is found by its text (each column check's text is unique here)
-        column_of = {
-            c.error: name for name, col in schema.columns.items() for c in col.checks
-        }
+        column_of = {c.error: name for name, col in schema.columns.items() for c in col.checks}
         column = check.map(column_of)
         reason = check.where(cases["schema_context"] != "Column", column + ": " + check)
         # The index is the row's position in the table (the positional join ibis uses);
@@ -276,8 +293,10 @@ def _ibis(con, analytes: dict, as_of: date):
 def _way(way: str, con, analytes: dict):
     if way == "ibis":
         return _ibis(con, analytes, AS_OF)
+    if way == "polars-b87ba3f":
+        return _python_grouping(con, analytes, AS_OF, 1_000_000)
     rows = 1_000_000 if way == "polars" else int(way.split("-", 1)[1])
-    return _polars(con, analytes, AS_OF, rows)
+    return _check_rows(con, analytes, AS_OF, rows)
 
 
 def _one(way: str, parquet: Path, meta_path: Path, memory_limit: str | None) -> dict:
@@ -290,7 +309,7 @@ def _one(way: str, parquet: Path, meta_path: Path, memory_limit: str | None) -> 
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"CREATE TEMP TABLE incoming_labs AS SELECT * FROM read_parquet('{parquet}')")
-    # Warm up on a few rows before the clock starts: pandera registers its backends at the
+    # warm up on a few rows before the clock starts: pandera registers its backends at the
     # first validate, which imports hypothesis (about 2 s here); a run pays that once, on the
     # patients, before the labs.
     con.execute("CREATE TEMP TABLE warm AS SELECT * FROM incoming_labs LIMIT 1000")
@@ -306,6 +325,15 @@ def _one(way: str, parquet: Path, meta_path: Path, memory_limit: str | None) -> 
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if isinstance(result, str):  # a temp table: absent when no row failed
+        found = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [result]
+        ).fetchone()[0]
+        result = (
+            con.sql(f"SELECT _rid, reason FROM {result}").pl()
+            if found
+            else pl.DataFrame(schema={"_rid": pl.Int64, "reason": pl.String})
+        )
     result = result.sort("_rid")
     digest = result.select(
         pl.len().alias("rows"),
@@ -364,7 +392,9 @@ def _median(runs: list[dict], key: str) -> float:
     help="Share of rows made to fail in the failing case.",
 )
 @click.option("--memory-limit", default=None, help="DuckDB memory_limit in each child.")
-@click.option("--python", default=sys.executable, show_default=True, help="Interpreter of the ways.")
+@click.option(
+    "--python", default=sys.executable, show_default=True, help="Interpreter of the ways."
+)
 @click.option("--restage", is_flag=True, help="Stage again even when staged files exist.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_validation(
