@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -299,6 +300,34 @@ def _way(way: str, con, analytes: dict):
     return _check_rows(con, analytes, AS_OF, rows)
 
 
+class _RssSampler:
+    """The process's resident memory every 20 ms while in the block (Linux /proc)."""
+
+    def __init__(self) -> None:
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self) -> _RssSampler:
+        self.start = self.peak = self.now()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
 def _one(way: str, parquet: Path, meta_path: Path, memory_limit: str | None) -> dict:
     """One way on one case, in this (fresh) process."""
     import duckdb
@@ -319,16 +348,18 @@ def _one(way: str, parquet: Path, meta_path: Path, memory_limit: str | None) -> 
     con.execute("DROP TABLE incoming_labs")
     con.execute("ALTER TABLE cold RENAME TO incoming_labs")
 
+    sampler = _RssSampler()
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    result = _way(way, con, meta["analytes"])
+    with sampler:
+        result = _way(way, con, meta["analytes"])
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if isinstance(result, str):  # a temp table: absent when no row failed
-        found = con.execute(
+        ((found,),) = con.execute(  # fetchall: a fetchone leaves the connection busy
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [result]
-        ).fetchone()[0]
+        ).fetchall()
         result = (
             con.sql(f"SELECT _rid, reason FROM {result}").pl()
             if found
@@ -346,6 +377,9 @@ def _one(way: str, parquet: Path, meta_path: Path, memory_limit: str | None) -> 
         "cpu_s": round(cpu, 3),
         "rss_after_load_bytes": before.ru_maxrss * 1024,
         "peak_rss_bytes": after.ru_maxrss * 1024,
+        # the high-water mark above may be the load's; these are sampled during the way
+        "rss_at_start_bytes": sampler.start,
+        "rss_growth_bytes": sampler.peak - sampler.start,
         "failing_rows": digest["rows"],
         "digest": f"{digest['rows']}:{digest['rid_sum']}:{digest['reason_hash']}",
         "reasons": reasons,  # counts per reason text: no row values
@@ -444,6 +478,7 @@ def bench_validation(
                 "cpu_s_median": _median(runs, "cpu_s"),
                 "peak_rss_gib_median": round(_median(runs, "peak_rss_bytes") / GIB, 3),
                 "rss_after_load_gib_median": round(_median(runs, "rss_after_load_bytes") / GIB, 3),
+                "rss_growth_gib_median": round(_median(runs, "rss_growth_bytes") / GIB, 3),
                 "wall_s": [r["wall_s"] for r in runs],
                 "failing_rows": runs[0]["failing_rows"],
                 "digest": runs[0]["digest"],
