@@ -13,8 +13,8 @@
    into a TEMP table ``incoming_labs`` (as staging leaves it, untimed), then the way produces
    the (_rid, reason) pairs of every failing row, grouped as stage_and_validate groups them.
    Wall seconds, CPU seconds (``getrusage``: user + system of the process, DuckDB's threads
-   included) and peak RSS (``ru_maxrss``, with the figure after the load beside it) are
-   recorded; the medians of the repeats are reported, and each way's result is compared with
+   included), peak RSS (``ru_maxrss``, with the figure after the load beside it) and the RSS
+   growth during the way (sampled every 20 ms, less the RSS at its start) are recorded; the medians of the repeats are reported, and each way's result is compared with
    that of the landed code (``polars``).
 
 Ways: ``polars`` (``check_rows``, the loop of ``stage_and_validate`` as it is: Arrow batches
@@ -447,9 +447,11 @@ def bench_validation(
     meta_path = workdir / "staged.json"
     if restage or not meta_path.exists():
         click.echo(f"staging {extracts} …", err=True)
-        meta = stage(extracts, workdir, AS_OF, fail_share)
-    else:
-        meta = json.loads(meta_path.read_text())
+        # in a child: Linux carries a parent's ru_maxrss into the processes it starts, so a
+        # parent that staged would lend its high-water mark to every way
+        args = [python, "-m", "pipeline.bench.validation", "--stage", str(extracts)]
+        subprocess.run([*args, str(workdir), str(fail_share)], check=True)
+    meta = json.loads(meta_path.read_text())
     figures: dict = {
         "rows": meta["rows"],
         "fail_share": fail_share,
@@ -498,7 +500,9 @@ def bench_validation(
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 5 and sys.argv[1] == "--child":
+    if len(sys.argv) == 5 and sys.argv[1] == "--stage":
+        stage(Path(sys.argv[2]), Path(sys.argv[3]), AS_OF, float(sys.argv[4]))
+    elif len(sys.argv) >= 5 and sys.argv[1] == "--child":
         limit = sys.argv[5] if len(sys.argv) > 5 else None
         print(json.dumps(_one(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), limit)))
     else:
