@@ -177,8 +177,9 @@ def check_rows(
     joined by "; ".
 
     Only the frame being checked and the (_rid, reason) pairs of the failures stay in Python,
-    the reasons as a Categorical (a few distinct texts): 12 bytes a failed check, however many
-    rows fail. The pairs are grouped into reasons by DuckDB, which spills past its limit.
+    the reasons as a Categorical (a few distinct texts): 12 bytes a failed check rather than
+    its text. DuckDB groups the pairs into reasons and spills past its memory limit
+    (docs/benchmarks.md, "validation in the database").
     """
     failures: list[pl.DataFrame] = []
     checked = 0
