@@ -144,32 +144,68 @@ def stage_and_validate(
     # Patients are checked in one piece, in file order, so "first of a duplicate id" is global.
     order = " ORDER BY _rid" if kind == "patients" else ""
     size = None if kind == "patients" else batch_rows
-    frames = _frames(con.sql(f"SELECT {columns} FROM {table}{order}"), size)
+    checked, failing = check_rows(
+        con, f"SELECT {columns} FROM {table}{order}", schema, model_name, size, kind
+    )
+    if not failing:
+        return ValidationResult(kind, checked, 0)
+    reasons = f"reasons_{kind}"
+    con.execute(
+        f"""
+        INSERT INTO quarantine
+        SELECT '{kind}', raw.source_file, raw.row_number, r.reason, {_raw_json(con, f"raw_{kind}", identifiers)}
+        FROM {reasons} AS r INNER JOIN raw_{kind} AS raw ON raw._rid = r._rid
+        ORDER BY raw._rid
+        """
+    )
+    con.execute(f"INSERT INTO rejected_{kind} SELECT _rid FROM {reasons}")
+    con.execute(f"DROP TABLE {reasons}")
+    return ValidationResult(kind, checked, failing)
+
+
+def check_rows(
+    con: duckdb.DuckDBPyConnection,
+    select: str,
+    schema: pandera.DataFrameSchema,
+    model_name: str,
+    batch_rows: int | None,
+    kind: str,
+) -> tuple[int, int]:
+    """Run ``schema`` over the rows of the query ``select`` in frames of ``batch_rows`` (one
+    frame when None); return (rows checked, rows failing). When rows fail, the temp table
+    ``reasons_<kind>`` holds one row per failing row: its _rid and its reasons, sorted and
+    joined by "; ".
+
+    Only the frame being checked and the (_rid, reason) pairs of the failures stay in Python,
+    the reasons as a Categorical (a few distinct texts): 12 bytes a failed check rather than
+    its text. DuckDB groups the pairs into reasons and spills past its memory limit
+    (docs/benchmarks.md, "validation in the database").
+    """
     failures: list[pl.DataFrame] = []
     checked = 0
-    for frame in frames:
+    for frame in _frames(con.sql(select), batch_rows):
         checked += frame.height
         bad = failing_rows(frame, schema, model_name)
         if bad.height:
-            failures.append(bad)
+            failures.append(bad.with_columns(pl.col("reason").cast(pl.Categorical)))
+        del frame, bad  # the next batch is fetched while these would still be held
     if not failures:
-        return ValidationResult(kind, checked, 0)
-    reasons = (
-        pl.concat(failures).group_by("_rid").agg(pl.col("reason").unique().sort().str.join("; "))
-    )
-    con.register("_reasons", reasons)
+        return checked, 0
+    pairs = pl.concat(failures)
+    del failures
+    con.register("_failed_checks", pairs)
     try:
         con.execute(
             f"""
-            INSERT INTO quarantine
-            SELECT '{kind}', raw.source_file, raw.row_number, _reasons.reason, {_raw_json(con, f"raw_{kind}", identifiers)}
-            FROM _reasons INNER JOIN raw_{kind} AS raw ON raw._rid = _reasons._rid
-            ORDER BY raw._rid
+            CREATE OR REPLACE TEMP TABLE reasons_{kind} AS
+            SELECT _rid, string_agg(reason, '; ' ORDER BY reason) AS reason
+            FROM (SELECT DISTINCT _rid, reason::VARCHAR AS reason FROM _failed_checks)
+            GROUP BY _rid
             """
         )
-        con.execute(f"INSERT INTO rejected_{kind} SELECT _rid FROM _reasons")
     finally:
         # after a failed statement unregister() raises too; keep the first error visible
         with contextlib.suppress(duckdb.Error):
-            con.unregister("_reasons")
-    return ValidationResult(kind, checked, reasons.height)
+            con.unregister("_failed_checks")
+    ((failing,),) = con.execute(f"SELECT count(*) FROM reasons_{kind}").fetchall()
+    return checked, failing
