@@ -22,8 +22,23 @@ with results as (
     where analyte is not null
 ),
 
+-- The latest time of each patient and analyte first (a hash aggregate), then the ordering of
+-- only the rows at that time: about half the cost of ordering every row of the history.
+-- (collected_at is never NULL in lab_results: a row without a readable time is quarantined.)
+last_time as (
+    select patient_id, analyte, max(collected_at) as collected_at
+    from results
+    group by patient_id, analyte
+),
+
+at_last_time as (
+    select results.*
+    from results
+    semi join last_time using (patient_id, analyte, collected_at)
+),
+
 final as (
-    select * from results
+    select * from at_last_time
     qualify row_number() over (
         partition by patient_id, analyte
         order by collected_at desc, try_cast(result_id as double) desc nulls last,
