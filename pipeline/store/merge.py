@@ -181,5 +181,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             AND _rid NOT IN (SELECT new_rid FROM _matched WHERE NOT changed)
         """
     )
-    con.execute("DROP TABLE _skip; DROP TABLE _matched")
+    # the staged rows are merged: their memory goes back to the screening (at 10M rows a
+    # staged table left alive made the screen spill)
+    con.execute(f"DROP TABLE _skip; DROP TABLE _matched; DROP TABLE {source}")
     return counts
