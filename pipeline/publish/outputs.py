@@ -377,13 +377,14 @@ def _write_xlsx(
 
 
 def _write_cells(sheet, frame: pl.DataFrame, formats: list) -> None:
-    """``frame``'s rows from worksheet row 1 on, cell by cell (xlsxwriter)."""
+    """``frame``'s rows from worksheet row 1 on, cell by cell (xlsxwriter); its text cells
+    are already the workbook's (render.xlsx_frame)."""
     for row, values in enumerate(frame.iter_rows(), start=1):
         for col, value in enumerate(values):
             if formats[col] is not None and value is not None:
                 sheet.write_datetime(row, col, value, formats[col])
             else:
-                sheet.write(row, col, render.xlsx_cell(value))
+                sheet.write(row, col, value)
 
 
 def write_run_json(record: dict, folder: Path) -> None:

@@ -62,7 +62,7 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
     what staging computes now; the separate 64-bit key hash is gone), and no stored copy of
     the last night's raw rows (raw_<kind> is a view over the files now)."""
     for table, _ in KEPT.values():
-        have = _columns(con, table) if _exists(con, table) else {}
+        have = table_columns(con, table) if table_exists(con, table) else {}
         if have.get("record_key") == "VARCHAR":
             con.execute(f"ALTER TABLE {table} ADD COLUMN _key UHUGEINT")
             con.execute(f"UPDATE {table} SET _key = md5_number(record_key)")
@@ -70,6 +70,8 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"ALTER TABLE {table} RENAME COLUMN _key TO record_key")
         if "key_hash" in have:
             con.execute(f"ALTER TABLE {table} DROP COLUMN key_hash")
+    # store_state (pipeline/store/state.py) before it counted the rows its state reflects
+    con.execute("ALTER TABLE store_state ADD COLUMN IF NOT EXISTS source_rows BIGINT")
     for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
         "AND table_name LIKE 'raw\\_%' ESCAPE '\\'"
@@ -77,7 +79,7 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE main.{ident(name)}")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(
         con.execute(
             "SELECT count(*) FROM information_schema.tables "
@@ -87,22 +89,22 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incoming: str) -> None:
     """Create the kept table from the stored part of the incoming shape plus the bookkeeping
     columns; add columns a newer staging has."""
-    wanted = _columns(con, f"(SELECT {_kept(kind)} FROM {incoming})") | _BOOKKEEPING
-    if not _exists(con, table):
+    wanted = table_columns(con, f"(SELECT {_kept(kind)} FROM {incoming})") | _BOOKKEEPING
+    if not table_exists(con, table):
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
         # and DISTINCT aggregates until the commit (tests/integration/test_validation_scale.py).
         columns = ", ".join(f"{ident(name)} {dtype}" for name, dtype in wanted.items())
         con.execute(f"CREATE TABLE {table} ({columns})")
         return
-    have = _columns(con, table)
+    have = table_columns(con, table)
     for name, dtype in wanted.items():
         if name not in have:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(name)} {dtype}")

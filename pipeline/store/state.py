@@ -37,6 +37,7 @@ from datetime import date
 import duckdb
 
 from pipeline.resources import read_sql
+from pipeline.store.merge import table_columns, table_exists
 
 STATE_SQL = "state/lab_latest.sql"
 STATE_TABLE = "lab_latest"
@@ -88,18 +89,6 @@ def state_sha256() -> str:
     return hashlib.sha256(_sql().encode("utf-8")).hexdigest()
 
 
-def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
-        ).fetchone()[0]
-    )
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
-
-
 def _stored_rows(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT count(*) FROM lab_results").fetchone()[0]
 
@@ -110,7 +99,7 @@ def _why_build(con: duckdb.DuckDBPyConnection, check_rows: bool) -> str | None:
     With ``check_rows``, lab_results must hold the rows the state reflected plus tonight's
     rows less tonight's corrections (each replaced one row): otherwise rows were added or
     removed outside a run, and the state could be silently wrong."""
-    if not _exists(con, STATE_TABLE):
+    if not table_exists(con, STATE_TABLE):
         return "no state yet"
     row = con.execute(
         "SELECT sql_sha256, source_rows FROM store_state WHERE name = ?", [STATE_TABLE]
@@ -118,7 +107,7 @@ def _why_build(con: duckdb.DuckDBPyConnection, check_rows: bool) -> str | None:
     if row is None or row[0] != state_sha256():
         return "the state's SQL has changed"
     _source(con, "SELECT * FROM lab_results")
-    if _columns(con, STATE_TABLE) != _columns(con, f"({_sql()})"):
+    if table_columns(con, STATE_TABLE) != table_columns(con, f"({_sql()})"):
         return "lab_results has changed shape"
     if check_rows:
         ((tonight, corrected),) = con.execute(
@@ -203,7 +192,6 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: date, reread: str | None = No
 
     ``reread`` (a query of patient_id) replaces tonight's rows and corrections as what changed:
     those patients' history is read again."""
-    con.execute("ALTER TABLE store_state ADD COLUMN IF NOT EXISTS source_rows BIGINT")
     reason = _why_build(con, check_rows=reread is None)
     patients = rows = 0
     if reason is not None:
