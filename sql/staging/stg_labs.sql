@@ -10,113 +10,141 @@
 -- has one, else the patient, test, time, value and unit as reported; it is stored as the
 -- 128-bit MD5 of that text (a fixed 16 bytes however long the ids are). A re-sent result has the
 -- same key and is stored once; a corrected one (same result_id, new value) replaces it.
-with source as (
+--
+-- How it is computed: a row's coding (analyte, unit key, conversion factor, canonical unit)
+-- depends only on its code, test name and unit as written, and its censoring mark and number
+-- only on its value as written. Each is therefore worked out once per distinct spelling (a few
+-- hundred combinations, a few thousand values) and joined to the rows once, instead of running
+-- the string functions and five look-ups on every row. The source is not materialised: each
+-- use reads only the columns it needs.
+with source as not materialized (
     select * from raw_labs
 ),
 
-lab_codes as (
-    select loinc, analyte from rule_lab_codes
+-- every combination of code, test name and unit as written, with its coding
+spellings as (
+    select distinct
+        loinc::varchar as loinc_text,
+        test_name::varchar as test_name_text,
+        unit::varchar as unit_text
+    from source
 ),
 
--- Test names and units are keyed once per distinct spelling (hundreds), not once per row.
-test_names as (
-    select spelled.test_name, ref_lab_test_names.analyte
-    from (select distinct nullif(trim(test_name::varchar), '') as test_name from source) as spelled
-    inner join ref_lab_test_names on ref_lab_test_names.test_name_key = text_key(spelled.test_name)
+spelled as (
+    select
+        loinc_text,
+        test_name_text,
+        unit_text,
+        nullif(trim(loinc_text), '') as loinc,
+        nullif(trim(test_name_text), '') as test_name,
+        unit_key(unit_text) as unit_key
+    from spellings
 ),
 
-unit_keys as (
-    select spelled.unit_text, unit_key(spelled.unit_text) as unit_key
-    from (select distinct unit::varchar as unit_text from source) as spelled
+coded_spellings as (
+    select
+        spelled.*,
+        coalesce(rule_lab_codes.analyte, ref_lab_test_names.analyte) as analyte,
+        case
+            when rule_lab_codes.analyte is not null then 'loinc'
+            when ref_lab_test_names.analyte is not null then 'test_name'
+        end as coded_by
+    from spelled
+    left join rule_lab_codes on rule_lab_codes.loinc = spelled.loinc
+    left join ref_lab_test_names
+        on ref_lab_test_names.test_name_key = text_key(spelled.test_name)
 ),
 
-units as (
-    select analyte, unit_key, factor_to_canonical from ref_lab_units
+codings as (
+    select
+        coded_spellings.*,
+        ref_lab_units.factor_to_canonical,
+        rule_analytes.canonical_unit,
+        rule_analytes.plausible_low,
+        rule_analytes.plausible_high
+    from coded_spellings
+    left join ref_lab_units
+        on ref_lab_units.analyte = coded_spellings.analyte
+        and ref_lab_units.unit_key = coded_spellings.unit_key
+    left join rule_analytes on rule_analytes.analyte = coded_spellings.analyte
 ),
 
-analytes as (
-    select analyte, canonical_unit, plausible_low, plausible_high from rule_analytes
-),
-
-known_patients as (
-    select patient_id from patients
+-- every reported value as written, read once
+values_read as (
+    select
+        value_text,
+        value_censor(value_text) as censor,
+        value_number(value_text) as value_number
+    from (select distinct value::varchar as value_text from source)
 ),
 
 typed as (
     select
-        _rid,
-        source_file,
-        row_number,
-        nullif(trim(patient_id::varchar), '') as patient_id,
-        iso_timestamp(collected_at) as collected_at,
-        nullif(trim(loinc::varchar), '') as loinc,
-        nullif(trim(test_name::varchar), '') as test_name,
-        value::varchar as value_reported,
-        unit::varchar as unit_reported,
-        value_censor(value) as censor,
-        value_number(value) as value_number,
-        unit_keys.unit_key,
-        nullif(trim(result_id::varchar), '') as result_id,
-        finite_or_null(try_cast(reference_low as double)) as reference_low,
-        finite_or_null(try_cast(reference_high as double)) as reference_high
+        source._rid,
+        source.source_file,
+        source.row_number,
+        nullif(trim(source.patient_id::varchar), '') as patient_id,
+        iso_timestamp(source.collected_at) as collected_at,
+        codings.loinc,
+        codings.test_name,
+        source.value::varchar as value_reported,
+        source.unit::varchar as unit_reported,
+        values_read.censor,
+        values_read.value_number,
+        codings.unit_key,
+        nullif(trim(source.result_id::varchar), '') as result_id,
+        finite_or_null(try_cast(source.reference_low as double)) as reference_low,
+        finite_or_null(try_cast(source.reference_high as double)) as reference_high,
+        codings.analyte,
+        codings.coded_by,
+        codings.factor_to_canonical,
+        codings.canonical_unit,
+        codings.plausible_low,
+        codings.plausible_high
     from source
-    left join unit_keys on unit_keys.unit_text = source.unit::varchar
-),
-
-coded as (
-    select
-        typed.*,
-        coalesce(lab_codes.analyte, test_names.analyte) as analyte,
-        case
-            when lab_codes.analyte is not null then 'loinc'
-            when test_names.analyte is not null then 'test_name'
-        end as coded_by
-    from typed
-    left join lab_codes on lab_codes.loinc = typed.loinc
-    left join test_names on test_names.test_name = typed.test_name
+    left join codings
+        on codings.loinc_text is not distinct from source.loinc::varchar
+        and codings.test_name_text is not distinct from source.test_name::varchar
+        and codings.unit_text is not distinct from source.unit::varchar
+    left join values_read on values_read.value_text = source.value::varchar
 ),
 
 final as (
     select
-        coded.*,
-        units.factor_to_canonical,
+        typed.* exclude (plausible_low, plausible_high),
         round(
-            coded.value_number * units.factor_to_canonical,
+            typed.value_number * typed.factor_to_canonical,
             getvariable('settings.canonical_decimals')::integer
         ) as value_canonical,
         round(
-            coded.reference_low * units.factor_to_canonical,
+            typed.reference_low * typed.factor_to_canonical,
             getvariable('settings.canonical_decimals')::integer
         ) as reference_low_canonical,
         round(
-            coded.reference_high * units.factor_to_canonical,
+            typed.reference_high * typed.factor_to_canonical,
             getvariable('settings.canonical_decimals')::integer
         ) as reference_high_canonical,
-        analytes.canonical_unit,
         -- the analyte, when the value is outside what is physiologically possible for it (a
         -- negative value has a reason of its own)
         case
-            when coded.value_number >= 0 and (
-                coded.value_number * units.factor_to_canonical < analytes.plausible_low
-                or coded.value_number * units.factor_to_canonical > analytes.plausible_high
-            ) then coded.analyte
+            when typed.value_number >= 0 and (
+                typed.value_number * typed.factor_to_canonical < typed.plausible_low
+                or typed.value_number * typed.factor_to_canonical > typed.plausible_high
+            ) then typed.analyte
         end as implausible_analyte,
         known_patients.patient_id is not null as is_known_patient,
         -- (a CASE, not coalesce(): DuckDB evaluates every argument of coalesce on every row,
         -- and the row key's two hashes would cost most of the staging for sources with ids)
         case
-            when coded.patient_id is not null and coded.result_id is not null
-                then md5_number('id:' || coded.patient_id || '|' || coded.result_id)
-            else md5_number('row:' || md5(concat_ws('|', coded.patient_id,
-                coalesce(coded.loinc, ''), coalesce(text_key(coded.test_name), ''),
-                coded.collected_at::varchar, trim(coded.value_reported),
-                coalesce(trim(coded.unit_reported), ''))))
+            when typed.patient_id is not null and typed.result_id is not null
+                then md5_number('id:' || typed.patient_id || '|' || typed.result_id)
+            else md5_number('row:' || md5(concat_ws('|', typed.patient_id,
+                coalesce(typed.loinc, ''), coalesce(text_key(typed.test_name), ''),
+                typed.collected_at::varchar, trim(typed.value_reported),
+                coalesce(trim(typed.unit_reported), ''))))
         end as record_key
-    from coded
-    left join units
-        on units.analyte = coded.analyte and units.unit_key = coded.unit_key
-    left join analytes on analytes.analyte = coded.analyte
-    left join known_patients on known_patients.patient_id = coded.patient_id
+    from typed
+    left join patients as known_patients on known_patients.patient_id = typed.patient_id
 )
 
 select * from final
