@@ -579,6 +579,7 @@ class StagingDB:
     def stage(self, rows: Sequence[Mapping[str, Any]], extra: str = "") -> list[dict[str, Any]]:
         """The staged rows, in input order; ``extra`` adds select expressions over them."""
         from pipeline.resources import read_sql
+        from pipeline.store.merge import CODING_COLUMNS
 
         labs = [_lab_row(r) for r in rows]
         frame = pl.DataFrame(
@@ -604,8 +605,19 @@ class StagingDB:
             "INSERT INTO patients SELECT DISTINCT patient_id FROM raw_labs "
             "WHERE patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM patients)"
         )
+        # as stage_and_validate does: the codings of the spellings first, then the rows; each
+        # row is given back with its coding's columns, as lab_results shows a stored row
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged_lab_codings AS "
+            + read_sql("staging/stg_lab_codings.sql")
+        )
+        coding = ", ".join(c for c in CODING_COLUMNS if c != "analyte")
         more = f", {extra}" if extra else ""
-        return self.sql(f"SELECT *{more} FROM ({read_sql('staging/stg_labs.sql')}) ORDER BY _rid")
+        return self.sql(
+            f"SELECT *{more} FROM ({read_sql('staging/stg_labs.sql')}) "
+            f"LEFT JOIN (SELECT DISTINCT coding_id, {coding} FROM staged_lab_codings) "
+            "USING (coding_id) ORDER BY _rid"
+        )
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cur = self.con.execute(query, list(params or []))
@@ -636,6 +648,17 @@ class CriteriaDB(StagingDB):
         self.refresh_state()
         self._models = ModelRun(self.con, load_rules().criteria_order)
         build_inputs(self._models)
+
+    def insert_labs(self, select: str, params: Sequence[Any] | None = None) -> None:
+        """Put rows straight into the kept lab results: ``select`` names columns of lab_results
+        (any of them); they are stored as a run stores them, coded (pipeline/store/merge.py)."""
+        from pipeline.store.merge import insert_coded
+
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _harness_labs AS {select}", list(params or [])
+        )
+        insert_coded(self.con, "_harness_labs")
+        self.con.execute("DROP TABLE _harness_labs")
 
     def refresh_state(self) -> None:
         """After rows are put straight into lab_results: bring the kept lab state

@@ -9,6 +9,13 @@ sql/staging, where each kind says which rows are "the same"):
 * a key stored with other content is a correction: the stored row is replaced, and for lab
   results the old and new values are written to ``lab_result_corrections``.
 
+Lab results are stored coded: ``lab_rows`` holds each result with the id of its coding
+(``lab_codings``: the code, test name and unit as written, and what they were coded as:
+analyte, unit key, conversion factor, canonical unit), and the view ``lab_results`` joins the
+two back, so every reader sees one table of results. A few hundred codings serve millions of
+rows, and writing a small integer instead of eight mostly text columns is about a third of the
+cost of storing a night (docs/benchmarks.md).
+
 Within one run the last row of a key (in file order) wins. Keys are 128-bit numbers (the MD5
 of the text key staging builds), so the probe of the stored rows reads one fixed-width column
 and merging a night's files costs little beyond the new rows. The columns only validation
@@ -49,10 +56,30 @@ VALIDATION_ONLY = {
 }
 _BOOKKEEPING = {"run_id": "VARCHAR", "received_on": "DATE"}
 
+# The coded kinds: kind -> (the table that stores the rows, the run's staged codings). The
+# kept name of KEPT is then a view of the rows with their coding.
+CODED = {"labs": ("lab_rows", "staged_lab_codings")}
+# What a coding holds, besides its id (sql/registry/tables.sql lab_codings).
+CODING_COLUMNS = {
+    "loinc": "VARCHAR",
+    "test_name": "VARCHAR",
+    "unit_reported": "VARCHAR",
+    "unit_key": "VARCHAR",
+    "analyte": "VARCHAR",
+    "coded_by": "VARCHAR",
+    "factor_to_canonical": "DOUBLE",
+    "canonical_unit": "VARCHAR",
+}
+LAB_RESULTS_VIEW = (
+    "CREATE VIEW lab_results AS SELECT lab_rows.* EXCLUDE (coding_id), "
+    f"{', '.join(f'lab_codings.{c}' for c in CODING_COLUMNS)} "
+    "FROM lab_rows INNER JOIN lab_codings USING (coding_id)"
+)
+
 
 def _kept(kind: str) -> str:
     """The staged columns a kept table stores: all but the validation-only ones."""
-    dropped = VALIDATION_ONLY[kind]
+    dropped = VALIDATION_ONLY[kind] + (("analyte",) if kind in CODED else ())
     return f"* EXCLUDE ({', '.join(dropped)})" if dropped else "*"
 
 
@@ -61,7 +88,9 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
     transaction: record keys as 128-bit numbers (the MD5 of the text key they were, which is
     what staging computes now; the separate 64-bit key hash is gone), and no stored copy of
     the last night's raw rows (raw_<kind> is a view over the files now)."""
-    for table, _ in KEPT.values():
+    for kind, (table, _) in KEPT.items():
+        if kind in CODED and not is_base_table(con, table):
+            table = CODED[kind][0]
         have = table_columns(con, table) if table_exists(con, table) else {}
         if have.get("record_key") == "VARCHAR":
             con.execute(f"ALTER TABLE {table} ADD COLUMN _key UHUGEINT")
@@ -70,6 +99,8 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"ALTER TABLE {table} RENAME COLUMN _key TO record_key")
         if "key_hash" in have:
             con.execute(f"ALTER TABLE {table} DROP COLUMN key_hash")
+    if is_base_table(con, "lab_results"):  # stored before lab results were coded
+        _code_lab_results(con)
     # store_state (pipeline/store/state.py) before it counted the rows its state reflects
     con.execute("ALTER TABLE store_state ADD COLUMN IF NOT EXISTS source_rows BIGINT")
     for (name,) in con.execute(
@@ -77,6 +108,71 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
         "AND table_name LIKE 'raw\\_%' ESCAPE '\\'"
     ).fetchall():
         con.execute(f"DROP TABLE main.{ident(name)}")
+
+
+def _code_lab_results(con: duckdb.DuckDBPyConnection) -> None:
+    """Store the lab results of an earlier version coded: their codings into lab_codings, the
+    rows with their coding_id into lab_rows, and lab_results the view of the two."""
+    kept = {
+        c: t for c, t in table_columns(con, "lab_results").items() if c not in CODING_COLUMNS
+    } | {"coding_id": "INTEGER"}
+    con.execute(f"CREATE TABLE lab_rows ({', '.join(f'{ident(c)} {t}' for c, t in kept.items())})")
+    insert_coded(con, "lab_results")
+    con.execute("DROP TABLE lab_results")
+    con.execute(LAB_RESULTS_VIEW)
+
+
+def insert_coded(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Store the rows of ``source`` (a relation with columns of lab_results, any of them) coded:
+    their codings not yet in lab_codings join it, and the rows go to lab_rows with the id of
+    their coding. (A run's merge codes its rows in staging; this is for rows that come whole.)"""
+    have = table_columns(con, f"(SELECT * FROM {source})")
+    values = {
+        c: (f"s.{ident(c)}" if c in have else f"NULL::{t}") for c, t in CODING_COLUMNS.items()
+    }
+    same = " AND ".join(f"c.{c} IS NOT DISTINCT FROM {v}" for c, v in values.items())
+    (start,) = con.execute("SELECT coalesce(max(coding_id), 0) FROM lab_codings").fetchone()
+    con.execute(
+        f"""
+        INSERT INTO lab_codings
+        SELECT {start} + row_number() OVER (ORDER BY {", ".join(CODING_COLUMNS)}),
+               {", ".join(CODING_COLUMNS)}, getvariable('run.id')
+        FROM (SELECT DISTINCT {", ".join(f"{v} AS {c}" for c, v in values.items())}
+              FROM {source} AS s) AS s
+        WHERE NOT EXISTS (
+            SELECT 1 FROM lab_codings AS c
+            WHERE {" AND ".join(f"c.{c} IS NOT DISTINCT FROM s.{c}" for c in CODING_COLUMNS)}
+        )
+        """
+    )
+    present = [c for c in CODING_COLUMNS if c in have]
+    rows = f"s.* EXCLUDE ({', '.join(present)})" if present else "s.*"
+    con.execute(
+        f"""
+        INSERT INTO lab_rows BY NAME
+        SELECT {rows}, c.coding_id
+        FROM {source} AS s INNER JOIN lab_codings AS c ON {same}
+        """
+    )
+
+
+def is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` is a table of the database (not a view, not temporary)."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE schema_name = 'main' AND NOT temporary AND table_name = ?",
+            [table],
+        ).fetchall()[0][0]
+    )
+
+
+def stored_rows_table(con: duckdb.DuckDBPyConnection, kind: str) -> str:
+    """The table that holds the rows of ``kind`` (``lab_rows`` under the view lab_results)."""
+    table = KEPT[kind][0]
+    if kind in CODED and not is_base_table(con, table):
+        return CODED[kind][0]
+    return table
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -97,12 +193,17 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incomin
     """Create the kept table from the stored part of the incoming shape plus the bookkeeping
     columns; add columns a newer staging has."""
     wanted = table_columns(con, f"(SELECT {_kept(kind)} FROM {incoming})") | _BOOKKEEPING
+    coded = kind in CODED and not is_base_table(con, table)
+    if coded:
+        table = CODED[kind][0]
     if not table_exists(con, table):
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
         # and DISTINCT aggregates until the commit (tests/integration/test_validation_scale.py).
         columns = ", ".join(f"{ident(name)} {dtype}" for name, dtype in wanted.items())
         con.execute(f"CREATE TABLE {table} ({columns})")
+        if coded:
+            con.execute(LAB_RESULTS_VIEW)
         return
     have = table_columns(con, table)
     for name, dtype in wanted.items():
@@ -137,12 +238,24 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             ][0]
         )
     _ensure_table(con, kind, table, source)
+    rows_table = stored_rows_table(con, kind)
+    # what a stored row is compared with: the incoming row, with its coding for a coded kind
+    compared_source = source
+    if kind in CODED:
+        codings = CODED[kind][1]
+        compared_source = f"_{source}_coded"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {compared_source} AS "
+            f"SELECT i.* EXCLUDE (analyte), c.* EXCLUDE (coding_id) FROM {source} AS i "
+            f"LEFT JOIN (SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)} FROM {codings}) "
+            "AS c USING (coding_id)"
+        )
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _matched AS
         SELECT i._rid AS new_rid, o._rid AS old_rid, ({changed}) AS changed
-        FROM (SELECT * FROM {source} ANTI JOIN _skip USING (_rid)) AS i
+        FROM (SELECT * FROM {compared_source} ANTI JOIN _skip USING (_rid)) AS i
         INNER JOIN {table} AS o ON o.record_key = i.record_key
         """
     )
@@ -166,16 +279,21 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
                        i.value_reported, i.unit_reported, o.source_file, i.source_file
                 FROM _matched m
                 INNER JOIN lab_results o ON o._rid = m.old_rid
-                INNER JOIN {source} i ON i._rid = m.new_rid
+                INNER JOIN {compared_source} i ON i._rid = m.new_rid
                 WHERE m.changed
                 """
             )
         con.execute(
-            f"DELETE FROM {table} WHERE _rid IN (SELECT old_rid FROM _matched WHERE changed)"
+            f"DELETE FROM {rows_table} WHERE _rid IN (SELECT old_rid FROM _matched WHERE changed)"
+        )
+    if kind in CODED:  # the codings first seen tonight join the dictionary
+        con.execute(
+            f"INSERT INTO lab_codings SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)}, "
+            f"getvariable('run.id') FROM {CODED[kind][1]} WHERE is_new"
         )
     con.execute(
         f"""
-        INSERT INTO {table} BY NAME
+        INSERT INTO {rows_table} BY NAME
         SELECT {_kept(kind)}, getvariable('run.id') AS run_id,
                getvariable('run.as_of')::DATE AS received_on
         FROM {source}
@@ -185,5 +303,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     )
     # the staged rows are merged: their memory goes back to the screening (at 10M rows a
     # staged table left alive made the screen spill)
+    if kind in CODED:
+        con.execute(f"DROP VIEW {compared_source}; DROP TABLE {CODED[kind][1]}")
     con.execute(f"DROP TABLE _skip; DROP TABLE _matched; DROP TABLE {source}")
     return counts

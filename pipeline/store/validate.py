@@ -106,6 +106,11 @@ def _raw_json(
     return f"to_json(struct_pack({inner}))::VARCHAR"
 
 
+# What a kind's staging joins, staged just before it: (temporary table, its SQL); the labs'
+# codings, once per spelling of code, test name and unit.
+PRE_STAGING = {"labs": (("staged_lab_codings", "staging/stg_lab_codings.sql"),)}
+
+
 def stage_and_validate(
     con: duckdb.DuckDBPyConnection,
     kind: str,
@@ -121,6 +126,8 @@ def stage_and_validate(
     if kind == "patients":
         carry_identifiers(con, identifiers)
     try:  # a Parquet file is read here, by the staging SQL, for the first time past its footer
+        for first, sql in PRE_STAGING.get(kind, ()):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {first} AS {read_sql(sql)}")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'staging/stg_{kind}.sql')}"
         )

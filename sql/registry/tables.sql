@@ -49,3 +49,12 @@ CREATE TABLE IF NOT EXISTS lab_result_corrections (
 CREATE TABLE IF NOT EXISTS store_state (
     name VARCHAR PRIMARY KEY, sql_sha256 VARCHAR, built_run_id VARCHAR, built_at TIMESTAMP,
     source_rows BIGINT);
+
+-- lab_codings: the dictionary of the lab coding every stored result has (pipeline/store/merge.py):
+-- one row per combination of code, test name and unit as written with what they were coded as
+-- (analyte, unit key, conversion factor, canonical unit, which mapping recognised the test).
+-- lab_rows keeps its coding_id; the view lab_results puts the two back together.
+CREATE TABLE IF NOT EXISTS lab_codings (
+    coding_id INTEGER, loinc VARCHAR, test_name VARCHAR, unit_reported VARCHAR,
+    unit_key VARCHAR, analyte VARCHAR, coded_by VARCHAR, factor_to_canonical DOUBLE,
+    canonical_unit VARCHAR, run_id VARCHAR);

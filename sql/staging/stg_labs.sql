@@ -12,61 +12,15 @@
 -- same key and is stored once; a corrected one (same result_id, new value) replaces it.
 --
 -- How it is computed: a row's coding (analyte, unit key, conversion factor, canonical unit)
--- depends only on its code, test name and unit as written, and its censoring mark and number
--- only on its value as written. Each is therefore worked out once per distinct spelling (a few
--- hundred combinations, a few thousand values) and joined to the rows once, instead of running
--- the string functions and five look-ups on every row. The source is not materialised: each
--- use reads only the columns it needs.
+-- depends only on its code, test name and unit as written, and is worked out once per distinct
+-- spelling by stg_lab_codings.sql into staged_lab_codings (run just before this); a row keeps
+-- the coding's id (coding_id, a key into the kept dictionary lab_codings) and, for validation,
+-- its analyte. The censoring mark and number of a value depend only on the value as written
+-- and are read once per distinct value. Each is joined to the rows once, instead of running
+-- the string functions and look-ups on every row. The source is not materialised: each use
+-- reads only the columns it needs.
 with source as not materialized (
     select * from raw_labs
-),
-
--- every combination of code, test name and unit as written, with its coding
-spellings as (
-    select distinct
-        loinc::varchar as loinc_text,
-        test_name::varchar as test_name_text,
-        unit::varchar as unit_text
-    from source
-),
-
-spelled as (
-    select
-        loinc_text,
-        test_name_text,
-        unit_text,
-        nullif(trim(loinc_text), '') as loinc,
-        nullif(trim(test_name_text), '') as test_name,
-        unit_key(unit_text) as unit_key
-    from spellings
-),
-
-coded_spellings as (
-    select
-        spelled.*,
-        coalesce(rule_lab_codes.analyte, ref_lab_test_names.analyte) as analyte,
-        case
-            when rule_lab_codes.analyte is not null then 'loinc'
-            when ref_lab_test_names.analyte is not null then 'test_name'
-        end as coded_by
-    from spelled
-    left join rule_lab_codes on rule_lab_codes.loinc = spelled.loinc
-    left join ref_lab_test_names
-        on ref_lab_test_names.test_name_key = text_key(spelled.test_name)
-),
-
-codings as (
-    select
-        coded_spellings.*,
-        ref_lab_units.factor_to_canonical,
-        rule_analytes.canonical_unit,
-        rule_analytes.plausible_low,
-        rule_analytes.plausible_high
-    from coded_spellings
-    left join ref_lab_units
-        on ref_lab_units.analyte = coded_spellings.analyte
-        and ref_lab_units.unit_key = coded_spellings.unit_key
-    left join rule_analytes on rule_analytes.analyte = coded_spellings.analyte
 ),
 
 -- every reported value as written, read once
@@ -85,24 +39,22 @@ typed as (
         source.row_number,
         nullif(trim(source.patient_id::varchar), '') as patient_id,
         iso_timestamp(source.collected_at) as collected_at,
+        codings.coding_id,
         codings.loinc,
         codings.test_name,
         source.value::varchar as value_reported,
         source.unit::varchar as unit_reported,
         values_read.censor,
         values_read.value_number,
-        codings.unit_key,
         nullif(trim(source.result_id::varchar), '') as result_id,
         finite_or_null(try_cast(source.reference_low as double)) as reference_low,
         finite_or_null(try_cast(source.reference_high as double)) as reference_high,
         codings.analyte,
-        codings.coded_by,
         codings.factor_to_canonical,
-        codings.canonical_unit,
         codings.plausible_low,
         codings.plausible_high
     from source
-    left join codings
+    left join staged_lab_codings as codings
         on codings.loinc_text is not distinct from source.loinc::varchar
         and codings.test_name_text is not distinct from source.test_name::varchar
         and codings.unit_text is not distinct from source.unit::varchar
@@ -111,7 +63,8 @@ typed as (
 
 final as (
     select
-        typed.* exclude (plausible_low, plausible_high),
+        typed.* exclude (loinc, test_name, unit_reported, factor_to_canonical, plausible_low,
+            plausible_high),
         round(
             typed.value_number * typed.factor_to_canonical,
             getvariable('settings.canonical_decimals')::integer

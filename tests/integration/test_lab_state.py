@@ -194,7 +194,11 @@ def test_rows_removed_outside_a_run_make_the_next_run_build_the_state_again(
         (patient,) = con.execute(
             "SELECT patient_id FROM lab_latest WHERE analyte = 'b12' ORDER BY patient_id LIMIT 1"
         ).fetchone()
-        con.execute("DELETE FROM lab_results WHERE patient_id = ? AND analyte = 'b12'", [patient])
+        con.execute(  # lab_results is a view of lab_rows and their codings (store/merge.py)
+            "DELETE FROM lab_rows WHERE _rid IN (SELECT _rid FROM lab_results "
+            "WHERE patient_id = ? AND analyte = 'b12')",
+            [patient],
+        )
     finally:
         con.close()
     result = _run(None, tmp_path / "out", db, NIGHTS[3])

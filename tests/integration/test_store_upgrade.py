@@ -49,6 +49,10 @@ def _run(extracts: Path, out: Path, db: Path, as_of: date) -> None:
 
 def _to_previous_format(db: Path) -> None:
     con = duckdb.connect(str(db))
+    # lab results in one wide table, not coded (lab_rows, lab_codings and the view lab_results)
+    con.execute("CREATE TABLE _wide AS SELECT * FROM lab_results")
+    con.execute("DROP VIEW lab_results; DROP TABLE lab_rows; DROP TABLE lab_codings")
+    con.execute("ALTER TABLE _wide RENAME TO lab_results")
     old_keys = {
         "lab_results": "'id:' || patient_id || '|' || result_id",
         "patients": "patient_id",

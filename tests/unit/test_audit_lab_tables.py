@@ -82,48 +82,46 @@ def db(tmp_path_factory):
     # 3,000 results of 40 patients: heavy tails for the fences, repeated values, values at and
     # below zero, censored and name-coded results, tests no rule uses, and an analyte whose
     # results have no value; rule analytes without any result stay in the analytes table.
-    database.con.execute(
+    database.insert_labs(
         """
-        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, censor, value_canonical,
-            loinc, test_name, collected_at)
         SELECT
-            i,
-            'p' || (i % 40),
+            i AS _rid,
+            'p' || (i % 40) AS patient_id,
             CASE i % 10 WHEN 0 THEN 'b12' WHEN 1 THEN 'b12' WHEN 2 THEN 'hgb' WHEN 3 THEN 'hgb'
                 WHEN 4 THEN 'mcv' WHEN 5 THEN 'folate' WHEN 6 THEN 'mma' WHEN 7 THEN NULL
-                WHEN 8 THEN 'wbc' ELSE 'platelets' END,
-            CASE WHEN i % 3 = 0 THEN 'test_name' ELSE 'loinc' END,
-            CASE WHEN i % 97 = 0 THEN '<' END,
+                WHEN 8 THEN 'wbc' ELSE 'platelets' END AS analyte,
+            CASE WHEN i % 3 = 0 THEN 'test_name' ELSE 'loinc' END AS coded_by,
+            CASE WHEN i % 97 = 0 THEN '<' END AS censor,
             CASE
                 WHEN i % 10 = 6 THEN NULL
                 WHEN i % 211 = 0 THEN -1.5
                 WHEN i % 89 = 0 THEN 0
                 WHEN i % 53 = 0 THEN 90000 + i
                 ELSE round(100 + (hash(i) % 1000) / 10.0, 1)
-            END,
-            CASE WHEN i % 10 = 7 THEN '0000-' || (i % 5) END,
-            CASE WHEN i % 10 = 7 THEN 'unused test ' || (i % 3) END,
+            END AS value_canonical,
+            CASE WHEN i % 10 = 7 THEN '0000-' || (i % 5) END AS loinc,
+            CASE WHEN i % 10 = 7 THEN 'unused test ' || (i % 3) END AS test_name,
             -- from two years before the as-of date to a month after it (a backfill's view)
             getvariable('run.as_of')::timestamp + to_days(30 - (i * 7919) % 760)
-                + to_hours(i % 24)
+                + to_hours(i % 24) AS collected_at
         FROM range(3000) AS t (i)
         """
     )
     # B12 results only after the as-of date, or only before its look-back: not tested
-    database.con.execute(
+    database.insert_labs(
         """
-        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
-        VALUES
+        SELECT * FROM (VALUES
             (5001, 'late', 'b12', 'loinc', 300, getvariable('run.as_of')::timestamp + INTERVAL 3 DAY),
             (5002, 'old', 'b12', 'loinc', 300, getvariable('run.as_of')::timestamp - INTERVAL 800 DAY)
+        ) AS v (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
         """
     )
     # and one on the first day of its look-back: tested
-    database.con.execute(
+    database.insert_labs(
         """
-        INSERT INTO lab_results (_rid, patient_id, analyte, coded_by, value_canonical, collected_at)
-        SELECT 5003, 'edge', 'b12', 'loinc', 300,
-            (getvariable('run.as_of')::date - lookback_days::integer)::timestamp
+        SELECT 5003 AS _rid, 'edge' AS patient_id, 'b12' AS analyte, 'loinc' AS coded_by,
+            300 AS value_canonical,
+            (getvariable('run.as_of')::date - lookback_days::integer)::timestamp AS collected_at
         FROM rule_analytes WHERE analyte = 'b12'
         """
     )

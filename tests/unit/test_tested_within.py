@@ -42,8 +42,8 @@ ROWS = [
 def db(tmp_path_factory):
     database = CriteriaDB(tmp_path_factory.mktemp("tested"))
     for patient, analyte, days, hour in ROWS:
-        database.con.execute(
-            "INSERT INTO lab_results (patient_id, analyte, collected_at) VALUES (?, ?, ?)",
+        database.insert_labs(
+            "SELECT ?::VARCHAR AS patient_id, ?::VARCHAR AS analyte, ?::TIMESTAMP AS collected_at",
             [patient, analyte, at(days, hour)],
         )
     database.refresh_state()
