@@ -16,8 +16,12 @@ CREATE OR REPLACE TEMP MACRO first_text(a, b) AS coalesce(nullif(trim(a::VARCHAR
 
 -- A FHIR reference to a Patient: 'Patient/123', 'https://x/fhir/Patient/123',
 -- 'Patient/123/_history/2' and 'urn:uuid:123' all read '123'; anything else reads NULL (the
--- row is then quarantined for its missing patient_id).
+-- row is then quarantined for its missing patient_id). The first branch is the common
+-- 'Patient/123' (nothing to trim, no other '/'), read without the regular expression: the
+-- same answer at a quarter of the cost (docs/benchmarks.md, session 10).
 CREATE OR REPLACE TEMP MACRO fhir_patient_id(ref) AS CASE
+    WHEN starts_with(ref::VARCHAR, 'Patient/') AND strpos(substr(ref::VARCHAR, 9), '/') = 0
+        AND ref::VARCHAR = trim(ref::VARCHAR) THEN nullif(substr(ref::VARCHAR, 9), '')
     WHEN starts_with(trim(ref::VARCHAR), 'urn:uuid:') THEN nullif(substr(trim(ref::VARCHAR), 10), '')
     ELSE nullif(regexp_extract(trim(ref::VARCHAR), '(^|/)Patient/([^/]+)(/_history/[^/]*)?$', 2), '')
 END;
