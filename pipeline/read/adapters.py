@@ -27,6 +27,7 @@ import json
 import re
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -584,19 +585,24 @@ def _read_ndjson_typed(
     ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     if not ordered:
         return None
-    counted = newlines.line_count(f.path)
+    # the file's lines are counted (Python, one bytes.count per chunk) while DuckDB reads it:
+    # DuckDB releases the GIL, so the count costs no wall time of its own
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counting = pool.submit(newlines.line_count, f.path)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {tmp}_read AS
+            SELECT json AS r
+            FROM read_json({path}, format = 'newline_delimited', records = false,
+                ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
+                columns = {{json: {literal(struct_type)}}})
+            """
+        )
+        counted = counting.result()
     if counted is None or counted[1]:  # unreadable (the line reader names why), or a lone CR
+        con.execute(f"DROP TABLE {tmp}_read")
         return None
     lines = counted[0]
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {tmp}_read AS
-        SELECT json AS r
-        FROM read_json({path}, format = 'newline_delimited', records = false,
-            ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
-            columns = {{json: {literal(struct_type)}}})
-        """
-    )
     # the k-th row stored is the k-th line read: a table made from one scan keeps its order,
     # and its rowid numbers it ("Order Preservation", DuckDB 2.0 docs), in parallel, where
     # row_number() OVER () numbered the scan on one thread
