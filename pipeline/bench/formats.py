@@ -23,6 +23,7 @@ Timings on a shared machine vary with what else runs: say so beside any figure.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import resource
@@ -41,12 +42,37 @@ from pipeline.runner import RunConfig, run_screening
 FORMATS = ("canonical", "omop", "fhir", "synthea")
 
 
+class _StageCPU(logging.Handler):
+    """CPU seconds of each stage of a run: getrusage at each of the runner's "<stage>: done in"
+    log lines (pipeline/progress.py), each stage's the difference from the one before."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last = _cpu_s()
+        self.cpu: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "%s: done in %.1f s" and record.args:
+            now = _cpu_s()
+            self.cpu[str(record.args[0])] = round(now - self.last, 2)
+            self.last = now
+
+
 def _run(extracts: Path, workdir: Path, fmt: str, as_of: date) -> dict[str, Any]:
     db = workdir / f"{fmt}.duckdb"
+    logger = logging.getLogger("b12screen")
+    level, stages = logger.level, _StageCPU()
+    logger.setLevel(logging.INFO)
+    logger.addHandler(stages)
     start, cpu = time.perf_counter(), _cpu_s()
-    result = run_screening(
-        RunConfig(extracts, workdir / f"{fmt}-out", as_of, db, progress=False, input_format=fmt)
-    )
+    stages.last = cpu
+    try:
+        result = run_screening(
+            RunConfig(extracts, workdir / f"{fmt}-out", as_of, db, progress=False, input_format=fmt)
+        )
+    finally:
+        logger.removeHandler(stages)
+        logger.setLevel(level)
     wall, cpu_s = time.perf_counter() - start, _cpu_s() - cpu
     t = result.record["timings_s"]
     rows = result.record["counts"]["rows_read"]
@@ -59,6 +85,11 @@ def _run(extracts: Path, workdir: Path, fmt: str, as_of: date) -> dict[str, Any]
         "ingest_s": t["ingest"],
         "validate_s": t["validate"],
         "ingest_plus_validate_s": round(t["ingest"] + t["validate"], 2),
+        "ingest_cpu_s": stages.cpu.get("ingest"),
+        "validate_cpu_s": stages.cpu.get("validate"),
+        "ingest_plus_validate_cpu_s": round(
+            stages.cpu.get("ingest", 0.0) + stages.cpu.get("validate", 0.0), 2
+        ),
         "screen_s": t["screen"],
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu_s, 2),

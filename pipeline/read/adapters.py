@@ -27,6 +27,7 @@ import json
 import re
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -495,7 +496,8 @@ def _load_tables(
     readable: Mapping[Path, str],
     first_file_id: int,
 ) -> dict[Path, tuple[int, int, int]]:
-    """``src_<table>`` for every table of an OMOP or Synthea folder (empty when no file)."""
+    """``src_<table>`` for every table of an OMOP or Synthea folder (empty when no file): a
+    view over each file's table as read, the wanted columns as text."""
     fmt = extracts.format
     ids = _file_ids(extracts, first_file_id)
     parts: dict[str, list[str]] = {t: [] for t in TABLES[fmt]}
@@ -518,8 +520,10 @@ def _load_tables(
             + " WHERE false"
         )
         union = " UNION ALL ".join(f"({s})" for s in selects) if selects else empty
+        # a view: each CSV file is already a table of its own (open_file), and a second copy
+        # of every row cost as much as the adapter's mapping (docs/benchmarks.md, session 10)
         with reading(f"the {table} files"):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE src_{table} AS {union}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW src_{table} AS {union}")
     return read
 
 
@@ -572,8 +576,8 @@ def _read_ndjson_typed(
     could not be the file's lines (the caller then reads it line by line).
 
     ``read_json`` with ``ignore_errors`` gives one row per line in file order (DuckDB keeps a
-    single scan's order under ``preserve_insertion_order``, the default, and numbers it with
-    ``row_number() OVER ()``): the resource, or a row of NULLs for a line that is not one JSON
+    single scan's order under ``preserve_insertion_order``, the default, in the table it
+    makes, whose ``rowid`` then numbers it): the resource, or a row of NULLs for a line that is not one JSON
     object (broken JSON, two objects, an array or a string). It skips blank lines, and it ends
     lines at LF only, where the line reader also ends them at a lone CR. So the numbers are the
     lines' when the file has no lone CR and as many rows as lines; the broken lines' own text,
@@ -581,25 +585,37 @@ def _read_ndjson_typed(
     ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     if not ordered:
         return None
-    counted = newlines.line_count(f.path)
+    # the file's lines are counted (Python, one bytes.count per chunk) while DuckDB reads it:
+    # DuckDB releases the GIL, so the count costs no wall time of its own
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counting = pool.submit(newlines.line_count, f.path)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {tmp}_read AS
+            SELECT json AS r
+            FROM read_json({path}, format = 'newline_delimited', records = false,
+                ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
+                columns = {{json: {literal(struct_type)}}})
+            """
+        )
+        counted = counting.result()
     if counted is None or counted[1]:  # unreadable (the line reader names why), or a lone CR
+        con.execute(f"DROP TABLE {tmp}_read")
         return None
     lines = counted[0]
+    # the k-th row stored is the k-th line read: a table made from one scan keeps its order,
+    # and its rowid numbers it ("Order Preservation", DuckDB 2.0 docs), in parallel, where
+    # row_number() OVER () numbered the scan on one thread
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {tmp} AS
-        SELECT row_number() OVER ()::BIGINT AS row_number, json AS r
-        FROM read_json({path}, format = 'newline_delimited', records = false,
-            ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
-            columns = {{json: {literal(struct_type)}}})
-        """
+        f"CREATE OR REPLACE TEMP VIEW {tmp} AS "
+        f"SELECT (rowid + 1)::BIGINT AS row_number, r FROM {tmp}_read"
     )
     ((rows, broken, other),) = con.execute(
         f"SELECT count(*), count(*) FILTER (r.resourceType IS NULL), "
         f"count(*) FILTER (r.resourceType <> {literal(resource_type)}) FROM {tmp}"
     ).fetchall()
     if rows != lines or other:
-        con.execute(f"DROP TABLE {tmp}")
+        _drop_typed(con, tmp)
         return None
     if broken:
         con.execute(
@@ -617,7 +633,7 @@ def _read_ndjson_typed(
         ).fetchall()
         if found != broken or resources:  # not the lines read_json found broken: read again
             con.execute(f"DROP TABLE {tmp}_broken")
-            con.execute(f"DROP TABLE {tmp}")
+            _drop_typed(con, tmp)
             return None
         con.execute(
             f"""
@@ -628,6 +644,11 @@ def _read_ndjson_typed(
         )
         con.execute(f"DROP TABLE {tmp}_broken")
     return int(rows), int(broken)
+
+
+def _drop_typed(con: duckdb.DuckDBPyConnection, tmp: str) -> None:
+    con.execute(f"DROP VIEW {tmp}")
+    con.execute(f"DROP TABLE {tmp}_read")
 
 
 def _read_ndjson_lines(

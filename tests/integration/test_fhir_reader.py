@@ -226,9 +226,10 @@ def test_every_ndjson_type_takes_the_fast_path(tmp_path: Path) -> None:
 
 
 def test_rows_keep_file_order_across_threads(tmp_path: Path) -> None:
-    """DuckDB keeps one scan's order (preserve_insertion_order, its default) for
-    ``row_number() OVER ()`` however many threads read the file: 60,000 lines here, about 30
-    of DuckDB's read buffers, read by 8 threads, and each number is its line's."""
+    """DuckDB keeps one scan's order (preserve_insertion_order, its default) in the table it
+    makes, whose ``rowid`` numbers the lines, however many threads read the file: 60,000
+    lines here, about 30 of DuckDB's read buffers, read by 8 threads, and each number is its
+    line's."""
     lines: list = [_obs(i, note="x" * 400) for i in range(1, 60_001)]
     lines[41_999] = "{broken"
     _write(tmp_path / "Observation.ndjson", lines)
@@ -243,6 +244,30 @@ def test_rows_keep_file_order_across_threads(tmp_path: Path) -> None:
     ).fetchall()
     assert (n, wrong) == (59_999, 0)
     assert con.execute("SELECT row_number FROM quarantine").fetchall() == [(42_000,)]
+
+
+def test_rows_keep_file_order_across_row_groups(tmp_path: Path) -> None:
+    """The same over several of DuckDB's row groups (122,880 rows each): 300,000 short lines
+    read by 8 threads, two of them broken, far apart, every number its line's."""
+    lines: list = [
+        f'{{"resourceType":"Observation","id":"L{i}","status":"final"}}' for i in range(1, 300_001)
+    ]
+    lines[99_999] = lines[250_000] = "{broken"
+    _write(tmp_path / "Observation.ndjson", lines)
+    found = discover_format(tmp_path, "fhir")
+    con = duckdb.connect(config={"threads": 8})
+    con.execute(QUARANTINE_DDL)
+    with literal_files([found.files[0].path]) as (path,):
+        _, line_by_line = _load_fhir(con, found, {found.files[0].path: path}, 1)
+    assert line_by_line == 0
+    ((n, wrong),) = con.execute(
+        "SELECT count(*), count(*) FILTER (r.id <> 'L' || row_number) FROM fhir_observation"
+    ).fetchall()
+    assert (n, wrong) == (299_998, 0)
+    assert con.execute("SELECT row_number FROM quarantine ORDER BY 1").fetchall() == [
+        (100_000,),
+        (250_001,),
+    ]
 
 
 def test_a_run_says_when_a_file_was_read_line_by_line(tmp_path: Path) -> None:

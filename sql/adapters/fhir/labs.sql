@@ -20,7 +20,8 @@ judged as (
             when not coalesce(list_contains(flatten(list_transform(r.category,
                 lambda c: list_transform(c.coding, lambda x: x.code))), 'laboratory'), false)
                 then 'Observation not in the laboratory category'
-        end as _left_out
+        end as _left_out,
+        fhir_code(r.code.coding, ['http://loinc.org']) as loinc
     from parsed
 ),
 
@@ -31,7 +32,7 @@ final as (
         row_number,
         fhir_patient_id(r.subject.reference) as patient_id,
         local_datetime(first_text(r.effectiveDateTime, r.effectivePeriod.start)) as collected_at,
-        fhir_code(r.code.coding, ['http://loinc.org']) as loinc,
+        loinc,
         first_text(r.code.text, r.code.coding[1].display) as test_name,
         case
             when nullif(trim(r.valueQuantity.value), '') is not null
@@ -44,7 +45,7 @@ final as (
         r.referenceRange[1].high.value as reference_high,
         _left_out,
         case
-            when fhir_code(r.code.coding, ['http://loinc.org']) is not null
+            when loinc is not null
                 then 'Observations coded by LOINC'
             else 'Observations without a LOINC code (test name only)'
         end as _note

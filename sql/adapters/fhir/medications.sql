@@ -55,35 +55,44 @@ with_drug as (
         and not starts_with(kept.med_ref, '#')
 ),
 
-periods as (
+timed as (
+    -- each field of the period rules read once (the rules below test and use them)
     select
         with_drug.*,
-        case
-            when first_text(dosage.timing.repeat.boundsPeriod.start, r.effectivePeriod.start) is not null
-                then 'period'
-            when first_text(r.dispenseRequest.validityPeriod.start, r.dispenseRequest.validityPeriod.end) is not null
-                then 'validity'
-            when try_cast(r.dispenseRequest.expectedSupplyDuration.value as double) > 0
-                and lower(coalesce(r.dispenseRequest.expectedSupplyDuration.code, r.dispenseRequest.expectedSupplyDuration.unit))
-                    in ('d', 'day', 'days', 'wk', 'week', 'weeks')
-                then 'supply'
-            else 'default'
-        end as period_from,
+        first_text(dosage.timing.repeat.boundsPeriod.start, r.effectivePeriod.start) as period_start,
+        first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end) as period_end,
+        first_text(r.dispenseRequest.validityPeriod.start, r.dispenseRequest.validityPeriod.end)
+            as validity_any,
+        try_cast(r.dispenseRequest.expectedSupplyDuration.value as double) as supply_value,
+        lower(coalesce(r.dispenseRequest.expectedSupplyDuration.code,
+            r.dispenseRequest.expectedSupplyDuration.unit)) as supply_unit,
         first_text(first_text(r.authoredOn, r.effectiveDateTime), r.dateAsserted) as authored
     from with_drug
+),
+
+periods as (
+    select
+        timed.*,
+        case
+            when period_start is not null then 'period'
+            when validity_any is not null then 'validity'
+            when supply_value > 0 and supply_unit in ('d', 'day', 'days', 'wk', 'week', 'weeks')
+                then 'supply'
+            else 'default'
+        end as period_from
+    from timed
 ),
 
 dated as (
     select
         periods.*,
         local_datetime(case period_from
-            when 'period' then first_text(dosage.timing.repeat.boundsPeriod.start, r.effectivePeriod.start)
+            when 'period' then period_start
             when 'validity' then first_text(r.dispenseRequest.validityPeriod.start, authored)
             else authored
         end) as start_text,
-        try_cast(r.dispenseRequest.expectedSupplyDuration.value as double)
-            * case when lower(coalesce(r.dispenseRequest.expectedSupplyDuration.code, r.dispenseRequest.expectedSupplyDuration.unit))
-                in ('wk', 'week', 'weeks') then 7 else 1 end
+        supply_value
+            * case when supply_unit in ('wk', 'week', 'weeks') then 7 else 1 end
             * (1 + coalesce(try_cast(r.dispenseRequest.numberOfRepeatsAllowed as integer), 0)) as supply_days
     from periods
 ),
@@ -99,7 +108,7 @@ final as (
         fhir_code(drug.coding, ['http://www.whocc.no/atc']) as atc,
         start_text as start_date,
         case period_from
-            when 'period' then local_datetime(first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end))
+            when 'period' then local_datetime(period_end)
             when 'validity' then local_datetime(r.dispenseRequest.validityPeriod.end)
             when 'supply' then strftime(try_cast(iso_timestamp(start_text) as date) + to_days(supply_days::integer), '%Y-%m-%d')
             else strftime(try_cast(iso_timestamp(start_text) as date)
@@ -109,7 +118,7 @@ final as (
         _left_out,
         case period_from
             when 'period' then case
-                when first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end) is null
+                when period_end is null
                     then 'orders ongoing by their period (a start, no end: open-ended)'
                 else 'orders dated by their period (boundsPeriod, effectivePeriod)'
             end
