@@ -123,7 +123,7 @@ class ShardRun(ScreeningRun):
             if part.is_dir():  # in file order, as the readers present them
                 names = ", ".join(ident(name) for name, _ in columns)
                 con.execute(
-                    f"INSERT INTO raw_{kind} SELECT {names} FROM read_parquet({_parquet_glob(part)}) "
+                    f"INSERT INTO raw_{kind} SELECT {names} FROM read_parquet({_parquet_glob(part)}, hive_partitioning = false) "
                     "ORDER BY _rid"
                 )
             ((rows[kind],),) = con.execute(f"SELECT count(*) FROM raw_{kind}").fetchall()
@@ -150,7 +150,7 @@ def _seed_database(spec: ShardSpec, db: Path) -> None:
             if part.is_dir():
                 con.execute(
                     f"INSERT INTO {ident(table)} BY NAME "
-                    f"SELECT * FROM read_parquet({_parquet_glob(part)})"
+                    f"SELECT * FROM read_parquet({_parquet_glob(part)}, hive_partitioning = false)"
                 )
     finally:
         con.close()

@@ -1,0 +1,208 @@
+"""A sharded run (issue 14; docs/scale-out.md) gives the single-node run's results.
+
+The demo population is screened once on one node, then with 1, 2 and 4 shards as Prefect tasks
+on a ``distributed.LocalCluster`` (threads in this process, under the session's Prefect
+harness). What may differ, and nothing else:
+
+* the run id (every output's ``run_id`` column and value, the registry's key) and the
+  timestamps of the run (``started_at``, ``finished_at``, audit.json's ``generated_at``, the
+  workbook's about sheet, run.json's ``timings_s``, whose stages are named differently);
+* run.json's ``shards`` (how the run was split), which a single-node run has not.
+
+Every CSV output is compared byte for byte with the run id replaced, flags.parquet row for row,
+audit.json whole, the workbook cell by cell, the registry's counts table by table.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import polars as pl
+import pytest
+
+from pipeline.demo import generate_population
+from pipeline.errors import UsageError
+from pipeline.progress import Progress
+from pipeline.runner import RunConfig, RunResult, run_screening
+from pipeline.scale import run_sharded
+from pipeline.scale import shard as shard_module
+from pipeline.scale.cluster import check_cluster, require_cluster_extra
+
+AS_OF = date(2026, 11, 24)
+RUN = "<run id>"
+CSV_OUTPUTS = (
+    "worklist.csv",
+    "worklist_urgent_safety.csv",
+    "worklist_follow_up.csv",
+    "worklist_screening.csv",
+    "resolved.csv",
+    "quarantine.csv",
+)
+# registry tables compared by their rows less the run id
+REGISTRY_COUNTS = {
+    "flags_history": "criterion",
+    "worklist_history": "priority",
+    "quarantine_log": "reason",
+    "ingested_files": "file_name",
+}
+KEPT = ("patients", "lab_results", "medications", "diagnoses", "feedback", "lab_latest")
+
+
+@pytest.fixture(scope="module")
+def extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("demo") / "extracts"
+    generate_population(folder, n_patients=500, as_of=AS_OF, seed=12, progress=Progress(False))
+    return folder
+
+
+def _config(extracts: Path, where: Path) -> RunConfig:
+    return RunConfig(extracts=extracts, out=where / "out", as_of=AS_OF, db=where / "b12.duckdb")
+
+
+@pytest.fixture(scope="module")
+def single(extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return run_screening(_config(extracts, tmp_path_factory.mktemp("single")))
+
+
+def _text(result: RunResult, name: str) -> str:
+    return (result.out / "current" / name).read_text(encoding="utf-8").replace(result.run_id, RUN)
+
+
+def _audit(result: RunResult) -> dict:
+    audit = json.loads(_text(result, "audit.json"))
+    audit.pop("generated_at")
+    for row in audit["tables"]["runs"]:
+        row.pop("started_at")
+        row.pop("finished_at")
+    return audit
+
+
+def _workbook(result: RunResult) -> dict[str, list[tuple]]:
+    book = openpyxl.load_workbook(result.out / "current" / "worklist.xlsx", read_only=True)
+    sheets = {}
+    for sheet in book.worksheets:
+        rows = []
+        for row in sheet.iter_rows(values_only=True):
+            cells = tuple(c.replace(result.run_id, RUN) if isinstance(c, str) else c for c in row)
+            rows.append(cells)
+        sheets[sheet.title] = rows
+    book.close()
+    return sheets
+
+
+def _registry(result: RunResult, db: Path) -> dict:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        got = {
+            table: sorted(
+                con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY 1").fetchall()
+            )
+            for table, column in REGISTRY_COUNTS.items()
+        }
+        got["runs"] = con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall()
+        for table in KEPT:
+            got[table] = con.execute(
+                f"SELECT count(*), count(DISTINCT patient_id) FROM {table}"
+            ).fetchall()
+        got["flags"] = sorted(
+            con.execute(
+                "SELECT patient_id, criterion, value, source_file, row_number FROM flags_history"
+            ).fetchall(),
+            key=repr,
+        )
+    finally:
+        con.close()
+    return got
+
+
+def _same_results(single: RunResult, sharded: RunResult, single_db: Path, db: Path) -> None:
+    for name in CSV_OUTPUTS:
+        assert _text(sharded, name) == _text(single, name), name
+    flags = [
+        pl.read_parquet(r.out / "current" / "flags.parquet").drop("run_id")
+        for r in (single, sharded)
+    ]
+    assert flags[0].equals(flags[1])
+    assert _audit(sharded) == _audit(single)
+    assert _workbook(sharded) == _workbook(single)
+    records = [single.record, sharded.record]
+    for key in ("counts", "input_format", "lab_state", "rules", "as_of"):
+        assert records[1].get(key) == records[0].get(key), key
+    assert _registry(sharded, db) == _registry(single, single_db)
+    assert not db.with_name(db.name + ".shards").exists()  # the work folder is removed
+
+
+@pytest.mark.prefect
+@pytest.mark.parametrize("shards", [1, 2, 4])
+def test_sharded_on_a_local_cluster_equals_single_node(
+    shards: int, extracts: Path, single: RunResult, tmp_path: Path, prefect_harness
+) -> None:
+    from flows.sharded import run_on_cluster
+
+    config = _config(extracts, tmp_path)
+    result = run_on_cluster(config, shards, "local")
+    assert result.record["shards"]["count"] == shards
+    counts = single.record["counts"]
+    assert counts["worklist"]["total"] > 0 and sum(counts["rows_quarantined"].values()) > 0
+    _same_results(single, result, single.out.parent / "b12.duckdb", config.db)
+
+
+def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
+    extracts: Path, single: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run succeeds in shards; a second whose shard 1 meets a bug fails in one line,
+    leaves the published outputs and the stored rows as they were, and is the registry's one
+    failed run (its failure log names the shard's log, which holds the traceback)."""
+    config = _config(extracts, tmp_path)
+    first = run_sharded(config, 2)
+    before = (first.out / "current" / "worklist.csv").read_bytes()
+    stored = _registry(first, config.db)
+
+    real = shard_module.ShardRun.screen
+
+    def broken(self):
+        if self.spec.index == 1:
+            raise ZeroDivisionError("patient P-1 value 3")  # a bug whose message holds data
+        return real(self)
+
+    monkeypatch.setattr(shard_module.ShardRun, "screen", broken)
+    with pytest.raises(shard_module.ShardFailed) as failed:
+        run_sharded(_config(extracts, tmp_path), 2)
+    message = str(failed.value)
+    assert "shard 2 of 2 failed (ZeroDivisionError)" in message
+    assert "P-1" not in message
+    assert "P-1" in Path(message.rsplit(" ", 1)[-1]).read_text(encoding="utf-8")
+    assert (first.out / "current").resolve().name == first.run_id
+    assert (first.out / "current" / "worklist.csv").read_bytes() == before
+    after = _registry(first, config.db)
+    assert sorted(after.pop("runs")) == [("failed", 1), ("succeeded", 1)]
+    stored.pop("runs")
+    assert after == stored
+
+
+def test_shards_need_the_cluster_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "prefect_dask" else real(name, *a),
+    )
+    with pytest.raises(UsageError, match=r"pip install 'b12screen\[cluster\]'"):
+        require_cluster_extra()
+
+
+@pytest.mark.parametrize("given", ["local", "tcp://scheduler:8786", "tls://10.0.0.5:8786"])
+def test_cluster_addresses(given: str) -> None:
+    assert check_cluster(given) == given
+
+
+@pytest.mark.parametrize("given", ["", "scheduler:8786", "http://x:1", "tcp://x"])
+def test_other_cluster_values_are_one_line(given: str) -> None:
+    with pytest.raises(UsageError, match="tcp://host:port"):
+        check_cluster(given)
