@@ -149,6 +149,17 @@ def _files(work: Path, results: Sequence[ShardResult], table: str) -> str:
     return "[" + ", ".join(path_literal(result_file(work, r.index, table)) for r in results) + "]"
 
 
+def _result_table(con, work: Path, results: Sequence[ShardResult], table: str) -> None:
+    """The shards' ``table`` (a temporary table of their runs) as one, with their column types
+    (text in the Parquet files for what Parquet cannot hold exactly)."""
+    columns = ", ".join(f"{ident(n)} {kind}" for n, kind in results[0].result_columns[table])
+    con.execute(f"DROP TABLE IF EXISTS temp.{ident(table)}")
+    con.execute(f"CREATE TEMP TABLE {ident(table)} ({columns})")
+    con.execute(
+        f"INSERT INTO {ident(table)} BY NAME SELECT * FROM read_parquet({_files(work, results, table)})"
+    )
+
+
 def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> None:
     """Lay the shards' results into the run's database, where a single-node run has its own."""
     con = run.con
@@ -202,20 +213,14 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
     run.progress.note(run.lab_state.note())
     models = run.models = ModelRun(con, run.rules.criteria_order)
     build_inputs(models)
-    con.execute("DROP TABLE run_flags")
-    con.execute(
-        f"CREATE TEMP TABLE run_flags AS SELECT * FROM read_parquet({_files(work, results, 'run_flags')})"
-    )
+    _result_table(con, work, results, "run_flags")
     models.built.update(models.graph.of_kind("criterion"))
     models.built.add("flags")
     measures = list(run.rules.spec.measures)
     for model in models.plan(measures):
         if model.kind != "measure":
             models.materialize(model)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE run_measure_members AS SELECT * FROM "
-        f"read_parquet({_files(work, results, 'run_measure_members')})"
-    )
+    _result_table(con, work, results, "run_measure_members")
     models.built.update(measures)
     counts = {
         cid: sum(r.criterion_counts.get(cid, 0) for r in results)

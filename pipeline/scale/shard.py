@@ -60,6 +60,8 @@ class ShardResult:
     measures: tuple[dict, ...]  # counts and definitions (the coordinator recounts them)
     # the kept tables after the merge: name and CREATE statement (a table the merge created)
     tables: tuple[tuple[str, str], ...] = field(default=())
+    # the columns (name, DuckDB type) of each of RESULT_TABLES, as the shard's run made them
+    result_columns: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 class ShardFailed(RuntimeError):
@@ -81,6 +83,21 @@ def shard_folder(work: Path, index: int) -> Path:
 
 def result_file(work: Path, index: int, table: str) -> Path:
     return shard_folder(work, index) / "result" / f"{table}.parquet"
+
+
+# Types Parquet cannot hold exactly: DuckDB writes a 128-bit integer (the record keys) as a
+# DOUBLE. They cross as text and are cast back by the typed table they are inserted into.
+_AS_TEXT = ("HUGEINT", "UHUGEINT")
+
+
+def portable(con, relation: str) -> str:
+    """``SELECT`` of ``relation`` whose Parquet file gives back every value exactly."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    columns = [
+        f"{ident(name)}::VARCHAR AS {ident(name)}" if kind in _AS_TEXT else ident(name)
+        for name, kind, *_ in described
+    ]
+    return f"SELECT {', '.join(columns)} FROM {relation}"
 
 
 def _parquet_glob(folder: Path) -> str:
@@ -156,18 +173,26 @@ def _seed_database(spec: ShardSpec, db: Path) -> None:
         con.close()
 
 
-def _export(run: ShardRun, kept: list[str]) -> tuple[tuple[str, str], ...]:
+def _export(
+    run: ShardRun, kept: list[str]
+) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[tuple[str, str], ...]]]:
     con, work, index = run.con, Path(run.spec.work), run.spec.index
     (shard_folder(work, index) / "result").mkdir(exist_ok=True)
     for table in (*RESULT_TABLES, *kept):
         path = path_literal(result_file(work, index, table))
-        con.execute(f"COPY (SELECT * FROM {ident(table)}) TO {path} (FORMAT parquet)")
+        con.execute(f"COPY ({portable(con, ident(table))}) TO {path} (FORMAT parquet)")
     ddl = con.execute(
         "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
         f"AND table_name IN ({', '.join('?' for _ in kept)})",
         kept,
     ).fetchall()
-    return tuple((name, sql) for name, sql in ddl)
+    columns = {
+        table: tuple(
+            (name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {ident(table)}").fetchall()
+        )
+        for table in RESULT_TABLES
+    }
+    return tuple((name, sql) for name, sql in ddl), columns
 
 
 def screen_shard(spec: ShardSpec, kept: list[str]) -> ShardResult:
@@ -204,7 +229,7 @@ def screen_shard(spec: ShardSpec, kept: list[str]) -> ShardResult:
             run.ingest()
             validated = run.validate()
             screened = run.screen()
-            tables = _export(run, kept)
+            tables, result_columns = _export(run, kept)
         finally:
             run.close()
         return ShardResult(
@@ -214,6 +239,7 @@ def screen_shard(spec: ShardSpec, kept: list[str]) -> ShardResult:
             criterion_counts=dict(screened.criterion_counts),
             measures=tuple(dict(m) for m in screened.measures),
             tables=tables,
+            result_columns=result_columns,
         )
     except B12ScreenError:
         raise

@@ -16,7 +16,7 @@ import duckdb
 
 from pipeline.errors import UsageError
 from pipeline.read.discover import KINDS
-from pipeline.scale.shard import raw_part, store_part
+from pipeline.scale.shard import portable, raw_part, store_part
 from pipeline.sqltext import ident, literal, path_literal
 from pipeline.store.merge import KEPT
 
@@ -71,7 +71,7 @@ def split_raw(
         columns[kind] = tuple((name, kind_type) for name, kind_type, *_ in described)
         if "patient_id" not in {name for name, _ in columns[kind]}:
             raise RuntimeError(f"raw_{kind} has no patient_id column to split by")
-        _copy_partitioned(con, f"SELECT * FROM raw_{kind}", work / "raw" / kind, count)
+        _copy_partitioned(con, portable(con, f"raw_{kind}"), work / "raw" / kind, count)
         for index in range(count):
             rows[index][kind] = _rows_in(raw_part(work, kind, index))
     return columns, rows
@@ -87,7 +87,7 @@ def split_store(
     ).fetchall()
     tables = tuple(sorted(found, key=lambda t: KEPT_TABLES.index(t[0])))
     for table, _ in tables:
-        _copy_partitioned(con, f"SELECT * FROM main.{ident(table)}", work / "store" / table, count)
+        _copy_partitioned(con, portable(con, f"main.{ident(table)}"), work / "store" / table, count)
     return tables
 
 

@@ -16,7 +16,10 @@ audit.json whole, the workbook cell by cell, the registry's counts table by tabl
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+import shutil
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -34,6 +37,7 @@ from pipeline.scale.cluster import check_cluster, require_cluster_extra
 
 AS_OF = date(2026, 11, 24)
 RUN = "<run id>"
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")  # pipeline/runner.py: the run ids of every run
 CSV_OUTPUTS = (
     "worklist.csv",
     "worklist_urgent_safety.csv",
@@ -49,7 +53,15 @@ REGISTRY_COUNTS = {
     "quarantine_log": "reason",
     "ingested_files": "file_name",
 }
-KEPT = ("patients", "lab_results", "medications", "diagnoses", "feedback", "lab_latest")
+KEPT = (
+    "patients",
+    "lab_results",
+    "medications",
+    "diagnoses",
+    "feedback",
+    "lab_result_corrections",
+    "lab_latest",
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +80,24 @@ def single(extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResul
     return run_screening(_config(extracts, tmp_path_factory.mktemp("single")))
 
 
+@pytest.fixture(scope="module")
+def sharded(extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The first night in 2 shards screened one after another in this process (no Dask)."""
+    return run_sharded(_config(extracts, tmp_path_factory.mktemp("sharded")), 2)
+
+
+def _db(result: RunResult) -> Path:
+    return result.out.parent / "b12.duckdb"
+
+
+def _copy(result: RunResult, to: Path) -> RunResult:
+    """The run's database and output folder copied to ``to`` (a night to build on)."""
+    shutil.copytree(result.out.parent, to, symlinks=True)
+    return RunResult(result.run_id, to / "out", result.record)
+
+
 def _text(result: RunResult, name: str) -> str:
-    return (result.out / "current" / name).read_text(encoding="utf-8").replace(result.run_id, RUN)
+    return RUN_ID.sub(RUN, (result.out / "current" / name).read_text(encoding="utf-8"))
 
 
 def _audit(result: RunResult) -> dict:
@@ -103,10 +131,14 @@ def _registry(result: RunResult, db: Path) -> dict:
             )
             for table, column in REGISTRY_COUNTS.items()
         }
-        got["runs"] = con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall()
-        for table in KEPT:
+        got["runs"] = sorted(
+            con.execute("SELECT as_of, status, count(*) FROM runs GROUP BY ALL").fetchall()
+        )
+        for table in KEPT:  # every stored value but the run id, record keys included
+            columns = [c for c, *_ in con.execute(f"DESCRIBE {table}").fetchall() if c != "run_id"]
             got[table] = con.execute(
-                f"SELECT count(*), count(DISTINCT patient_id) FROM {table}"
+                f"SELECT count(*), count(DISTINCT patient_id), "
+                f"bit_xor(hash({', '.join(columns)})) FROM {table}"
             ).fetchall()
         got["flags"] = sorted(
             con.execute(
@@ -136,6 +168,10 @@ def _same_results(single: RunResult, sharded: RunResult, single_db: Path, db: Pa
     assert not db.with_name(db.name + ".shards").exists()  # the work folder is removed
 
 
+def test_sharded_in_this_process_equals_single_node(single: RunResult, sharded: RunResult) -> None:
+    _same_results(single, sharded, _db(single), _db(sharded))
+
+
 @pytest.mark.prefect
 @pytest.mark.parametrize("shards", [1, 2, 4])
 def test_sharded_on_a_local_cluster_equals_single_node(
@@ -148,20 +184,18 @@ def test_sharded_on_a_local_cluster_equals_single_node(
     assert result.record["shards"]["count"] == shards
     counts = single.record["counts"]
     assert counts["worklist"]["total"] > 0 and sum(counts["rows_quarantined"].values()) > 0
-    _same_results(single, result, single.out.parent / "b12.duckdb", config.db)
+    _same_results(single, result, _db(single), config.db)
 
 
 def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
-    extracts: Path, single: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    extracts: Path, sharded: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first run succeeds in shards; a second whose shard 1 meets a bug fails in one line,
-    leaves the published outputs and the stored rows as they were, and is the registry's one
-    failed run (its failure log names the shard's log, which holds the traceback)."""
-    config = _config(extracts, tmp_path)
-    first = run_sharded(config, 2)
+    """A second night whose shard 2 meets a bug fails in one line, leaves the published outputs
+    and the stored rows as they were, and is recorded as failed; the traceback (which may hold
+    data) is in the shard's failure log beside the database, not in the message."""
+    first = _copy(sharded, tmp_path / "night")
     before = (first.out / "current" / "worklist.csv").read_bytes()
-    stored = _registry(first, config.db)
-
+    stored = _registry(first, _db(first))
     real = shard_module.ShardRun.screen
 
     def broken(self):
@@ -170,18 +204,19 @@ def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
         return real(self)
 
     monkeypatch.setattr(shard_module.ShardRun, "screen", broken)
+    config = replace(_config(extracts, first.out.parent), as_of=AS_OF + timedelta(days=1))
     with pytest.raises(shard_module.ShardFailed) as failed:
-        run_sharded(_config(extracts, tmp_path), 2)
+        run_sharded(config, 2)
     message = str(failed.value)
     assert "shard 2 of 2 failed (ZeroDivisionError)" in message
     assert "P-1" not in message
     assert "P-1" in Path(message.rsplit(" ", 1)[-1]).read_text(encoding="utf-8")
     assert (first.out / "current").resolve().name == first.run_id
     assert (first.out / "current" / "worklist.csv").read_bytes() == before
-    after = _registry(first, config.db)
-    assert sorted(after.pop("runs")) == [("failed", 1), ("succeeded", 1)]
-    stored.pop("runs")
+    after = _registry(first, _db(first))
+    assert after.pop("runs") == sorted([*stored.pop("runs"), (config.as_of, "failed", 1)])
     assert after == stored
+    assert not (first.out.parent / "b12.duckdb.shards").exists()
 
 
 def test_shards_need_the_cluster_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,3 +241,50 @@ def test_cluster_addresses(given: str) -> None:
 def test_other_cluster_values_are_one_line(given: str) -> None:
     with pytest.raises(UsageError, match="tcp://host:port"):
         check_cluster(given)
+
+
+def _night2(extracts: Path, folder: Path) -> Path:
+    """The next night's drop: new results, corrected and re-sent ones, a patient id padded with
+    spaces, a row without a patient id, a malformed line, and clinicians' feedback."""
+    labs = (extracts / "labs_site_north.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = labs[0], labs[1:]
+    b12 = [r for r in rows if ",2132-9," in r][:4]
+    corrected = [r.replace(r.split(",")[4], "140", 1) for r in b12[:2]]
+    resent = rows[5:8]
+    patient = rows[0].split(",")[0]
+    day = (AS_OF + timedelta(days=1)).isoformat()
+    new = [
+        f"{patient},{day}T08:00:00,2132-9,Vitamin B12,130,pg/mL,,,N2-1",
+        f"  {patient}  ,{day}T09:00:00,718-7,Hemoglobin,9.1,g/dL,,,N2-2",
+        f",{day}T09:30:00,2132-9,Vitamin B12,120,pg/mL,,,N2-3",
+        f'{patient},{day}T10:00:00,2132-9,"Vitamin B12,110,pg/mL,,,N2-4',
+    ]
+    folder.mkdir()
+    (folder / "labs_night2.csv").write_text(
+        "\n".join([header, *corrected, *resent, *new]) + "\n", encoding="utf-8"
+    )
+    (folder / "feedback_night2.csv").write_text(
+        "patient_id,criterion,action,until,note\n"
+        f"PLANT-PTMA-01,b12_deficient,treated,,\n{patient},b12_deficient,reviewed,,\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_the_next_night_on_a_different_shard_count_equals_single_node(
+    extracts: Path, single: RunResult, sharded: RunResult, tmp_path: Path
+) -> None:
+    """Night 1 in 2 shards, night 2 in 3 (the stored rows are split again every night):
+    corrections, re-sent rows, feedback and the kept lab state give the single-node results."""
+    night2 = _night2(extracts, tmp_path / "night2")
+    one, many = _copy(single, tmp_path / "one"), _copy(sharded, tmp_path / "many")
+    next_day = AS_OF + timedelta(days=1)
+    results = [
+        run_screening(replace(_config(night2, one.out.parent), as_of=next_day)),
+        run_sharded(replace(_config(night2, many.out.parent), as_of=next_day), 3),
+    ]
+    merged = results[0].record["counts"]["merged"]["labs"]
+    assert merged["corrected"] >= 1 and merged["resent"] >= 1 and merged["new"] >= 1, merged
+    quarantine = _text(results[0], "quarantine.csv")
+    assert "malformed CSV line" in quarantine and "patient_id missing" in quarantine
+    _same_results(results[0], results[1], _db(one), _db(many))
