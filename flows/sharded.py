@@ -22,6 +22,7 @@ back, the stored state and the previous outputs stay.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from datetime import date
 from pathlib import Path
@@ -29,12 +30,29 @@ from pathlib import Path
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
+from pipeline.errors import B12ScreenError
 from pipeline.runner import RunConfig, RunResult
 from pipeline.scale import shard
-from pipeline.scale.cluster import LOCAL, check_cluster, require_cluster_extra
+from pipeline.scale.cluster import LOCAL, check_cluster, require_cluster_extra, share_of
 from pipeline.scale.coordinate import run_sharded
 
 __all__ = ["run_on_cluster", "sharded_screening"]
+
+
+class _OneLineFailures(logging.Filter):
+    """As flows/nightly.py: a run's own failure (a ``B12ScreenError``, or a shard's bug told
+    in one line by ``ShardFailed``, whose traceback is in the shard's failure log) is logged by
+    Prefect without its traceback; Prefect's state line ("Finished in state Failed(...)")
+    keeps the one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, B12ScreenError | shard.ShardFailed)
+
+
+_ONE_LINE = _OneLineFailures()
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(_ONE_LINE)
 
 
 @task(name="screen-shard", cache_policy=NO_CACHE, persist_result=False)
@@ -51,7 +69,11 @@ def _on_dask(specs, kept: list[str]) -> list[shard.ShardResult]:
 
 @flow(name="sharded-screening", validate_parameters=False, persist_result=False)
 def sharded_screening(
-    config: RunConfig, shards: int, shard_dir: str | None = None, threads: int | None = None
+    config: RunConfig,
+    shards: int,
+    shard_dir: str | None = None,
+    threads: int | None = None,
+    shard_memory_limit: str | None = None,
 ) -> RunResult:
     """One screening run whose validate, merge and screen stages run on ``shards`` shards."""
     return run_sharded(
@@ -60,6 +82,7 @@ def sharded_screening(
         _on_dask,
         shard_dir=Path(shard_dir) if shard_dir else None,
         threads=threads,
+        shard_memory_limit=shard_memory_limit,
         on_failure=_failure_hooks.get(id(config)),
     )
 
@@ -67,12 +90,15 @@ def sharded_screening(
 _failure_hooks: dict[int, object] = {}  # the caller's on_failure, kept out of the parameters
 
 
-def _task_runner(cluster: str, shards: int):
+def _task_runner(cluster: str, shards: int, memory_limit: str | None):
+    """The task runner, and each shard's DuckDB threads and memory limit: on a LocalCluster
+    the shards running at once share this machine's cores and the run's memory limit; on a
+    real cluster each worker's DuckDB takes its own machine's (the run's limit each)."""
     from prefect_dask import DaskTaskRunner
 
     if cluster == LOCAL:
         workers = max(1, min(shards, os.cpu_count() or 1))
-        return DaskTaskRunner(
+        runner = DaskTaskRunner(
             cluster_class="distributed.LocalCluster",
             cluster_kwargs={
                 "n_workers": workers,
@@ -83,8 +109,9 @@ def _task_runner(cluster: str, shards: int):
                 "dashboard_address": None,
                 "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
             },
-        ), max(1, (os.cpu_count() or 1) // workers)
-    return DaskTaskRunner(address=cluster), None
+        )
+        return runner, max(1, (os.cpu_count() or 1) // workers), share_of(memory_limit, workers)
+    return DaskTaskRunner(address=cluster), None, memory_limit
 
 
 def run_on_cluster(
@@ -97,12 +124,12 @@ def run_on_cluster(
 ) -> RunResult:
     """``b12screen run --shards N --cluster ...``: the flow on the Dask cluster named."""
     require_cluster_extra()
-    runner, threads = _task_runner(check_cluster(cluster), shards)
+    runner, threads, memory = _task_runner(check_cluster(cluster), shards, config.memory_limit)
     if on_failure is not None:
         _failure_hooks[id(config)] = on_failure
     try:
         return sharded_screening.with_options(task_runner=runner)(
-            config, shards, str(shard_dir) if shard_dir else None, threads
+            config, shards, str(shard_dir) if shard_dir else None, threads, memory
         )
     finally:
         _failure_hooks.pop(id(config), None)

@@ -29,3 +29,20 @@ def check_cluster(cluster: str) -> str:
     raise UsageError(
         f"--cluster {cluster!r}: give 'local' or a Dask scheduler's address, tcp://host:port"
     )
+
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def share_of(memory_limit: str | None, parts: int) -> str | None:
+    """Each of ``parts`` shards' share of a memory limit (DuckDB's spelling): shards running
+    at once on one machine together stay under the run's ``--memory-limit``."""
+    if memory_limit is None or parts <= 1:
+        return memory_limit
+    match = _MEMORY.match(memory_limit)
+    if not match:
+        return memory_limit
+    total = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    return f"{max(1, int(total / parts / 2**20))}MiB"

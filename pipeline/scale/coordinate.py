@@ -61,13 +61,18 @@ def run_sharded(
     *,
     shard_dir: Path | None = None,
     threads: int | None = None,
+    shard_memory_limit: str | None = None,
     on_failure: Callable[[ScreeningRun, BaseException], None] | None = None,
 ) -> RunResult:
     """One run whose validate, merge and screen stages run on ``shards`` shards of patients.
 
     As :func:`pipeline.runner.run_screening`: on any failure (a shard's included) the run is
     rolled back, the previous outputs stay, ``on_failure(run, error)`` is called, the error
-    raised. The work folder is removed whatever happens."""
+    raised. The work folder is removed whatever happens.
+
+    ``threads`` and ``shard_memory_limit`` are each shard's DuckDB settings (default: DuckDB's
+    threads, the run's ``memory_limit``): give shards that run at once on one machine their
+    share of it."""
     if shards < 1:
         raise ValueError("shards must be at least 1")
     screen_shards = screen_shards or screen_in_turn
@@ -82,7 +87,8 @@ def run_sharded(
             run._resource_faults(),
             run.progress.stage("split", f"splitting by patient into {shards} shards"),
         ):
-            specs = _split(run, work, shards, threads)
+            memory = shard_memory_limit or config.memory_limit
+            specs = _split(run, work, shards, threads, memory)
         with (
             run._resource_faults(),
             run.progress.stage("shards", f"validating, merging and screening {shards} shards"),
@@ -109,7 +115,9 @@ def run_sharded(
                 work.parent.rmdir()
 
 
-def _split(run: ScreeningRun, work: Path, shards: int, threads: int | None) -> list[ShardSpec]:
+def _split(
+    run: ScreeningRun, work: Path, shards: int, threads: int | None, memory: str | None
+) -> list[ShardSpec]:
     con = run.con
     work.mkdir(parents=True)
     columns, rows = split_raw(con, work, shards)
@@ -132,7 +140,7 @@ def _split(run: ScreeningRun, work: Path, shards: int, threads: int | None) -> l
             work=str(work),
             rules=_rules_argument(run.config.rules),
             rules_sha256=run.rules.sha256,
-            memory_limit=run.config.memory_limit,
+            memory_limit=memory,
             threads=threads,
             raw_columns=columns,
             raw_rows=rows[index],

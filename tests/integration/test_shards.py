@@ -26,14 +26,16 @@ import duckdb
 import openpyxl
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
+from pipeline.cli import cli
 from pipeline.demo import generate_population
 from pipeline.errors import UsageError
 from pipeline.progress import Progress
 from pipeline.runner import RunConfig, RunResult, run_screening
 from pipeline.scale import run_sharded
 from pipeline.scale import shard as shard_module
-from pipeline.scale.cluster import check_cluster, require_cluster_extra
+from pipeline.scale.cluster import check_cluster, require_cluster_extra, share_of
 
 AS_OF = date(2026, 11, 24)
 RUN = "<run id>"
@@ -173,14 +175,32 @@ def test_sharded_in_this_process_equals_single_node(single: RunResult, sharded: 
 
 
 @pytest.mark.prefect
-@pytest.mark.parametrize("shards", [1, 2, 4])
+@pytest.mark.parametrize(("shards", "through"), [(1, "flow"), (2, "cli"), (4, "flow")])
 def test_sharded_on_a_local_cluster_equals_single_node(
-    shards: int, extracts: Path, single: RunResult, tmp_path: Path, prefect_harness
+    shards: int, through: str, extracts: Path, single: RunResult, tmp_path: Path, prefect_harness
 ) -> None:
+    """The flow on a LocalCluster (2 shards through ``b12screen run --shards 2 --cluster
+    local``): every output and the registry as the single-node run's."""
     from flows.sharded import run_on_cluster
 
     config = _config(extracts, tmp_path)
-    result = run_on_cluster(config, shards, "local")
+    if through == "cli":
+        args = [
+            "run",
+            "--extracts",
+            str(extracts),
+            "--out",
+            str(config.out),
+            "--db",
+            str(config.db),
+        ]
+        args += ["--as-of", AS_OF.isoformat(), "--shards", str(shards), "--cluster", "local"]
+        ran = CliRunner().invoke(cli, args)
+        assert ran.exit_code == 0, ran.output
+        record = json.loads((config.out / "current" / "run.json").read_text(encoding="utf-8"))
+        result = RunResult(record["run_id"], config.out, record)
+    else:
+        result = run_on_cluster(config, shards, "local")
     assert result.record["shards"]["count"] == shards
     counts = single.record["counts"]
     assert counts["worklist"]["total"] > 0 and sum(counts["rows_quarantined"].values()) > 0
@@ -219,7 +239,11 @@ def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
     assert not (first.out.parent / "b12.duckdb.shards").exists()
 
 
-def test_shards_need_the_cluster_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shards_need_the_cluster_extra(
+    extracts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without dask, distributed or prefect-dask, ``run --shards`` is one line (a usage
+    error) before anything is read; ``run`` without it needs none of them."""
     import importlib.util
 
     real = importlib.util.find_spec
@@ -230,6 +254,27 @@ def test_shards_need_the_cluster_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     with pytest.raises(UsageError, match=r"pip install 'b12screen\[cluster\]'"):
         require_cluster_extra()
+    args = ["run", "--extracts", str(extracts), "--out", str(tmp_path / "out")]
+    ran = CliRunner().invoke(cli, [*args, "--db", str(tmp_path / "b12.duckdb"), "--shards", "2"])
+    assert ran.exit_code == UsageError.exit_code, ran.output
+    assert ran.output.strip().splitlines() == [
+        "b12screen: error: --shards needs the cluster extra (dask, distributed, prefect-dask), "
+        "not installed here: pip install 'b12screen[cluster]'"
+    ]
+    assert not (tmp_path / "b12.duckdb").exists() and not (tmp_path / "out").exists()
+
+
+def test_cluster_options_go_with_shards(extracts: Path, tmp_path: Path) -> None:
+    args = ["run", "--extracts", str(extracts), "--out", str(tmp_path / "out")]
+    ran = CliRunner().invoke(cli, [*args, "--cluster", "local"])
+    assert ran.exit_code == UsageError.exit_code
+    assert "--cluster and --shard-dir go with --shards N" in ran.output
+
+
+def test_a_share_of_the_memory_limit_per_shard() -> None:
+    assert share_of("3GB", 2) == "1430MiB"
+    assert share_of("512MiB", 4) == "128MiB"
+    assert share_of("3GB", 1) == "3GB" and share_of(None, 2) is None
 
 
 @pytest.mark.parametrize("given", ["local", "tcp://scheduler:8786", "tls://10.0.0.5:8786"])
