@@ -333,3 +333,19 @@ def test_the_next_night_on_a_different_shard_count_equals_single_node(
     quarantine = _text(results[0], "quarantine.csv")
     assert "malformed CSV line" in quarantine and "patient_id missing" in quarantine
     _same_results(results[0], results[1], _db(one), _db(many))
+
+
+def test_a_single_node_run_needs_no_dask() -> None:
+    """The CLI, the runner and the scale package import none of the cluster extra's modules
+    (a base install has none of them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('dask', 'distributed', 'prefect_dask'):\n"
+        "    sys.modules[name] = None  # importing it fails, as when it is not installed\n"
+        "import pipeline.cli, pipeline.runner, pipeline.scale, flows.sharded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
