@@ -90,14 +90,14 @@ def sharded_screening(
 _failure_hooks: dict[int, object] = {}  # the caller's on_failure, kept out of the parameters
 
 
-def _task_runner(cluster: str, shards: int, memory_limit: str | None):
+def _task_runner(cluster: str, shards: int, memory_limit: str | None, workers: int | None = None):
     """The task runner, and each shard's DuckDB threads and memory limit: on a LocalCluster
     the shards running at once share this machine's cores and the run's memory limit; on a
     real cluster each worker's DuckDB takes its own machine's (the run's limit each)."""
     from prefect_dask import DaskTaskRunner
 
     if cluster == LOCAL:
-        workers = max(1, min(shards, os.cpu_count() or 1))
+        workers = workers or max(1, min(shards, os.cpu_count() or 1))
         runner = DaskTaskRunner(
             cluster_class="distributed.LocalCluster",
             cluster_kwargs={
@@ -121,10 +121,16 @@ def run_on_cluster(
     *,
     shard_dir: Path | None = None,
     on_failure=None,
+    local_workers: int | None = None,
 ) -> RunResult:
-    """``b12screen run --shards N --cluster ...``: the flow on the Dask cluster named."""
+    """``b12screen run --shards N --cluster ...``: the flow on the Dask cluster named.
+
+    ``local_workers``: the LocalCluster's workers (default: one per shard, at most one per
+    core); the bench compares 1 with 2."""
     require_cluster_extra()
-    runner, threads, memory = _task_runner(check_cluster(cluster), shards, config.memory_limit)
+    runner, threads, memory = _task_runner(
+        check_cluster(cluster), shards, config.memory_limit, local_workers
+    )
     if on_failure is not None:
         _failure_hooks[id(config)] = on_failure
     try:

@@ -39,7 +39,7 @@ def _fail(exc: B12ScreenError) -> None:
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Run 'b12screen COMMAND --help' for the options of each command. Developer "
-    "commands (bench, bench-incremental, bench-formats, bench-validation) are left out of this list: see docs/benchmarks.md.",
+    "commands (bench, bench-incremental, bench-formats, bench-validation, bench-shards) are left out of this list: see docs/benchmarks.md.",
 )
 @click.version_option(__version__, prog_name="b12screen")
 @click.option(
@@ -795,9 +795,10 @@ def _register_bench() -> None:
     from pipeline.bench.formats import bench_formats
     from pipeline.bench.full import bench
     from pipeline.bench.incremental import bench_incremental
+    from pipeline.bench.shards import bench_shards
     from pipeline.bench.validation import bench_validation
 
-    for command in (bench, bench_incremental, bench_formats, bench_validation):
+    for command in (bench, bench_incremental, bench_formats, bench_validation, bench_shards):
         command.hidden = True
         cli.add_command(command)
 
