@@ -2,7 +2,9 @@
 
 The demo population is screened once on one node, then with 1, 2 and 4 shards as Prefect tasks
 on a ``distributed.LocalCluster`` (threads in this process, under the session's Prefect
-harness). What may differ, and nothing else:
+harness; 2 through ``b12screen run --shards 2``), and a next night on one node and in 3 shards
+(screened one after another in this process, as ``run_sharded`` does without Dask), on a copy
+of each first night. What may differ, and nothing else:
 
 * the run id (every output's ``run_id`` column and value, the registry's key) and the
   timestamps of the run (``started_at``, ``finished_at``, audit.json's ``generated_at``, the
@@ -83,9 +85,16 @@ def single(extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResul
 
 
 @pytest.fixture(scope="module")
-def sharded(extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """The first night in 2 shards screened one after another in this process (no Dask)."""
-    return run_sharded(_config(extracts, tmp_path_factory.mktemp("sharded")), 2)
+def sharded(extracts: Path, tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> RunResult:
+    """The first night in 2 shards on a LocalCluster, through ``b12screen run --shards 2
+    --cluster local`` (the later nights build on a copy of it)."""
+    config = _config(extracts, tmp_path_factory.mktemp("sharded"))
+    args = ["run", "--extracts", str(extracts), "--out", str(config.out), "--db", str(config.db)]
+    args += ["--as-of", AS_OF.isoformat(), "--shards", "2", "--cluster", "local"]
+    ran = CliRunner().invoke(cli, args)
+    assert ran.exit_code == 0, ran.output
+    record = json.loads((config.out / "current" / "run.json").read_text(encoding="utf-8"))
+    return RunResult(record["run_id"], config.out, record)
 
 
 def _db(result: RunResult) -> Path:
@@ -170,47 +179,36 @@ def _same_results(single: RunResult, sharded: RunResult, single_db: Path, db: Pa
     assert not db.with_name(db.name + ".shards").exists()  # the work folder is removed
 
 
-def test_sharded_in_this_process_equals_single_node(single: RunResult, sharded: RunResult) -> None:
+@pytest.mark.prefect
+def test_two_shards_through_the_cli_equal_single_node(
+    single: RunResult, sharded: RunResult
+) -> None:
+    """``b12screen run --shards 2 --cluster local``: every output and the registry as the
+    single-node run's."""
+    assert sharded.record["shards"]["count"] == 2
+    counts = single.record["counts"]
+    assert counts["worklist"]["total"] > 0 and sum(counts["rows_quarantined"].values()) > 0
     _same_results(single, sharded, _db(single), _db(sharded))
 
 
 @pytest.mark.prefect
-@pytest.mark.parametrize(("shards", "through"), [(1, "flow"), (2, "cli"), (4, "flow")])
+@pytest.mark.parametrize("shards", [1, 4])
 def test_sharded_on_a_local_cluster_equals_single_node(
-    shards: int, through: str, extracts: Path, single: RunResult, tmp_path: Path, prefect_harness
+    shards: int, extracts: Path, single: RunResult, tmp_path: Path, prefect_harness
 ) -> None:
-    """The flow on a LocalCluster (2 shards through ``b12screen run --shards 2 --cluster
-    local``): every output and the registry as the single-node run's."""
     from flows.sharded import run_on_cluster
 
     config = _config(extracts, tmp_path)
-    if through == "cli":
-        args = [
-            "run",
-            "--extracts",
-            str(extracts),
-            "--out",
-            str(config.out),
-            "--db",
-            str(config.db),
-        ]
-        args += ["--as-of", AS_OF.isoformat(), "--shards", str(shards), "--cluster", "local"]
-        ran = CliRunner().invoke(cli, args)
-        assert ran.exit_code == 0, ran.output
-        record = json.loads((config.out / "current" / "run.json").read_text(encoding="utf-8"))
-        result = RunResult(record["run_id"], config.out, record)
-    else:
-        result = run_on_cluster(config, shards, "local")
+    result = run_on_cluster(config, shards, "local")
     assert result.record["shards"]["count"] == shards
-    counts = single.record["counts"]
-    assert counts["worklist"]["total"] > 0 and sum(counts["rows_quarantined"].values()) > 0
     _same_results(single, result, _db(single), config.db)
 
 
+@pytest.mark.prefect
 def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
     extracts: Path, sharded: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second night whose shard 2 meets a bug fails in one line, leaves the published outputs
+    """A second night (its shards in this process, no Dask) whose shard 2 meets a bug fails in one line, leaves the published outputs
     and the stored rows as they were, and is recorded as failed; the traceback (which may hold
     data) is in the shard's failure log beside the database, not in the message."""
     first = _copy(sharded, tmp_path / "night")
@@ -316,10 +314,11 @@ def _night2(extracts: Path, folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.prefect
 def test_the_next_night_on_a_different_shard_count_equals_single_node(
     extracts: Path, single: RunResult, sharded: RunResult, tmp_path: Path
 ) -> None:
-    """Night 1 in 2 shards, night 2 in 3 (the stored rows are split again every night):
+    """Night 1 in 2 shards, night 2 in 3 in this process (the stored rows are split again):
     corrections, re-sent rows, feedback and the kept lab state give the single-node results."""
     night2 = _night2(extracts, tmp_path / "night2")
     one, many = _copy(single, tmp_path / "one"), _copy(sharded, tmp_path / "many")
@@ -345,7 +344,7 @@ def test_a_single_node_run_needs_no_dask() -> None:
         "import sys\n"
         "for name in ('dask', 'distributed', 'prefect_dask'):\n"
         "    sys.modules[name] = None  # importing it fails, as when it is not installed\n"
-        "import pipeline.cli, pipeline.runner, pipeline.scale, flows.sharded\n"
+        "import pipeline.cli, pipeline.runner, pipeline.scale\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
