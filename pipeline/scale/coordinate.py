@@ -171,20 +171,27 @@ def _result_table(con, work: Path, results: Sequence[ShardResult], table: str) -
 def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> None:
     """Lay the shards' results into the run's database, where a single-node run has its own."""
     con = run.con
-    # every patient is in exactly one shard, which held all their kept rows: the shards'
-    # tables together are the store after tonight's merge
+    # each shard wrote the kept rows its merge wrote tonight (new rows, and the new values of
+    # corrected ones): the stored rows they replace (by record key) go, tonight's come in
     created = dict(results[0].tables)
     for table in KEPT_TABLES:
-        if table_exists(con, table):
-            con.execute(f"DELETE FROM main.{ident(table)}")
-        elif table in created:  # the first run: the shards' merge created it
-            con.execute(created[table])
-        else:
-            continue
-        con.execute(
-            f"INSERT INTO main.{ident(table)} BY NAME "
-            f"SELECT * FROM read_parquet({_files(work, results, table)})"
+        files = _files(work, results, table)
+        if not table_exists(con, table):
+            if table not in created:
+                continue
+            con.execute(created[table])  # the first run: the shards' merge created it
+        have = dict(
+            (name, kind)
+            for name, kind, *_ in con.execute(f"DESCRIBE main.{ident(table)}").fetchall()
         )
+        if "run_id" not in have:  # written whole by the shards
+            con.execute(f"DELETE FROM main.{ident(table)}")
+        elif "record_key" in have:
+            con.execute(
+                f"DELETE FROM main.{ident(table)} WHERE record_key IN "
+                f"(SELECT record_key::{have['record_key']} FROM read_parquet({files}))"
+            )
+        con.execute(f"INSERT INTO main.{ident(table)} BY NAME SELECT * FROM read_parquet({files})")
     # after the lines the coordinator's read quarantined (malformed CSV lines)
     con.execute(
         f"INSERT INTO quarantine BY NAME SELECT * FROM read_parquet({_files(work, results, 'quarantine')})"

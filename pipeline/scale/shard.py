@@ -176,11 +176,18 @@ def _seed_database(spec: ShardSpec, db: Path) -> None:
 def _export(
     run: ShardRun, kept: list[str]
 ) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[tuple[str, str], ...]]]:
+    """Write the run's result tables, and of each kept table the rows tonight's merge wrote
+    (a new row, and the new value of a corrected one, carry the run's id: what the merge
+    replaced or left alone the coordinator holds already). A kept table without a ``run_id``
+    column is written whole."""
     con, work, index = run.con, Path(run.spec.work), run.spec.index
     (shard_folder(work, index) / "result").mkdir(exist_ok=True)
     for table in (*RESULT_TABLES, *kept):
+        relation = ident(table)
+        if table in kept and "run_id" in _column_names(con, table):
+            relation = f"(SELECT * FROM {relation} WHERE run_id = getvariable('run.id'))"
         path = path_literal(result_file(work, index, table))
-        con.execute(f"COPY ({portable(con, ident(table))}) TO {path} (FORMAT parquet)")
+        con.execute(f"COPY ({portable(con, relation)}) TO {path} (FORMAT parquet)")
     ddl = con.execute(
         "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
         f"AND table_name IN ({', '.join('?' for _ in kept)})",
@@ -193,6 +200,10 @@ def _export(
         for table in RESULT_TABLES
     }
     return tuple((name, sql) for name, sql in ddl), columns
+
+
+def _column_names(con, table: str) -> set[str]:
+    return {row[0] for row in con.execute(f"DESCRIBE {ident(table)}").fetchall()}
 
 
 def screen_shard(spec: ShardSpec, kept: list[str]) -> ShardResult:
