@@ -82,6 +82,7 @@ def run_sharded(
     try:
         check_work_folder(work)
         run.prepare()
+        _sweep(run, work.parent)
         run.ingest()
         with (
             run._resource_faults(),
@@ -113,6 +114,20 @@ def run_sharded(
         if not shard_dir:
             with contextlib.suppress(OSError):
                 work.parent.rmdir()
+
+
+def _sweep(run: ScreeningRun, base: Path) -> None:
+    """Remove the work folders that earlier runs of this database left (a run killed before
+    its end removes nothing). The run holds the database now, so no other run of it is alive;
+    folders named after no run of this database (another database's, in a shared
+    ``--shard-dir``) are left alone."""
+    if not base.is_dir():
+        return
+    ours = {r[0] for r in run.con.execute("SELECT run_id FROM runs").fetchall()}
+    for folder in base.iterdir():
+        if folder.name in ours and folder.name != run.run_id and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            run.progress.note(f"removed the work folder {folder.name} a stopped run left")
 
 
 def _split(

@@ -208,7 +208,7 @@ def test_sharded_on_a_local_cluster_equals_single_node(
 def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
     extracts: Path, sharded: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second night (its shards in this process, no Dask) whose shard 2 meets a bug fails in one line, leaves the published outputs
+    """A second night on a LocalCluster whose shard 2 meets a bug fails in one line, leaves the published outputs
     and the stored rows as they were, and is recorded as failed; the traceback (which may hold
     data) is in the shard's failure log beside the database, not in the message."""
     first = _copy(sharded, tmp_path / "night")
@@ -223,8 +223,10 @@ def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
 
     monkeypatch.setattr(shard_module.ShardRun, "screen", broken)
     config = replace(_config(extracts, first.out.parent), as_of=AS_OF + timedelta(days=1))
+    from flows.sharded import run_on_cluster
+
     with pytest.raises(shard_module.ShardFailed) as failed:
-        run_sharded(config, 2)
+        run_on_cluster(config, 2, "local")
     message = str(failed.value)
     assert "shard 2 of 2 failed (ZeroDivisionError)" in message
     assert "P-1" not in message
@@ -322,6 +324,8 @@ def test_the_next_night_on_a_different_shard_count_equals_single_node(
     corrections, re-sent rows, feedback and the kept lab state give the single-node results."""
     night2 = _night2(extracts, tmp_path / "night2")
     one, many = _copy(single, tmp_path / "one"), _copy(sharded, tmp_path / "many")
+    left = _db(many).with_name("b12.duckdb.shards") / sharded.run_id / "raw"  # a killed run's
+    left.mkdir(parents=True)
     next_day = AS_OF + timedelta(days=1)
     results = [
         run_screening(replace(_config(night2, one.out.parent), as_of=next_day)),
@@ -331,7 +335,7 @@ def test_the_next_night_on_a_different_shard_count_equals_single_node(
     assert merged["corrected"] >= 1 and merged["resent"] >= 1 and merged["new"] >= 1, merged
     quarantine = _text(results[0], "quarantine.csv")
     assert "malformed CSV line" in quarantine and "patient_id missing" in quarantine
-    _same_results(results[0], results[1], _db(one), _db(many))
+    _same_results(results[0], results[1], _db(one), _db(many))  # the left folder removed too
 
 
 def test_a_single_node_run_needs_no_dask() -> None:
