@@ -23,7 +23,13 @@ from pipeline.facts import MergeCounts, Screened, Validated, ValidationResult, f
 from pipeline.read.discover import KINDS
 from pipeline.runner import STAGES, RunConfig, RunResult, ScreeningRun, failure_log_path
 from pipeline.scale.shard import ShardResult, ShardSpec, result_file, screen_shard
-from pipeline.scale.split import KEPT_TABLES, check_work_folder, split_raw, split_store
+from pipeline.scale.split import (
+    KEPT_TABLES,
+    check_shardable,
+    check_work_folder,
+    split_raw,
+    split_store,
+)
 from pipeline.screening.criteria import build_inputs
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import ident, path_literal
@@ -134,6 +140,7 @@ def _split(
     run: ScreeningRun, work: Path, shards: int, threads: int | None, memory: str | None
 ) -> list[ShardSpec]:
     con = run.con
+    check_shardable()
     work.mkdir(parents=True)
     columns, rows = split_raw(con, work, shards)
     for kind in KINDS:

@@ -17,6 +17,7 @@ import duckdb
 from pipeline.errors import UsageError
 from pipeline.read.discover import KINDS
 from pipeline.scale.shard import portable, raw_part, store_part
+from pipeline.screening.models import ModelGraph, model_graph
 from pipeline.sqltext import ident, literal, path_literal
 from pipeline.store.merge import KEPT
 
@@ -24,6 +25,30 @@ from pipeline.store.merge import KEPT
 # back from the shards: every kept table, and the log of corrected lab results.
 KEPT_TABLES = (*(table for table, _ in KEPT.values()), "lab_result_corrections")
 _GLOB = re.compile(r"[*?\[\]{}\\]")
+# What a shard's run has of its own besides the kept tables: the lab state it builds, the
+# rules' and reference tables (rule_*, ref_*) it loads, and the criteria's own flags.
+_SHARD_MADE = ("latest_results", "criteria")
+
+
+def check_shardable(graph: ModelGraph | None = None) -> None:
+    """Every stored table the criteria, the measures and the flags mart read (their
+    ``-- reads:`` lines, checked against the SQL when the rules load) is one the shards
+    receive. A model that reads another (say the flag history) would be screened on a shard
+    without it: the run stops before it splits, naming the tables, for a developer to add them
+    to KEPT_TABLES (and to the combine) or to leave the model to the coordinator."""
+    graph = graph or model_graph()
+    need = graph.upstream([*graph.of_kind("criterion"), *graph.of_kind("measure"), "flags"])
+    stored = {read for name in need for read in graph.models[name].reads if read not in graph.names}
+    missing = sorted(
+        read
+        for read in stored
+        if read not in (*KEPT_TABLES, *_SHARD_MADE) and not read.startswith(("rule_", "ref_"))
+    )
+    if missing:
+        raise RuntimeError(
+            f"the criteria or measures read {', '.join(missing)}, which the shards do not "
+            "receive (pipeline/scale/split.py KEPT_TABLES)"
+        )
 
 
 def shard_of(column: str, count: int) -> str:

@@ -352,3 +352,22 @@ def test_a_single_node_run_needs_no_dask() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_criterion_reading_what_shards_lack_stops_the_split() -> None:
+    """The shipped criteria and measures read only what the shards receive; one that read
+    the flag history would be named before any row is split."""
+    import dataclasses
+
+    from pipeline.scale.split import check_shardable
+    from pipeline.screening.models import ModelGraph, model_graph
+
+    graph = model_graph()
+    check_shardable(graph)
+    name = graph.of_kind("criterion")[0]
+    model = dataclasses.replace(
+        graph.models[name], reads=graph.models[name].reads | {"flags_history"}
+    )
+    changed = ModelGraph({**graph.models, name: model}, graph.names, graph.deps)
+    with pytest.raises(RuntimeError, match="read flags_history, which the shards do not receive"):
+        check_shardable(changed)
