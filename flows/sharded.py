@@ -40,14 +40,14 @@ __all__ = ["run_on_cluster", "sharded_screening"]
 
 
 class _OneLineFailures(logging.Filter):
-    """As flows/nightly.py: a run's own failure (a ``B12ScreenError``, or a shard's bug told
-    in one line by ``ShardFailed``, whose traceback is in the shard's failure log) is logged by
+    """As flows/nightly.py: a run's own failure (a ``B12ScreenError``, or a bug told in one
+    line by ``ShardFailed`` or ``ShardedRunError``, whose traceback is in a failure log) is logged by
     Prefect without its traceback; Prefect's state line ("Finished in state Failed(...)")
     keeps the one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, B12ScreenError | shard.ShardFailed)
+        return not isinstance(exc, B12ScreenError | shard.ShardFailed | ShardedRunError)
 
 
 _ONE_LINE = _OneLineFailures()
@@ -67,6 +67,16 @@ def _on_dask(specs, kept: list[str]) -> list[shard.ShardResult]:
     return [f.result() for f in futures]
 
 
+class ShardedRunError(RuntimeError):
+    """An unexpected exception of the coordinator (a bug), told in one line without its
+    message (which may carry data); ``original`` is the exception, whose traceback is in the
+    run's failure log (as flows/nightly.py's StageError)."""
+
+    def __init__(self, message: str, original: BaseException) -> None:
+        super().__init__(message)
+        self.original = original
+
+
 @flow(name="sharded-screening", validate_parameters=False, persist_result=False)
 def sharded_screening(
     config: RunConfig,
@@ -76,15 +86,32 @@ def sharded_screening(
     shard_memory_limit: str | None = None,
 ) -> RunResult:
     """One screening run whose validate, merge and screen stages run on ``shards`` shards."""
-    return run_sharded(
-        config,
-        shards,
-        _on_dask,
-        shard_dir=Path(shard_dir) if shard_dir else None,
-        threads=threads,
-        shard_memory_limit=shard_memory_limit,
-        on_failure=_failure_hooks.get(id(config)),
-    )
+    failure: dict[str, Path | None] = {}
+    caller = _failure_hooks.get(id(config))
+
+    def on_failure(run, exc: BaseException) -> None:
+        failure["log"] = run.failure_log
+        if caller is not None:
+            caller(run, exc)
+
+    try:
+        return run_sharded(
+            config,
+            shards,
+            _on_dask,
+            shard_dir=Path(shard_dir) if shard_dir else None,
+            threads=threads,
+            shard_memory_limit=shard_memory_limit,
+            on_failure=on_failure,
+        )
+    except (B12ScreenError, shard.ShardFailed):
+        raise
+    except Exception as exc:
+        raise ShardedRunError(
+            f"{type(exc).__name__} in the sharded run (unexpected: a bug); "
+            f"traceback in {failure.get('log')}",
+            exc,
+        ) from None
 
 
 _failure_hooks: dict[int, object] = {}  # the caller's on_failure, kept out of the parameters

@@ -223,7 +223,7 @@ def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
 
     monkeypatch.setattr(shard_module.ShardRun, "screen", broken)
     config = replace(_config(extracts, first.out.parent), as_of=AS_OF + timedelta(days=1))
-    from flows.sharded import run_on_cluster
+    from flows.sharded import ShardedRunError, run_on_cluster
 
     with pytest.raises(shard_module.ShardFailed) as failed:
         run_on_cluster(config, 2, "local")
@@ -233,8 +233,23 @@ def test_a_failed_shard_fails_the_run_and_keeps_outputs_and_state(
     assert "P-1" in Path(message.rsplit(" ", 1)[-1]).read_text(encoding="utf-8")
     assert (first.out / "current").resolve().name == first.run_id
     assert (first.out / "current" / "worklist.csv").read_bytes() == before
+    # a bug of the coordinator: one line too, its traceback in the run's failure log
+    monkeypatch.setattr(shard_module.ShardRun, "screen", real)
+    from pipeline.scale import coordinate
+
+    def combine(*_):
+        raise ValueError("patient P-2 value 4")
+
+    monkeypatch.setattr(coordinate, "_combine", combine)
+    with pytest.raises(ShardedRunError) as bug:
+        run_on_cluster(config, 2, "local")
+    message = str(bug.value)
+    assert message.startswith("ValueError in the sharded run (unexpected: a bug); traceback in ")
+    assert "P-2" not in message
+    assert "P-2" in Path(message.rsplit(" ", 1)[-1]).read_text(encoding="utf-8")
+    assert (first.out / "current" / "worklist.csv").read_bytes() == before
     after = _registry(first, _db(first))
-    assert after.pop("runs") == sorted([*stored.pop("runs"), (config.as_of, "failed", 1)])
+    assert after.pop("runs") == sorted([*stored.pop("runs"), (config.as_of, "failed", 2)])
     assert after == stored
     assert not (first.out.parent / "b12.duckdb.shards").exists()
 
