@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
-from pipeline.errors import B12ScreenError, exit_code_lines
+from pipeline.errors import B12ScreenError, UsageError, exit_code_lines
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -39,7 +39,7 @@ def _fail(exc: B12ScreenError) -> None:
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Run 'b12screen COMMAND --help' for the options of each command. Developer "
-    "commands (bench, bench-incremental, bench-formats, bench-validation) are left out of this list: see docs/benchmarks.md.",
+    "commands (bench, bench-incremental, bench-formats, bench-validation, bench-shards) are left out of this list: see docs/benchmarks.md.",
 )
 @click.version_option(__version__, prog_name="b12screen")
 @click.option(
@@ -229,6 +229,26 @@ _EXIT_CODES_HELP = "\b\nExit status (one line on stderr, naming the file or key,
     "database. Default: memory_limit of the config, else 3GB.",
 )
 @_FORMAT_OPTION
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Split the patients into N shards screened as Prefect tasks on Dask (needs the "
+    "cluster extra; docs/scale-out.md). Default: one process, no Dask.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    help="With --shards: 'local' (a Dask LocalCluster in this process, the default) or a Dask "
+    "scheduler's address, tcp://host:port.",
+)
+@click.option(
+    "--shard-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --shards: the work folder for the split rows, on storage every Dask worker "
+    "sees. Default: DB.shards/ beside the database.",
+)
 @_LOG_FILE_OPTION
 @_CONFIG_OPTION
 def run(
@@ -239,6 +259,9 @@ def run(
     rules: str | None,
     memory_limit: str | None,
     input_format: str,
+    shards: int | None,
+    cluster: str | None,
+    shard_dir: Path | None,
     log_file: Path | None,
 ) -> None:
     """Run one screening (what the nightly schedule runs).
@@ -286,11 +309,28 @@ def run(
         )
 
     try:
-        result = run_screening(config, on_failure=failed)
+        if shards is None:
+            if cluster is not None or shard_dir is not None:
+                raise UsageError("--cluster and --shard-dir go with --shards N")
+            result = run_screening(config, on_failure=failed)
+        else:
+            result = _run_sharded(config, shards, cluster, shard_dir, failed)
     except B12ScreenError as exc:
         _fail(exc)
     alert_run(settings, result.record, config.out)
     _summary(result.record, config.out)
+
+
+def _run_sharded(config, shards: int, cluster: str | None, shard_dir: Path | None, failed):
+    """``run --shards N``: the sharded flow (flows/sharded.py) on the Dask cluster named;
+    one line when the cluster extra is not installed."""
+    from pipeline.scale.cluster import LOCAL, check_cluster, require_cluster_extra
+
+    require_cluster_extra()
+    cluster = check_cluster(cluster or LOCAL)
+    from flows.sharded import run_on_cluster
+
+    return run_on_cluster(config, shards, cluster, shard_dir=shard_dir, on_failure=failed)
 
 
 @cli.command(
@@ -755,9 +795,10 @@ def _register_bench() -> None:
     from pipeline.bench.formats import bench_formats
     from pipeline.bench.full import bench
     from pipeline.bench.incremental import bench_incremental
+    from pipeline.bench.shards import bench_shards
     from pipeline.bench.validation import bench_validation
 
-    for command in (bench, bench_incremental, bench_formats, bench_validation):
+    for command in (bench, bench_incremental, bench_formats, bench_validation, bench_shards):
         command.hidden = True
         cli.add_command(command)
 
