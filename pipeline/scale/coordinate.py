@@ -34,7 +34,7 @@ from pipeline.screening.criteria import build_inputs
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import ident, path_literal
 from pipeline.store import state
-from pipeline.store.merge import table_exists
+from pipeline.store.merge import KEPT, create_kept, store_rows, stored_rows_table, table_exists
 
 # screen_shards(specs, kept tables) -> one result per spec, in order; raises if any shard failed
 ScreenShards = Callable[[Sequence[ShardSpec], list[str]], list[ShardResult]]
@@ -201,19 +201,23 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
         if not table_exists(con, table):
             if table not in created:
                 continue
-            con.execute(created[table])  # the first run: the shards' merge created it
+            create_kept(con, table, created[table])  # the first run: the shards' merge made it
         have = dict(
             (name, kind)
             for name, kind, *_ in con.execute(f"DESCRIBE main.{ident(table)}").fetchall()
         )
+        # the rows' own table (lab_rows under the view lab_results)
+        rows_table = next(
+            (stored_rows_table(con, kind) for kind, (t, _) in KEPT.items() if t == table), table
+        )
         if "run_id" not in have:  # written whole by the shards
-            con.execute(f"DELETE FROM main.{ident(table)}")
+            con.execute(f"DELETE FROM main.{ident(rows_table)}")
         elif "record_key" in have:
             con.execute(
-                f"DELETE FROM main.{ident(table)} WHERE record_key IN "
+                f"DELETE FROM main.{ident(rows_table)} WHERE record_key IN "
                 f"(SELECT record_key::{have['record_key']} FROM read_parquet({files}))"
             )
-        con.execute(f"INSERT INTO main.{ident(table)} BY NAME SELECT * FROM read_parquet({files})")
+        store_rows(con, table, f"read_parquet({files})")
     # after the lines the coordinator's read quarantined (malformed CSV lines)
     con.execute(
         f"INSERT INTO quarantine BY NAME SELECT * FROM read_parquet({_files(work, results, 'quarantine')})"

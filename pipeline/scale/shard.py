@@ -25,6 +25,7 @@ from pipeline.read.discover import KINDS
 from pipeline.read.ingest import QUARANTINE_DDL
 from pipeline.runner import RunConfig, ScreeningRun
 from pipeline.sqltext import ident, path_literal
+from pipeline.store.merge import create_kept, kept_ddl, store_rows
 
 # what a shard hands back besides its kept rows (temporary tables of its run)
 RESULT_TABLES = ("quarantine", "run_flags", "run_measure_members")
@@ -162,12 +163,11 @@ def _seed_database(spec: ShardSpec, db: Path) -> None:
     con = duckdb.connect(str(db))
     try:
         for table, ddl in spec.tables:
-            con.execute(ddl)
+            create_kept(con, table, ddl)
             part = store_part(work, table, spec.index)
             if part.is_dir():
-                con.execute(
-                    f"INSERT INTO {ident(table)} BY NAME "
-                    f"SELECT * FROM read_parquet({_parquet_glob(part)}, hive_partitioning = false)"
+                store_rows(
+                    con, table, f"read_parquet({_parquet_glob(part)}, hive_partitioning = false)"
                 )
     finally:
         con.close()
@@ -188,11 +188,7 @@ def _export(
             relation = f"(SELECT * FROM {relation} WHERE run_id = getvariable('run.id'))"
         path = path_literal(result_file(work, index, table))
         con.execute(f"COPY ({portable(con, relation)}) TO {path} (FORMAT parquet)")
-    ddl = con.execute(
-        "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
-        f"AND table_name IN ({', '.join('?' for _ in kept)})",
-        kept,
-    ).fetchall()
+    ddl = kept_ddl(con, kept)
     columns = {
         table: tuple(
             (name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {ident(table)}").fetchall()

@@ -18,8 +18,8 @@ from pipeline.errors import UsageError
 from pipeline.read.discover import KINDS
 from pipeline.scale.shard import portable, raw_part, store_part
 from pipeline.screening.models import ModelGraph, model_graph
-from pipeline.sqltext import ident, literal, path_literal
-from pipeline.store.merge import KEPT
+from pipeline.sqltext import ident, path_literal
+from pipeline.store.merge import KEPT, kept_ddl
 
 # The tables a shard's validate and merge stages read and write, which the coordinator takes
 # back from the shards: every kept table, and the log of corrected lab results.
@@ -106,10 +106,7 @@ def split_store(
     con: duckdb.DuckDBPyConnection, work: Path, count: int
 ) -> tuple[tuple[str, str], ...]:
     """Write each kept table the database has by shard; return (table, CREATE statement)."""
-    found = con.execute(
-        "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
-        f"AND table_name IN ({', '.join(literal(t) for t in KEPT_TABLES)})"
-    ).fetchall()
+    found = kept_ddl(con, KEPT_TABLES)
     tables = tuple(sorted(found, key=lambda t: KEPT_TABLES.index(t[0])))
     for table, _ in tables:
         _copy_partitioned(con, portable(con, f"main.{ident(table)}"), work / "store" / table, count)

@@ -24,9 +24,12 @@ reads (:data:`VALIDATION_ONLY`) are not stored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from pipeline.facts import MergeCounts
+from pipeline.resources import read_sql
 from pipeline.sqltext import ident
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
@@ -154,6 +157,47 @@ def insert_coded(con: duckdb.DuckDBPyConnection, source: str) -> None:
         FROM {source} AS s INNER JOIN lab_codings AS c ON {same}
         """
     )
+
+
+def kept_ddl(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> list[tuple[str, str]]:
+    """(table, CREATE statement) of each of ``tables`` the database has; for the view of a
+    coded kind, the statement of the table of its rows (:func:`create_kept` makes both)."""
+    rows_of = {KEPT[k][0]: CODED[k][0] for k in CODED}
+    wanted = [rows_of.get(t, t) for t in tables]
+    found = dict(
+        con.execute(
+            "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'main' "
+            f"AND NOT temporary AND table_name IN ({', '.join('?' for _ in wanted)})",
+            wanted,
+        ).fetchall()
+    )
+    out = []
+    for table in tables:
+        name = rows_of.get(table, table)
+        if name in found and (name == table or not is_base_table(con, table)):
+            out.append((table, found[name]))
+    return out
+
+
+def create_kept(con: duckdb.DuckDBPyConnection, table: str, ddl: str) -> None:
+    """Create a kept table from its :func:`kept_ddl` statement (with the view and the codings
+    of a coded kind)."""
+    con.execute(ddl)
+    if any(KEPT[k][0] == table for k in CODED):
+        # lab_codings, if not there: its statement of the registry's
+        registry = read_sql("registry/tables.sql")
+        start = registry.index("CREATE TABLE IF NOT EXISTS lab_codings")
+        con.execute(registry[start : registry.index(";", start) + 1])
+        con.execute(LAB_RESULTS_VIEW)
+
+
+def store_rows(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
+    """Append the rows of ``source`` (a relation with the kept table's columns) to a kept table;
+    a coded kind's are coded on the way (:func:`insert_coded`)."""
+    if any(KEPT[k][0] == table for k in CODED) and not is_base_table(con, table):
+        insert_coded(con, source)
+    else:
+        con.execute(f"INSERT INTO main.{ident(table)} BY NAME SELECT * FROM {source}")
 
 
 def is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:

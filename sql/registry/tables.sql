@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS store_state (
 -- lab_codings: the dictionary of the lab coding every stored result has (pipeline/store/merge.py):
 -- one row per combination of code, test name and unit as written with what they were coded as
 -- (analyte, unit key, conversion factor, canonical unit, which mapping recognised the test).
--- lab_rows keeps its coding_id; the view lab_results puts the two back together.
+-- lab_rows keeps its coding_id, and the view lab_results puts the two back together.
 CREATE TABLE IF NOT EXISTS lab_codings (
     coding_id INTEGER, loinc VARCHAR, test_name VARCHAR, unit_reported VARCHAR,
     unit_key VARCHAR, analyte VARCHAR, coded_by VARCHAR, factor_to_canonical DOUBLE,
