@@ -29,7 +29,6 @@ from collections.abc import Sequence
 import duckdb
 
 from pipeline.facts import MergeCounts
-from pipeline.resources import read_sql
 from pipeline.sqltext import ident
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
@@ -184,10 +183,9 @@ def create_kept(con: duckdb.DuckDBPyConnection, table: str, ddl: str) -> None:
     of a coded kind)."""
     con.execute(ddl)
     if any(KEPT[k][0] == table for k in CODED):
-        # lab_codings, if not there: its statement of the registry's
-        registry = read_sql("registry/tables.sql")
-        start = registry.index("CREATE TABLE IF NOT EXISTS lab_codings")
-        con.execute(registry[start : registry.index(";", start) + 1])
+        from pipeline.registry import registry_ddl
+
+        con.execute(registry_ddl()["lab_codings"])  # if not there: the registry's statement
         con.execute(LAB_RESULTS_VIEW)
 
 
