@@ -34,7 +34,7 @@ from pipeline.screening.criteria import build_inputs
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import ident, path_literal
 from pipeline.store import state
-from pipeline.store.merge import KEPT, create_kept, store_rows, stored_rows_table, table_exists
+from pipeline.store.merge import create_kept, rows_table, store_rows, table_exists
 
 # screen_shards(specs, kept tables) -> one result per spec, in order; raises if any shard failed
 ScreenShards = Callable[[Sequence[ShardSpec], list[str]], list[ShardResult]]
@@ -207,14 +207,12 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
             for name, kind, *_ in con.execute(f"DESCRIBE main.{ident(table)}").fetchall()
         )
         # the rows' own table (lab_rows under the view lab_results)
-        rows_table = next(
-            (stored_rows_table(con, kind) for kind, (t, _) in KEPT.items() if t == table), table
-        )
+        stored = rows_table(con, table)
         if "run_id" not in have:  # written whole by the shards
-            con.execute(f"DELETE FROM main.{ident(rows_table)}")
+            con.execute(f"DELETE FROM main.{ident(stored)}")
         elif "record_key" in have:
             con.execute(
-                f"DELETE FROM main.{ident(rows_table)} WHERE record_key IN "
+                f"DELETE FROM main.{ident(stored)} WHERE record_key IN "
                 f"(SELECT record_key::{have['record_key']} FROM read_parquet({files}))"
             )
         store_rows(con, table, f"read_parquet({files})")

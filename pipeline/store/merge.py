@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import duckdb
 
 from pipeline.facts import MergeCounts
+from pipeline.registry import registry_ddl
 from pipeline.sqltext import ident
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
@@ -72,6 +73,8 @@ CODING_COLUMNS = {
     "factor_to_canonical": "DOUBLE",
     "canonical_unit": "VARCHAR",
 }
+# the view of a coded kind -> the table of its rows (lab_results -> lab_rows)
+_ROWS_OF_VIEW = {KEPT[kind][0]: rows for kind, (rows, _) in CODED.items()}
 LAB_RESULTS_VIEW = (
     "CREATE VIEW lab_results AS SELECT lab_rows.* EXCLUDE (coding_id), "
     f"{', '.join(f'lab_codings.{c}' for c in CODING_COLUMNS)} "
@@ -90,9 +93,8 @@ def upgrade_store(con: duckdb.DuckDBPyConnection) -> None:
     transaction: record keys as 128-bit numbers (the MD5 of the text key they were, which is
     what staging computes now; the separate 64-bit key hash is gone), and no stored copy of
     the last night's raw rows (raw_<kind> is a view over the files now)."""
-    for kind, (table, _) in KEPT.items():
-        if kind in CODED and not is_base_table(con, table):
-            table = CODED[kind][0]
+    for table, _ in KEPT.values():
+        table = rows_table(con, table)
         have = table_columns(con, table) if table_exists(con, table) else {}
         if have.get("record_key") == "VARCHAR":
             con.execute(f"ALTER TABLE {table} ADD COLUMN _key UHUGEINT")
@@ -132,7 +134,6 @@ def insert_coded(con: duckdb.DuckDBPyConnection, source: str) -> None:
     values = {
         c: (f"s.{ident(c)}" if c in have else f"NULL::{t}") for c, t in CODING_COLUMNS.items()
     }
-    same = " AND ".join(f"c.{c} IS NOT DISTINCT FROM {v}" for c, v in values.items())
     (start,) = con.execute("SELECT coalesce(max(coding_id), 0) FROM lab_codings").fetchone()
     con.execute(
         f"""
@@ -142,8 +143,7 @@ def insert_coded(con: duckdb.DuckDBPyConnection, source: str) -> None:
         FROM (SELECT DISTINCT {", ".join(f"{v} AS {c}" for c, v in values.items())}
               FROM {source} AS s) AS s
         WHERE NOT EXISTS (
-            SELECT 1 FROM lab_codings AS c
-            WHERE {" AND ".join(f"c.{c} IS NOT DISTINCT FROM s.{c}" for c in CODING_COLUMNS)}
+            SELECT 1 FROM lab_codings AS c WHERE {_same_coding({c: f"s.{c}" for c in CODING_COLUMNS})}
         )
         """
     )
@@ -153,16 +153,21 @@ def insert_coded(con: duckdb.DuckDBPyConnection, source: str) -> None:
         f"""
         INSERT INTO lab_rows BY NAME
         SELECT {rows}, c.coding_id
-        FROM {source} AS s INNER JOIN lab_codings AS c ON {same}
+        FROM {source} AS s INNER JOIN lab_codings AS c ON {_same_coding(values)}
         """
     )
+
+
+def _same_coding(values: dict[str, str]) -> str:
+    """SQL: the coding ``c`` (lab_codings) has these ``values`` (column -> expression), NULLs
+    equal."""
+    return " AND ".join(f"c.{c} IS NOT DISTINCT FROM {v}" for c, v in values.items())
 
 
 def kept_ddl(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> list[tuple[str, str]]:
     """(table, CREATE statement) of each of ``tables`` the database has; for the view of a
     coded kind, the statement of the table of its rows (:func:`create_kept` makes both)."""
-    rows_of = {KEPT[k][0]: CODED[k][0] for k in CODED}
-    wanted = [rows_of.get(t, t) for t in tables]
+    wanted = [_ROWS_OF_VIEW.get(t, t) for t in tables]
     found = dict(
         con.execute(
             "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'main' "
@@ -172,8 +177,8 @@ def kept_ddl(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> list[tupl
     )
     out = []
     for table in tables:
-        name = rows_of.get(table, table)
-        if name in found and (name == table or not is_base_table(con, table)):
+        name = _ROWS_OF_VIEW.get(table, table)
+        if name in found and rows_table(con, table) == name:
             out.append((table, found[name]))
     return out
 
@@ -182,9 +187,7 @@ def create_kept(con: duckdb.DuckDBPyConnection, table: str, ddl: str) -> None:
     """Create a kept table from its :func:`kept_ddl` statement (with the view and the codings
     of a coded kind)."""
     con.execute(ddl)
-    if any(KEPT[k][0] == table for k in CODED):
-        from pipeline.registry import registry_ddl
-
+    if table in _ROWS_OF_VIEW:
         con.execute(registry_ddl()["lab_codings"])  # if not there: the registry's statement
         con.execute(LAB_RESULTS_VIEW)
 
@@ -192,7 +195,7 @@ def create_kept(con: duckdb.DuckDBPyConnection, table: str, ddl: str) -> None:
 def store_rows(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
     """Append the rows of ``source`` (a relation with the kept table's columns) to a kept table;
     a coded kind's are coded on the way (:func:`insert_coded`)."""
-    if any(KEPT[k][0] == table for k in CODED) and not is_base_table(con, table):
+    if rows_table(con, table) != table:
         insert_coded(con, source)
     else:
         con.execute(f"INSERT INTO main.{ident(table)} BY NAME SELECT * FROM {source}")
@@ -209,11 +212,12 @@ def is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
-def stored_rows_table(con: duckdb.DuckDBPyConnection, kind: str) -> str:
-    """The table that holds the rows of ``kind`` (``lab_rows`` under the view lab_results)."""
-    table = KEPT[kind][0]
-    if kind in CODED and not is_base_table(con, table):
-        return CODED[kind][0]
+def rows_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The table that holds the rows of the kept ``table``: ``lab_rows`` under the view
+    lab_results, the table itself otherwise (and in a database from before lab results were
+    coded, where lab_results is still a table)."""
+    if table in _ROWS_OF_VIEW and not is_base_table(con, table):
+        return _ROWS_OF_VIEW[table]
     return table
 
 
@@ -235,9 +239,8 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incomin
     """Create the kept table from the stored part of the incoming shape plus the bookkeeping
     columns; add columns a newer staging has."""
     wanted = table_columns(con, f"(SELECT {_kept(kind)} FROM {incoming})") | _BOOKKEEPING
-    coded = kind in CODED and not is_base_table(con, table)
-    if coded:
-        table = CODED[kind][0]
+    rows = rows_table(con, table)
+    coded, table = rows != table, rows
     if not table_exists(con, table):
         # Explicit DDL, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that way and
         # filled with more than one row group in the same transaction reads as empty to joins
@@ -280,7 +283,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             ][0]
         )
     _ensure_table(con, kind, table, source)
-    rows_table = stored_rows_table(con, kind)
+    stored = rows_table(con, table)
     # what a stored row is compared with: the incoming row, with its coding for a coded kind
     compared_source = source
     if kind in CODED:
@@ -326,7 +329,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
                 """
             )
         con.execute(
-            f"DELETE FROM {rows_table} WHERE _rid IN (SELECT old_rid FROM _matched WHERE changed)"
+            f"DELETE FROM {stored} WHERE _rid IN (SELECT old_rid FROM _matched WHERE changed)"
         )
     if kind in CODED:  # the codings first seen tonight join the dictionary
         con.execute(
@@ -335,7 +338,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
         )
     con.execute(
         f"""
-        INSERT INTO {rows_table} BY NAME
+        INSERT INTO {stored} BY NAME
         SELECT {_kept(kind)}, getvariable('run.id') AS run_id,
                getvariable('run.as_of')::DATE AS received_on
         FROM {source}

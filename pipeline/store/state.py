@@ -37,7 +37,7 @@ from datetime import date
 import duckdb
 
 from pipeline.resources import read_sql
-from pipeline.store.merge import stored_rows_table, table_columns, table_exists
+from pipeline.store.merge import rows_table, table_columns, table_exists
 
 STATE_SQL = "state/lab_latest.sql"
 STATE_TABLE = "lab_latest"
@@ -91,7 +91,7 @@ def state_sha256() -> str:
 
 def _stored_rows(con: duckdb.DuckDBPyConnection) -> int:
     # the rows' own table, not the view lab_results: a count needs no join with the codings
-    return con.execute(f"SELECT count(*) FROM {stored_rows_table(con, 'labs')}").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {rows_table(con, 'lab_results')}").fetchone()[0]
 
 
 def _why_build(con: duckdb.DuckDBPyConnection, check_rows: bool) -> str | None:

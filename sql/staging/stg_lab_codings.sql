@@ -55,64 +55,53 @@ converted as (
     left join rule_analytes on rule_analytes.analyte = coded.analyte
 ),
 
--- what a spelling is coded as (spellings that differ only in spaces around the code or the
--- test name are one coding)
-contents as (
-    select distinct
-        loinc, test_name, unit_text as unit_reported, unit_key, analyte, coded_by,
-        factor_to_canonical, canonical_unit, plausible_low, plausible_high
-    from converted
-),
-
-numbered as (
+-- the stored id of the same coding (code, test name, unit as written and what they were coded
+-- as), NULLs equal
+known as (
     select
-        contents.*,
+        converted.*,
         lab_codings.coding_id as stored_id
-    from contents
+    from converted
     left join lab_codings
-        on lab_codings.loinc is not distinct from contents.loinc
-        and lab_codings.test_name is not distinct from contents.test_name
-        and lab_codings.unit_reported is not distinct from contents.unit_reported
-        and lab_codings.unit_key is not distinct from contents.unit_key
-        and lab_codings.analyte is not distinct from contents.analyte
-        and lab_codings.coded_by is not distinct from contents.coded_by
-        and lab_codings.factor_to_canonical is not distinct from contents.factor_to_canonical
-        and lab_codings.canonical_unit is not distinct from contents.canonical_unit
+        on lab_codings.loinc is not distinct from converted.loinc
+        and lab_codings.test_name is not distinct from converted.test_name
+        and lab_codings.unit_reported is not distinct from converted.unit_text
+        and lab_codings.unit_key is not distinct from converted.unit_key
+        and lab_codings.analyte is not distinct from converted.analyte
+        and lab_codings.coded_by is not distinct from converted.coded_by
+        and lab_codings.factor_to_canonical is not distinct from converted.factor_to_canonical
+        and lab_codings.canonical_unit is not distinct from converted.canonical_unit
 ),
 
-ids as (
+-- a new coding's id: after the largest stored one, one per distinct coding (spellings that
+-- differ only in spaces around the code or the test name are one coding: dense_rank gives them
+-- one number)
+final as (
     select
-        numbered.* exclude (stored_id),
         coalesce(
             stored_id,
             (select coalesce(max(coding_id), 0) from lab_codings)
-            + row_number() over (
+            + dense_rank() over (
                 partition by stored_id is null
-                order by loinc, test_name, unit_reported, unit_key, analyte, coded_by,
+                order by loinc, test_name, unit_text, unit_key, analyte, coded_by,
                     factor_to_canonical, canonical_unit
             )
         )::integer as coding_id,
+        loinc_text,
+        test_name_text,
+        unit_text,
+        loinc,
+        test_name,
+        unit_text as unit_reported,
+        unit_key,
+        analyte,
+        coded_by,
+        factor_to_canonical,
+        canonical_unit,
+        plausible_low,
+        plausible_high,
         stored_id is null as is_new
-    from numbered
-),
-
-final as (
-    select
-        ids.coding_id,
-        converted.loinc_text,
-        converted.test_name_text,
-        converted.unit_text,
-        ids.* exclude (coding_id)
-    from converted
-    inner join ids
-        on ids.loinc is not distinct from converted.loinc
-        and ids.test_name is not distinct from converted.test_name
-        and ids.unit_reported is not distinct from converted.unit_text
-        and ids.unit_key is not distinct from converted.unit_key
-        and ids.analyte is not distinct from converted.analyte
-        and ids.coded_by is not distinct from converted.coded_by
-        and ids.factor_to_canonical is not distinct from converted.factor_to_canonical
-        and ids.canonical_unit is not distinct from converted.canonical_unit
+    from known
 )
 
 select * from final
