@@ -68,8 +68,8 @@ from pipeline.screening.measures import compute_measures
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
 from pipeline.store import state
-from pipeline.store.merge import KEPT, merge, upgrade_store
-from pipeline.store.validate import stage_and_validate
+from pipeline.store.merge import KEPT, upgrade_store
+from pipeline.store.validate import stage_validate_merge
 
 log = logging.getLogger("b12screen")
 
@@ -98,6 +98,9 @@ class RunConfig:
     memory_limit: str | None = "3GB"
     # canonical, omop, fhir, synthea, or auto (recognised by the files): contract section 2b
     input_format: str = "auto"
+    # Rows of a night staged, validated and merged at once (pipeline/store/validate.py); None:
+    # as many as the memory limit holds. A larger night goes in batches of files.
+    staging_batch_rows: int | None = None
 
     def __post_init__(self) -> None:
         self.extracts = Path(self.extracts) if self.extracts is not None else None
@@ -251,16 +254,23 @@ class ScreeningRun:
             validation: dict[str, ValidationResult] = {}
             merged: dict[str, MergeCounts] = {}
             for kind in KINDS:  # patients first: the others check their patient_id against it
-                rows_read = self.read.rows_of(kind)
-                result = stage_and_validate(
+                files = (
+                    [i for i in self.read.loaded if i.file.kind == kind]
+                    if self.read.rows_by_kind is None
+                    else None
+                )
+                result, m = stage_validate_merge(
                     self.con,
                     kind,
                     self.config.as_of,
-                    rows_read=rows_read,
+                    files,
+                    rows_read=self.read.rows_of(kind),
                     identifiers=self.rules.spec.identifiers.keys,
+                    batch_rows=self.config.staging_batch_rows,
+                    note=self.progress.note,
                 )
                 validation[kind] = result
-                merged[kind] = m = merge(self.con, kind)
+                merged[kind] = m
                 self.progress.note(
                     f"{kind}: {result.rows_quarantined:,} of {result.rows_checked:,} quarantined; "
                     f"{m.new:,} new, {m.resent:,} re-sent, {m.corrected:,} corrected"

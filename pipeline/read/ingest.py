@@ -281,7 +281,12 @@ def load_kind(
             present = _columns(con, f"({union})")
         missing = [col for col in wanted if col not in present]
         extra = "".join(f", NULL::VARCHAR AS {ident(col)}" for col in missing)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *{extra} FROM ({union})")
+        # raw_<kind>_files: every file of the night; raw_<kind> is what staging reads, all of
+        # them or, for a large night staged in batches, a batch of them (files_batch_view)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view}{FILES_SUFFIX} AS SELECT *{extra} FROM ({union})"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}{FILES_SUFFIX}")
     else:
         columns = ", ".join(
             f"NULL::{'BIGINT' if col in ('_rid', 'row_number') else 'VARCHAR'} AS {ident(col)}"
@@ -289,6 +294,25 @@ def load_kind(
         )
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {columns} WHERE false")
     return loaded
+
+
+FILES_SUFFIX = "_files"
+
+
+def files_batch_view(con: duckdb.DuckDBPyConnection, kind: str, names: list[str] | None) -> None:
+    """Present as ``raw_<kind>`` the rows of the files ``names`` only (None: every file).
+
+    The filter on the constant ``source_file`` of each file's part prunes the other files'
+    scans whole (DuckDB pushes it into each branch of the union), so a batch reads its own
+    files and nothing else. Only a kind read by :func:`load_kind` has the files view.
+    """
+    files = f"raw_{kind}{FILES_SUFFIX}"
+    where = (
+        f" WHERE source_file IN ({', '.join(literal(n) for n in names)})"
+        if names is not None
+        else ""
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{kind} AS SELECT * FROM {files}{where}")
 
 
 def load_extracts(

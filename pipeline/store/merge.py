@@ -258,14 +258,40 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incomin
 
 def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     """Merge the valid incoming rows of ``kind`` into its kept table, in one pass of writing."""
+    counts = merge_batch(con, kind)
+    finish_merge(con, kind)
+    return counts
+
+
+def _superseded(kind: str) -> str:
+    return f"_superseded_{kind}"
+
+
+def merge_batch(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
+    """Merge one batch of a run's rows of ``kind`` (``incoming_<kind>``, less
+    ``rejected_<kind>``); :func:`finish_merge` ends the kind's merge after its last batch.
+
+    A large night is staged, validated and merged in batches of files, in file order
+    (pipeline/store/validate.py), and the outcome is that of merging the whole night at once:
+    the last copy of a key in the run wins, and a stored row is corrected or re-sent by what
+    that last copy holds. So a batch's row whose key an earlier batch of this run stored (its
+    run_id is this run's) replaces that copy, and the earlier copy counts as re-sent; a stored
+    row of an earlier run that this run corrects stays in the table (listed in
+    ``_superseded_<kind>``) until the kind's last batch, so that a later copy is still compared
+    with it and not with the copy that replaced it. Each copy's outcome is counted once, and an
+    earlier copy's is taken back when a later one supersedes it: the counts of the batches add
+    up to those of one merge, and the corrections log holds the last copy.
+    """
     table, compared = KEPT[kind]
     source = f"incoming_{kind}"
-    # Rows not to merge: the rejected ones, and earlier copies of a key within this run.
+    superseded = _superseded(kind)
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
+    # Rows not to merge: the rejected ones, and earlier copies of a key within this batch.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _skip AS SELECT _rid FROM rejected_{kind}")
     ((valid, distinct),) = con.execute(
         f"SELECT count(*), count(DISTINCT record_key) FROM {source} ANTI JOIN _skip USING (_rid)"
     ).fetchall()
-    within_run_copies = 0
+    within_batch_copies = 0
     if distinct < valid:
         con.execute(
             f"""
@@ -276,12 +302,7 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             ) WHERE copy > 1
             """
         )
-        within_run_copies = (
-            valid
-            - con.execute(f"SELECT count(*) FROM {source} ANTI JOIN _skip USING (_rid)").fetchall()[
-                0
-            ][0]
-        )
+        within_batch_copies = valid - distinct
     _ensure_table(con, kind, table, source)
     stored = rows_table(con, table)
     # what a stored row is compared with: the incoming row, with its coding for a coded kind
@@ -296,30 +317,56 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
             "AS c USING (coding_id)"
         )
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _matched AS
-        SELECT i._rid AS new_rid, o._rid AS old_rid, ({changed}) AS changed
-        FROM (SELECT * FROM {compared_source} ANTI JOIN _skip USING (_rid)) AS i
-        INNER JOIN {table} AS o ON o.record_key = i.record_key
-        """
-    )
-    ((matched, corrected),) = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE changed) FROM _matched"
+    this_run = "getvariable('run.id')"
+    # For each surviving row whose key is stored: old_rid, the row of an earlier run (compared
+    # with it: changed); earlier_rid, this run's copy from an earlier batch.
+    ((earlier_batches,),) = con.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {stored} WHERE run_id = {this_run})"
     ).fetchall()
+    survivors = f"(SELECT * FROM {compared_source} ANTI JOIN _skip USING (_rid))"
+    if earlier_batches:
+        matched = f"""
+            SELECT i._rid AS new_rid, i.record_key,
+                   max(o._rid) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}) AS old_rid,
+                   max(o._rid) FILTER (WHERE o.run_id = {this_run}) AS earlier_rid,
+                   coalesce(bool_or({changed}) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}),
+                            false) AS changed
+            FROM {survivors} AS i INNER JOIN {table} AS o ON o.record_key = i.record_key
+            GROUP BY i._rid, i.record_key
+            """
+    else:
+        matched = f"""
+            SELECT i._rid AS new_rid, i.record_key, o._rid AS old_rid,
+                   NULL::BIGINT AS earlier_rid, ({changed}) AS changed
+            FROM {survivors} AS i INNER JOIN {table} AS o ON o.record_key = i.record_key
+            """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _matched AS {matched}")
+    ((corrected, equal, earlier_new, earlier_corrected),) = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE old_rid IS NOT NULL AND changed),
+               count(*) FILTER (WHERE old_rid IS NOT NULL AND NOT changed),
+               count(*) FILTER (WHERE earlier_rid IS NOT NULL AND old_rid IS NULL),
+               count(*) FILTER (WHERE earlier_rid IS NOT NULL AND old_rid IS NOT NULL)
+        FROM _matched
+        """
+    ).fetchall()
+    # An earlier batch's copy counted as new (no stored row) or as a correction (there is one):
+    # superseded by tonight's later copy, it is a re-sent copy, as in a merge of the whole night.
     counts = MergeCounts(
         kind,
         valid=valid,
-        new=valid - within_run_copies - matched,
-        resent=within_run_copies + (matched - corrected),
-        corrected=corrected,
+        new=valid - within_batch_copies - corrected - equal - earlier_new,
+        resent=within_batch_copies + equal + earlier_new + earlier_corrected,
+        corrected=corrected - earlier_corrected,
     )
-    if counts.corrected:
+    if earlier_new or earlier_corrected:
+        _take_back_earlier_copies(con, kind, stored, superseded)
+    if corrected:
         if kind == "labs":
             con.execute(
                 f"""
                 INSERT INTO lab_result_corrections
-                SELECT getvariable('run.id'), getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
+                SELECT {this_run}, getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
                        i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
                        i.value_reported, i.unit_reported, o.source_file, i.source_file
                 FROM _matched m
@@ -328,22 +375,22 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
                 WHERE m.changed
                 """
             )
-        con.execute(
-            f"DELETE FROM {stored} WHERE _rid IN (SELECT old_rid FROM _matched WHERE changed)"
-        )
+        con.execute(f"INSERT INTO {superseded} SELECT old_rid FROM _matched WHERE changed")
     if kind in CODED:  # the codings first seen tonight join the dictionary
         con.execute(
             f"INSERT INTO lab_codings SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)}, "
-            f"getvariable('run.id') FROM {CODED[kind][1]} WHERE is_new"
+            f"{this_run} FROM {CODED[kind][1]} WHERE is_new"
         )
     con.execute(
         f"""
         INSERT INTO {stored} BY NAME
-        SELECT {_kept(kind)}, getvariable('run.id') AS run_id,
+        SELECT {_kept(kind)}, {this_run} AS run_id,
                getvariable('run.as_of')::DATE AS received_on
         FROM {source}
         WHERE _rid NOT IN (SELECT _rid FROM _skip)
-            AND _rid NOT IN (SELECT new_rid FROM _matched WHERE NOT changed)
+            AND _rid NOT IN (
+                SELECT new_rid FROM _matched WHERE old_rid IS NOT NULL AND NOT changed
+            )
         """
     )
     # the staged rows are merged: their memory goes back to the screening (at 10M rows a
@@ -352,3 +399,36 @@ def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
         con.execute(f"DROP VIEW {compared_source}; DROP TABLE {CODED[kind][1]}")
     con.execute(f"DROP TABLE _skip; DROP TABLE _matched; DROP TABLE {source}")
     return counts
+
+
+def _take_back_earlier_copies(
+    con: duckdb.DuckDBPyConnection, kind: str, stored: str, superseded: str
+) -> None:
+    """Undo what an earlier batch did with the copies this batch supersedes (``_matched``
+    rows with an ``earlier_rid``): the copies leave the table, their corrections leave the
+    log, and the stored rows they corrected are no longer superseded (this batch's copy is
+    compared with them afresh)."""
+    if kind == "labs":
+        con.execute(
+            "DELETE FROM lab_result_corrections WHERE run_id = getvariable('run.id') AND "
+            "record_key IN (SELECT record_key::VARCHAR FROM _matched "
+            "WHERE earlier_rid IS NOT NULL AND old_rid IS NOT NULL)"
+        )
+    con.execute(
+        f"DELETE FROM {superseded} WHERE old_rid IN "
+        "(SELECT old_rid FROM _matched WHERE earlier_rid IS NOT NULL)"
+    )
+    con.execute(
+        f"DELETE FROM {stored} WHERE _rid IN "
+        "(SELECT earlier_rid FROM _matched WHERE earlier_rid IS NOT NULL)"
+    )
+
+
+def finish_merge(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    """End the merge of ``kind`` after its last batch: the stored rows this run corrected go."""
+    superseded = _superseded(kind)
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
+    stored = rows_table(con, KEPT[kind][0])
+    if table_exists(con, stored):
+        con.execute(f"DELETE FROM {stored} WHERE _rid IN (SELECT old_rid FROM {superseded})")
+    con.execute(f"DROP TABLE {superseded}")

@@ -11,7 +11,8 @@ is dropped without a trace.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 import duckdb
@@ -22,13 +23,21 @@ from pandera.config import ValidationDepth, config_context
 
 from pipeline import shortage
 from pipeline.errors import ExtractsError, safe_message
-from pipeline.facts import ValidationResult
-from pipeline.read.ingest import carry_identifiers
+from pipeline.facts import LoadedFile, MergeCounts, ValidationResult
+from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_view
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident
+from pipeline.store.merge import finish_merge, merge_batch
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
+# What a staged row of a night costs in memory, about (labs, the widest kind: text ids, the
+# value as reported, the typed and canonical values, the record key): a batch of a large
+# night is sized so that its staged rows fit the memory limit (stage_validate_merge).
+STAGED_ROW_BYTES = 150
+MIN_STAGING_BATCH_ROWS = 1_000_000
+# Kinds whose checks look across rows of the whole night (a duplicate patient id): never batched.
+WHOLE_NIGHT_KINDS = ("patients",)
 
 
 def failing_rows(
@@ -216,3 +225,97 @@ def check_rows(
             con.unregister("_failed_checks")
     ((failing,),) = con.execute(f"SELECT count(*) FROM reasons_{kind}").fetchall()
     return checked, failing
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+_UNIT_BYTES = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNIT_BYTES |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def staging_batch_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows of a night staged at once: as many as the memory limit holds staged
+    (:data:`STAGED_ROW_BYTES` each), at least :data:`MIN_STAGING_BATCH_ROWS`."""
+    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    match = _SIZE.match(str(limit))
+    if not match:  # DuckDB spells it "2.7 GiB"; anything else: one batch, as before
+        return 2**62
+    size = float(match.group(1)) * _UNIT_BYTES[match.group(2).upper()]
+    return max(MIN_STAGING_BATCH_ROWS, int(size // STAGED_ROW_BYTES))
+
+
+def file_batches(files: Sequence[LoadedFile], batch_rows: int) -> list[list[LoadedFile]]:
+    """``files`` (one kind's, in file order) in consecutive groups of about ``batch_rows``
+    rows: a group closes once it holds ``batch_rows`` or more; a file is never split."""
+    groups: list[list[LoadedFile]] = []
+    rows = 0
+    for f in files:
+        if not groups or rows >= batch_rows:
+            groups.append([])
+            rows = 0
+        groups[-1].append(f)
+        rows += f.rows_read - f.malformed_lines
+    return groups
+
+
+def _has_files_view(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
+    ((n,),) = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?",
+        [f"raw_{kind}{FILES_SUFFIX}"],
+    ).fetchall()
+    return bool(n)
+
+
+def stage_validate_merge(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    as_of: date,
+    files: Sequence[LoadedFile] | None,
+    rows_read: int | None,
+    identifiers: tuple[str, ...] = (),
+    batch_rows: int | None = None,
+    note: Callable[[str], None] = lambda _: None,
+) -> tuple[ValidationResult, MergeCounts]:
+    """Stage, validate and merge the night's rows of ``kind``, in batches of its files when
+    the night is larger than ``batch_rows`` (default: :func:`staging_batch_rows`).
+
+    A batch is staged, validated, quarantined and merged before the next is staged, so what a
+    night holds in memory at once is one batch's staged rows, whatever the night's size (at
+    250M lab rows, staging the whole night at once spilled past 40 GiB: docs/benchmarks.md).
+    All of it is in the run's one transaction, and the outcome is that of one batch: the
+    merge takes the last copy of a key across batches (pipeline/store/merge.py, merge_batch);
+    quarantine rows come in file order. ``files`` are the kind's files as read (None when a
+    format adapter presented the rows: one batch).
+    """
+    if batch_rows is None:
+        batch_rows = staging_batch_rows(con)
+    groups = (
+        file_batches(files, batch_rows)
+        if files and kind not in WHOLE_NIGHT_KINDS and _has_files_view(con, kind)
+        else []
+    )
+    if len(groups) <= 1:
+        result = stage_and_validate(con, kind, as_of, rows_read=rows_read, identifiers=identifiers)
+        counts = merge_batch(con, kind)
+        finish_merge(con, kind)
+        return result, counts
+    checked = failing = valid = new = resent = corrected = 0
+    try:
+        for number, group in enumerate(groups, start=1):
+            rows = sum(f.rows_read - f.malformed_lines for f in group)
+            note(f"{kind}: batch {number} of {len(groups)}: {len(group)} file(s), {rows:,} rows")
+            files_batch_view(con, kind, [f.file.name for f in group])
+            result = stage_and_validate(con, kind, as_of, rows_read=rows, identifiers=identifiers)
+            counts = merge_batch(con, kind)
+            checked += result.rows_checked
+            failing += result.rows_quarantined
+            valid += counts.valid
+            new += counts.new
+            resent += counts.resent
+            corrected += counts.corrected
+    finally:
+        files_batch_view(con, kind, None)
+    finish_merge(con, kind)
+    return (
+        ValidationResult(kind, checked, failing),
+        MergeCounts(kind, valid=valid, new=new, resent=resent, corrected=corrected),
+    )

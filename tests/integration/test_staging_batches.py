@@ -1,0 +1,223 @@
+"""A large night is staged, validated and merged in batches of files (pipeline/store/validate.py,
+stage_validate_merge): the outcome must be that of one batch, whatever the batches.
+
+Each test screens the same nights into two databases: one staging every file of a night as
+its own batch (``staging_batch_rows=1``), one staging the whole night at once (the default at
+this size), and requires the same stored rows, corrections log, quarantine, row counts and
+flags. The first test's expectations are also written by hand from its data.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.runner import RunConfig, ScreeningRun, run_screening
+
+NIGHT1 = date(2026, 11, 20)
+NIGHT2 = date(2026, 11, 21)
+PATIENTS = """patient_id,sex,birth_date,site
+p1,M,1950-03-01,north
+p2,F,1962-07-12,south
+p3,F,1971-01-30,north
+"""
+HEADER = "patient_id,collected_at,loinc,test_name,value,unit,result_id\n"
+
+
+def _night(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _screen(tmp: Path, nights: list[tuple[date, dict[str, str]]], batch_rows: int | None):
+    """Screen the nights into one database; return what the last night left."""
+    db = tmp / "b12.duckdb"
+    record = {}
+    for number, (as_of, files) in enumerate(nights, start=1):
+        extracts = _night(tmp / f"night{number}", files)
+        result = run_screening(
+            RunConfig(
+                extracts, tmp / "out", as_of, db, memory_limit=None, staging_batch_rows=batch_rows
+            )
+        )
+        record = result.record
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.sql("SELECT * EXCLUDE (run_id) FROM lab_results ORDER BY _rid").fetchall()
+        corrections = con.sql(
+            "SELECT * EXCLUDE (run_id) FROM lab_result_corrections ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    out = tmp / "out"
+    flags = pl.read_parquet(out / "flags.parquet").drop("run_id", strict=False)
+    return {
+        "stored": stored,
+        "corrections": corrections,
+        "quarantine": _without_run_id(out / "quarantine.csv"),
+        "worklist": _without_run_id(out / "worklist.csv"),
+        "counts": {k: v for k, v in record["counts"].items() if k in ("merged", "rows_read")},
+        "flags": sorted(map(str, flags.sort(flags.columns).rows())),
+    }
+
+
+def _without_run_id(path: Path) -> str:
+    """A CSV output as text, without the run's id (the two databases' runs differ in it)."""
+    frame = pl.read_csv(path, infer_schema=False)
+    return frame.drop("run_id", strict=False).write_csv()
+
+
+def _batched_notes(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "labs: batch " in r.getMessage()]
+
+
+# Night 1 stores r1 = 150, r3 = 300 and r5 = 400. Night 2's three files, in order:
+#   r1: 200 (corrects 150), then 150 again: the last copy equals the stored row -> re-sent,
+#       no correction logged, 150 stays stored.
+#   r2: 100 (new), then 120: new once, re-sent once; 120 stored.
+#   r3: 300 (re-sent), then 310: corrected once (300 -> 310), re-sent once.
+#   r5: 410, 420, 430: corrected once (400 -> 430), re-sent twice.
+#   r6: "abc" in file 2 (quarantined), 250 in file 3: new.
+NIGHT1_LABS = HEADER + (
+    "p1,2026-11-15,2132-9,,150,pg/mL,r1\n"
+    "p2,2026-11-15,2132-9,,300,pg/mL,r3\n"
+    "p3,2026-11-15,2132-9,,400,pg/mL,r5\n"
+)
+NIGHT2_FILES = {
+    "patients.csv": PATIENTS,
+    "labs_1.csv": HEADER
+    + (
+        "p1,2026-11-15,2132-9,,200,pg/mL,r1\n"
+        "p1,2026-11-16,2132-9,,100,pg/mL,r2\n"
+        "p2,2026-11-15,2132-9,,300,pg/mL,r3\n"
+        "p3,2026-11-15,2132-9,,410,pg/mL,r5\n"
+    ),
+    "labs_2.csv": HEADER
+    + (
+        "p1,2026-11-15,2132-9,,150,pg/mL,r1\n"
+        "p2,2026-11-15,2132-9,,310,pg/mL,r3\n"
+        "p3,2026-11-15,2132-9,,420,pg/mL,r5\n"
+        "p3,2026-11-16,2132-9,,abc,pg/mL,r6\n"
+    ),
+    "labs_3.csv": HEADER
+    + (
+        "p1,2026-11-16,2132-9,,120,pg/mL,r2\n"
+        "p3,2026-11-15,2132-9,,430,pg/mL,r5\n"
+        "p3,2026-11-16,2132-9,,250,pg/mL,r6\n"
+    ),
+}
+
+
+def test_batches_of_files_merge_as_one_night(tmp_path: Path, caplog) -> None:
+    nights = [(NIGHT1, {"patients.csv": PATIENTS, "labs.csv": NIGHT1_LABS}), (NIGHT2, NIGHT2_FILES)]
+    with caplog.at_level(logging.INFO, logger="b12screen"):
+        batched = _screen(tmp_path / "batched", nights, batch_rows=1)
+    notes = _batched_notes(caplog)
+    assert any("batch 3 of 3" in n for n in notes), notes
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="b12screen"):
+        whole = _screen(tmp_path / "whole", nights, batch_rows=None)
+    assert not _batched_notes(caplog)
+    assert batched == whole
+
+    # and what both hold, from the data above
+    labs = batched["counts"]["merged"]["labs"]
+    assert (labs["new"], labs["resent"], labs["corrected"]) == (2, 6, 2)
+    con = duckdb.connect(str(tmp_path / "batched" / "b12.duckdb"), read_only=True)
+    try:
+        stored = dict(con.sql("SELECT result_id, value_reported FROM lab_results").fetchall())
+        logged = con.sql(
+            "SELECT old_value, new_value FROM lab_result_corrections ORDER BY old_value"
+        ).fetchall()
+    finally:
+        con.close()
+    assert stored == {"r1": "150", "r2": "120", "r3": "310", "r5": "430", "r6": "250"}
+    assert logged == [("300", "310"), ("400", "430")]
+    quarantined = pl.read_csv(io.StringIO(batched["quarantine"]), infer_schema=False)
+    assert quarantined.select("source_file", "row_number").rows() == [("labs_2.csv", "4")]
+
+
+def _validated(db: Path, extracts: Path, batch_rows: int | None) -> dict:
+    """Night 2's prepare, ingest and validate stages on ``db``: what they stored, logged,
+    quarantined and counted (seen inside the run's transaction, then rolled back)."""
+    run = ScreeningRun(
+        RunConfig(
+            extracts,
+            db.parent / "out",
+            NIGHT2,
+            db,
+            memory_limit=None,
+            staging_batch_rows=batch_rows,
+        )
+    )
+    try:
+        run.prepare()
+        run.ingest()
+        run.validate()
+        con = run.con
+        return {
+            "stored": con.sql(
+                "SELECT * EXCLUDE (run_id) FROM lab_results ORDER BY _rid"
+            ).fetchall(),
+            "corrections": con.sql(
+                "SELECT * EXCLUDE (run_id) FROM lab_result_corrections ORDER BY ALL"
+            ).fetchall(),
+            "quarantine": con.sql("SELECT * FROM quarantine").fetchall(),
+            "counts": {k: m.as_dict() for k, m in run.validated.merged.items()},
+        }
+    finally:
+        run.close()
+
+
+# Few keys, so that one key often has copies in several files of a night and a stored row.
+_row = st.tuples(
+    st.sampled_from(["p1", "p2"]),
+    st.sampled_from(["2026-11-15", "2026-11-16"]),
+    st.sampled_from(["150", "180", "abc"]),
+    st.sampled_from(["r1", "r2", ""]),  # "": keyed by the row's content
+)
+_file = st.lists(_row, min_size=1, max_size=6)
+
+
+def _labs(rows) -> str:
+    return HEADER + "".join(f"{p},{d},2132-9,,{v},pg/mL,{r}\n" for p, d, v, r in rows)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(first=_file, files=st.lists(_file, min_size=2, max_size=4))
+def test_any_batches_give_the_outcome_of_one(tmp_path_factory, first, files) -> None:
+    """Random nights of re-sent, corrected, repeated and invalid rows across files."""
+    tmp = tmp_path_factory.mktemp("night")
+    base = tmp / "base" / "b12.duckdb"
+    base.parent.mkdir()
+    night1 = _night(tmp / "night1", {"patients.csv": PATIENTS, "labs.csv": _labs(first)})
+    run_screening(RunConfig(night1, tmp / "base" / "out", NIGHT1, base, memory_limit=None))
+    # each file different (a file seen before is skipped whole, never staged)
+    night2 = _night(
+        tmp / "night2",
+        {
+            f"labs_{k}.csv": _labs(rows) + f"p1,2026-11-14,2132-9,,500,pg/mL,f{k}\n"
+            for k, rows in enumerate(files, start=1)
+        },
+    )
+    outcomes = []
+    for name, batch_rows in (("batched", 1), ("whole", None)):
+        db = tmp / name / "b12.duckdb"
+        db.parent.mkdir()
+        shutil.copy(base, db)
+        outcomes.append(_validated(db, night2, batch_rows))
+    assert outcomes[0] == outcomes[1]
