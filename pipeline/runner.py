@@ -268,6 +268,7 @@ class ScreeningRun:
                     identifiers=self.rules.spec.identifiers.keys,
                     batch_rows=self.config.staging_batch_rows,
                     note=self.progress.note,
+                    scratch_dir=self._scratch_dir(),
                 )
                 validation[kind] = result
                 merged[kind] = m
@@ -435,6 +436,11 @@ class ScreeningRun:
             spill = shortage.spill_folder(db)
             self.con.execute(f"SET memory_limit = {literal(self.config.memory_limit)}")
             self.con.execute(f"SET temp_directory = {path_literal(spill)}")
+
+    def _scratch_dir(self) -> Path | None:
+        """Where a large night's staged batches are written: beside the database."""
+        db = self.config.db
+        return None if str(db) == ":memory:" else db.resolve().parent
 
     def _check_spill_folder(self, spill: Path) -> None:
         """The spill folder can be made and written: found now, not when DuckDB first spills

@@ -397,7 +397,12 @@ def merge_batch(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     # staged table left alive made the screen spill)
     if kind in CODED:
         con.execute(f"DROP VIEW {compared_source}; DROP TABLE {CODED[kind][1]}")
-    con.execute(f"DROP TABLE _skip; DROP TABLE _matched; DROP TABLE {source}")
+    con.execute("DROP TABLE _skip; DROP TABLE _matched")
+    # a table, or a view of a batch's staged rows in a file (pipeline/store/validate.py)
+    ((is_view,),) = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [source]
+    ).fetchall()
+    con.execute(f"DROP {'VIEW' if is_view else 'TABLE'} {source}")
     return counts
 
 
