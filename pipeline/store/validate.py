@@ -187,9 +187,9 @@ def stage_and_validate(
     return ValidationResult(kind, checked, failing)
 
 
-# A file keeps what Parquet cannot hold as it is: a 128-bit integer (the record key) is written
-# as DOUBLE, so it goes as its two 64-bit halves and is put together again when read.
-_WIDE_INTEGERS = ("UHUGEINT", "HUGEINT")
+# A file keeps what Parquet cannot hold as it is: a 128-bit integer is written as DOUBLE, so the
+# record key (UHUGEINT) goes as its two 64-bit halves and a signed one (none is staged today) as
+# text, each put together again when read.
 _LOW_64 = "18446744073709551615::UHUGEINT"
 
 
@@ -208,13 +208,16 @@ def stage_to_file(con: duckdb.DuckDBPyConnection, select: str, path: Path, view:
     written, read = [], []
     for name, kind in columns:
         col = ident(name)
-        if kind in _WIDE_INTEGERS:
+        if kind == "UHUGEINT":
             hi, lo = ident(f"{name}__hi"), ident(f"{name}__lo")
             written += [
-                f"({col}::UHUGEINT >> 64)::UBIGINT AS {hi}",
-                f"({col}::UHUGEINT & {_LOW_64})::UBIGINT AS {lo}",
+                f"({col} >> 64)::UBIGINT AS {hi}",
+                f"({col} & {_LOW_64})::UBIGINT AS {lo}",
             ]
-            read.append(f"(({hi}::UHUGEINT << 64) + {lo}::UHUGEINT)::{kind} AS {col}")
+            read.append(f"(({hi}::UHUGEINT << 64) + {lo}::UHUGEINT) AS {col}")
+        elif kind == "HUGEINT":
+            written.append(f"{col}::VARCHAR AS {col}")
+            read.append(f"{col}::HUGEINT AS {col}")
         else:
             written.append(col)
             read.append(col)
