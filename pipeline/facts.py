@@ -12,7 +12,7 @@ They are frozen: a later stage can read an earlier stage's facts but never chang
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -45,6 +45,11 @@ class LoadedFile:
     malformed_lines: int
     line_endings_normalised: bool = False  # mixed line endings: read from an LF copy
 
+    @property
+    def rows_staged(self) -> int:
+        """The rows staging makes of this file: malformed CSV lines are quarantined before."""
+        return self.rows_read - self.malformed_lines
+
 
 @dataclass(frozen=True)
 class Read:
@@ -60,7 +65,7 @@ class Read:
         """The rows of ``kind`` staging must make (malformed lines excluded)."""
         if self.rows_by_kind is not None:
             return int(self.rows_by_kind.get(kind, 0))
-        return sum(i.rows_read - i.malformed_lines for i in self.loaded if i.file.kind == kind)
+        return sum(i.rows_staged for i in self.loaded if i.file.kind == kind)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,16 @@ class ValidationResult:
     kind: str
     rows_checked: int
     rows_quarantined: int
+
+    @classmethod
+    def total(cls, kind: str, parts: Iterable[ValidationResult]) -> ValidationResult:
+        """One result for ``kind`` from the results of its parts (batches, shards)."""
+        parts = list(parts)
+        return cls(
+            kind,
+            sum(p.rows_checked for p in parts),
+            sum(p.rows_quarantined for p in parts),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,13 @@ class MergeCounts:
     new: int = 0
     resent: int = 0
     corrected: int = 0
+
+    @classmethod
+    def total(cls, kind: str, parts: Iterable[MergeCounts]) -> MergeCounts:
+        """One count for ``kind`` from the counts of its parts (batches, shards)."""
+        parts = list(parts)
+        fields = ("valid", "new", "resent", "corrected")
+        return cls(kind, **{f: sum(getattr(p, f) for p in parts) for f in fields})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

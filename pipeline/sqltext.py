@@ -50,6 +50,19 @@ def memory_setting(value: str) -> str:
     return f"{number}{unit}"
 
 
+_UNIT_BYTES = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNIT_BYTES |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_bytes(value: str) -> int | None:
+    """The bytes of a memory size as :func:`memory_setting` takes it or DuckDB prints it
+    (``2.7 GiB``); None when it is not one."""
+    match = _MEMORY.match(value)
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNIT_BYTES[match.group(2).upper()])
+
+
 @contextlib.contextmanager
 def literal_files(paths: Sequence[Path]) -> Iterator[list[str]]:
     """SQL literals naming each of ``paths`` such that DuckDB opens exactly that file.

@@ -221,23 +221,9 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
         f"INSERT INTO quarantine BY NAME SELECT * FROM read_parquet({_files(work, results, 'quarantine')})"
     )
     validation = {
-        kind: ValidationResult(
-            kind,
-            sum(r.validation[kind].rows_checked for r in results),
-            sum(r.validation[kind].rows_quarantined for r in results),
-        )
-        for kind in KINDS
+        kind: ValidationResult.total(kind, (r.validation[kind] for r in results)) for kind in KINDS
     }
-    merged = {
-        kind: MergeCounts(
-            kind,
-            **{
-                f: sum(getattr(r.merged[kind], f) for r in results)
-                for f in ("valid", "new", "resent", "corrected")
-            },
-        )
-        for kind in KINDS
-    }
+    merged = {kind: MergeCounts.total(kind, (r.merged[kind] for r in results)) for kind in KINDS}
     for kind in KINDS:
         result, m = validation[kind], merged[kind]
         run.progress.note(

@@ -212,6 +212,15 @@ def is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
+def is_temp_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``name`` is a temporary view of this connection."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [name]
+        ).fetchall()[0][0]
+    )
+
+
 def rows_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """The table that holds the rows of the kept ``table``: ``lab_rows`` under the view
     lab_results, the table itself otherwise (and in a database from before lab results were
@@ -267,9 +276,13 @@ def _superseded(kind: str) -> str:
     return f"_superseded_{kind}"
 
 
-def merge_batch(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
+def merge_batch(
+    con: duckdb.DuckDBPyConnection, kind: str, later_batch: bool = False
+) -> MergeCounts:
     """Merge one batch of a run's rows of ``kind`` (``incoming_<kind>``, less
     ``rejected_<kind>``); :func:`finish_merge` ends the kind's merge after its last batch.
+    ``later_batch``: an earlier batch of this run was merged (the first, or only, batch
+    cannot meet this run's own rows, and skips looking for them).
 
     A large night is staged, validated and merged in batches of files, in file order
     (pipeline/store/validate.py), and the outcome is that of merging the whole night at once:
@@ -320,11 +333,8 @@ def merge_batch(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     this_run = "getvariable('run.id')"
     # For each surviving row whose key is stored: old_rid, the row of an earlier run (compared
     # with it: changed); earlier_rid, this run's copy from an earlier batch.
-    ((earlier_batches,),) = con.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {stored} WHERE run_id = {this_run})"
-    ).fetchall()
     survivors = f"(SELECT * FROM {compared_source} ANTI JOIN _skip USING (_rid))"
-    if earlier_batches:
+    if later_batch:
         matched = f"""
             SELECT i._rid AS new_rid, i.record_key,
                    max(o._rid) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}) AS old_rid,
@@ -399,10 +409,7 @@ def merge_batch(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
         con.execute(f"DROP VIEW {compared_source}; DROP TABLE {CODED[kind][1]}")
     con.execute("DROP TABLE _skip; DROP TABLE _matched")
     # a table, or a view of a batch's staged rows in a file (pipeline/store/validate.py)
-    ((is_view,),) = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [source]
-    ).fetchall()
-    con.execute(f"DROP {'VIEW' if is_view else 'TABLE'} {source}")
+    con.execute(f"DROP {'VIEW' if is_temp_view(con, source) else 'TABLE'} {source}")
     return counts
 
 

@@ -11,7 +11,6 @@ is dropped without a trace.
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +28,8 @@ from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import LoadedFile, MergeCounts, ValidationResult
 from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_view
 from pipeline.resources import read_sql
-from pipeline.sqltext import ident, path_literal
-from pipeline.store.merge import finish_merge, merge_batch
+from pipeline.sqltext import ident, memory_bytes, path_literal
+from pipeline.store.merge import finish_merge, is_temp_view, merge, merge_batch
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
@@ -279,20 +278,14 @@ def check_rows(
     return checked, failing
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
-_UNIT_BYTES = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-_UNIT_BYTES |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
 def staging_batch_rows(con: duckdb.DuckDBPyConnection) -> int:
     """Rows of a night staged at once: as many as the memory limit holds staged
     (:data:`STAGED_ROW_BYTES` each), at least :data:`MIN_STAGING_BATCH_ROWS`."""
     ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    match = _SIZE.match(str(limit))
-    if not match:  # DuckDB spells it "2.7 GiB"; anything else: one batch, as before
+    size = memory_bytes(str(limit))
+    if size is None:  # DuckDB spells it "2.7 GiB"; anything else: one batch, as before
         return 2**62
-    size = float(match.group(1)) * _UNIT_BYTES[match.group(2).upper()]
-    return max(MIN_STAGING_BATCH_ROWS, int(size // STAGED_ROW_BYTES))
+    return max(MIN_STAGING_BATCH_ROWS, size // STAGED_ROW_BYTES)
 
 
 def file_batches(files: Sequence[LoadedFile], batch_rows: int) -> list[list[LoadedFile]]:
@@ -305,7 +298,7 @@ def file_batches(files: Sequence[LoadedFile], batch_rows: int) -> list[list[Load
             groups.append([])
             rows = 0
         groups[-1].append(f)
-        rows += f.rows_read - f.malformed_lines
+        rows += f.rows_staged
     return groups
 
 
@@ -319,14 +312,6 @@ def _remove_stale_scratch(folder: Path | None) -> None:
         return
     for stale in folder.glob(f"{SCRATCH_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
-
-
-def _has_files_view(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
-    ((n,),) = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?",
-        [f"raw_{kind}{FILES_SUFFIX}"],
-    ).fetchall()
-    return bool(n)
 
 
 def stage_validate_merge(
@@ -357,39 +342,33 @@ def stage_validate_merge(
         batch_rows = staging_batch_rows(con)
     groups = (
         file_batches(files, batch_rows)
-        if files and kind not in WHOLE_NIGHT_KINDS and _has_files_view(con, kind)
+        if files
+        and kind not in WHOLE_NIGHT_KINDS
+        and is_temp_view(con, f"raw_{kind}{FILES_SUFFIX}")
         else []
     )
     if len(groups) <= 1:
         result = stage_and_validate(con, kind, as_of, rows_read=rows_read, identifiers=identifiers)
-        counts = merge_batch(con, kind)
-        finish_merge(con, kind)
-        return result, counts
-    checked = failing = valid = new = resent = corrected = 0
+        return result, merge(con, kind)
+    results: list[ValidationResult] = []
+    counts: list[MergeCounts] = []
     _remove_stale_scratch(scratch_dir)
     folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_dir))
     try:
         for number, group in enumerate(groups, start=1):
-            rows = sum(f.rows_read - f.malformed_lines for f in group)
+            rows = sum(f.rows_staged for f in group)
             note(f"{kind}: batch {number} of {len(groups)}: {len(group)} file(s), {rows:,} rows")
             files_batch_view(con, kind, [f.file.name for f in group])
             staged = folder / f"incoming_{kind}_{number}.parquet"
-            result = stage_and_validate(
-                con, kind, as_of, rows_read=rows, identifiers=identifiers, scratch=staged
+            results.append(
+                stage_and_validate(
+                    con, kind, as_of, rows_read=rows, identifiers=identifiers, scratch=staged
+                )
             )
-            counts = merge_batch(con, kind)
+            counts.append(merge_batch(con, kind, later_batch=number > 1))
             staged.unlink()
-            checked += result.rows_checked
-            failing += result.rows_quarantined
-            valid += counts.valid
-            new += counts.new
-            resent += counts.resent
-            corrected += counts.corrected
     finally:
         files_batch_view(con, kind, None)
         shutil.rmtree(folder, ignore_errors=True)
     finish_merge(con, kind)
-    return (
-        ValidationResult(kind, checked, failing),
-        MergeCounts(kind, valid=valid, new=new, resent=resent, corrected=corrected),
-    )
+    return ValidationResult.total(kind, results), MergeCounts.total(kind, counts)
