@@ -33,10 +33,13 @@ from pipeline.store.merge import finish_merge, is_temp_view, merge, merge_batch
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
-# What a staged row of a night costs in memory, about (labs, the widest kind: text ids, the
-# value as reported, the typed and canonical values, the record key): a batch of a large
-# night is sized so that its staged rows fit the memory limit (stage_validate_merge).
-STAGED_ROW_BYTES = 150
+# What a staged row of a batch costs in memory, about: a batch's staged rows are written to a
+# file (stage_to_file), so what it holds in memory is the merge's hash tables of the batch's
+# record keys (16 bytes), row ids (8) and their overhead. A batch of a large night is sized so
+# that these fit the memory limit (stage_validate_merge). Every batch after the first probes
+# the rows the earlier batches stored, so fewer, larger batches cost less: at 250M rows,
+# 20M-row batches (150 bytes a row) spent 298 s in that probe (docs/benchmarks.md).
+STAGED_ROW_BYTES = 50
 MIN_STAGING_BATCH_ROWS = 1_000_000
 # Kinds whose checks look across rows of the whole night (a duplicate patient id): never batched.
 WHOLE_NIGHT_KINDS = ("patients",)
