@@ -24,10 +24,11 @@ from pipeline.cli import cli
 pytestmark = pytest.mark.reliability  # docs/reliability.md
 
 AS_OF = "2026-11-24"
-# Needles no run id, time, count or code can contain by chance.
+# Needles no run id, time, count or code can contain by chance. Values have three digits before
+# the point: a time's seconds have two ("09:41:11.137208" once held a needle "11.137").
 IDS = ("zq7k-31a9", "zq7k-82b4", "zq7k-55c0")
 BIRTHS = ("1938-03-17", "1947-09-23", "1952-12-08")
-VALUES = ("151.739", "11.137", "387.913", "pending-6613")
+VALUES = ("151.739", "111.37", "387.913", "pending-6613")
 RESULT_IDS = ("rid-9a8b7c", "rid-4d5e6f", "rid-1a2b3c", "rid-7e8f9a")
 IDENTIFYING = (*IDS, *BIRTHS, *(b.replace("-", "") for b in BIRTHS), *RESULT_IDS)
 NEEDLES = (*IDENTIFYING, *VALUES)
@@ -38,7 +39,7 @@ PATIENTS = "patient_id,sex,birth_date,site\n" + "".join(
 LABS = (
     "patient_id,collected_at,loinc,test_name,value,unit,result_id\n"
     f"{IDS[0]},2026-11-01,2132-9,,{VALUES[0]},pg/mL,{RESULT_IDS[0]}\n"  # deficient
-    f"{IDS[0]},2026-11-01,718-7,,{VALUES[1]},g/dL,{RESULT_IDS[1]}\n"
+    f"{IDS[0]},2026-11-01,718-7,,{VALUES[1]},g/L,{RESULT_IDS[1]}\n"
     f"{IDS[1]},2026-11-01,2132-9,,{VALUES[2]},pg/mL,{RESULT_IDS[2]}\n"
     f"{IDS[2]},2026-11-01,2132-9,,{VALUES[3]},pg/mL,{RESULT_IDS[3]}\n"  # quarantined
 )
