@@ -31,12 +31,14 @@ the state built from scratch, and that the flags are those of the history.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 
 from pipeline.resources import read_sql
+from pipeline.sqltext import memory_bytes
 from pipeline.store.merge import rows_table, table_columns, table_exists
 
 STATE_SQL = "state/lab_latest.sql"
@@ -55,6 +57,11 @@ TONIGHTS_ROWS = "SELECT * FROM lab_results WHERE run_id = getvariable('run.id')"
 CORRECTED_TONIGHT = (
     "SELECT patient_id FROM lab_result_corrections WHERE run_id = getvariable('run.id')"
 )
+# What building the state from the history holds in memory per stored row, about (the latest
+# time of each patient and analyte, the rows at that time and their ordering): at 10M rows the
+# build completed within 200MB and ran out of memory at 120MB, and at 250M rows one build
+# ran out of 3GB. A larger history is built in parts of patients (build_parts).
+STATE_ROW_BYTES = 60
 
 
 @dataclass(frozen=True)
@@ -134,10 +141,41 @@ def _source(con: duckdb.DuckDBPyConnection, query: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_SOURCE} AS {query}")
 
 
-def build(con: duckdb.DuckDBPyConnection) -> int:
-    """Build the kept state from the whole history; returns its rows."""
-    _source(con, "SELECT * FROM lab_results")
-    con.execute(f"CREATE OR REPLACE TABLE {STATE_TABLE} AS {_sql()}")
+def build_parts(con: duckdb.DuckDBPyConnection, rows: int) -> int:
+    """In how many parts (of patients) a state over ``rows`` stored rows is built: as many as
+    keep each part's working memory (:data:`STATE_ROW_BYTES` a row) within the memory limit."""
+    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    size = memory_bytes(str(limit))
+    if not size:
+        return 1
+    return max(1, math.ceil(rows * STATE_ROW_BYTES / size))
+
+
+def _build_into(
+    con: duckdb.DuckDBPyConnection, create: str, rows_where: str, parts: int | None = None
+) -> None:
+    """``create`` (``CREATE [TEMP] TABLE name``) the state of the lab_results rows
+    ``rows_where`` (a condition), in :func:`build_parts` parts of patients, one statement each:
+    the state is per patient, so the parts together are the state of all of them."""
+    if parts is None:
+        parts = build_parts(con, _stored_rows(con))
+    table = create.split()[-1]
+    for part in range(parts):
+        where = (
+            rows_where if parts == 1 else f"({rows_where}) AND hash(patient_id) % {parts} = {part}"
+        )
+        _source(con, f"SELECT * FROM lab_results WHERE {where}")
+        if part == 0:
+            con.execute(f"{create} AS {_sql()}")
+        else:
+            con.execute(f"INSERT INTO {table} BY NAME {_sql()}")
+
+
+def build(con: duckdb.DuckDBPyConnection, parts: int | None = None) -> int:
+    """Build the kept state from the whole history (in ``parts`` parts of patients, default
+    :func:`build_parts`); returns its rows."""
+    con.execute(f"DROP TABLE IF EXISTS main.{STATE_TABLE}")
+    _build_into(con, f"CREATE TABLE main.{STATE_TABLE}", "true", parts)
     _record(con)
     return con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchone()[0]
 
@@ -207,11 +245,11 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: date, reread: str | None = No
     con.execute(f"DROP VIEW IF EXISTS temp.{RUN_VIEW}")
     con.execute(f"DROP TABLE IF EXISTS temp.{RUN_VIEW}")
     if from_history:  # a backfill: the same SQL over the history up to the as-of date
-        _source(
+        _build_into(
             con,
-            "SELECT * FROM lab_results WHERE collected_at::DATE <= getvariable('run.as_of')::DATE",
+            f"CREATE TEMP TABLE {RUN_VIEW}",
+            "collected_at::DATE <= getvariable('run.as_of')::DATE",
         )
-        con.execute(f"CREATE TEMP TABLE {RUN_VIEW} AS {_sql()}")
     else:
         con.execute(f"CREATE TEMP VIEW {RUN_VIEW} AS SELECT * FROM {STATE_TABLE}")
     con.execute(f"DROP VIEW IF EXISTS {_SOURCE}")

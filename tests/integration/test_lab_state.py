@@ -281,3 +281,48 @@ def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_li
         state.update(con)
         assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
     con.close()
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_a_state_built_in_parts_of_patients_equals_one_built_at_once(
+    nights: dict, tmp_path: Path, parts: int
+) -> None:
+    """A large history is built in parts of patients (state.build_parts); each part is its own
+    statement, and together they are the state of one statement, both for the kept state and
+    for a backfill's state of the history up to an earlier date."""
+    db = tmp_path / "kept.duckdb"
+    shutil.copy(nights["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("SET VARIABLE \"run.id\" = 'parts'")
+        con.execute("BEGIN")
+        rows = state.build(con, parts=parts)
+        assert rows > 1000
+        assert _same_rows(con, "lab_latest", _rebuilt(con)) == (0, 0, rows)
+        (in_parts,) = con.execute(
+            f"SELECT count(DISTINCT hash(patient_id) % {parts}) FROM lab_latest"
+        ).fetchone()
+        assert in_parts == parts  # every part held patients
+        state._build_into(
+            con, "CREATE TEMP TABLE back_parts", "collected_at::DATE <= DATE '2026-06-01'", parts
+        )
+        state._build_into(
+            con, "CREATE TEMP TABLE back_whole", "collected_at::DATE <= DATE '2026-06-01'", 1
+        )
+        only_parts, only_whole, back_rows = _same_rows(con, "back_parts", "back_whole")
+        assert (only_parts, only_whole) == (0, 0) and 1000 < back_rows < rows
+        con.execute("ROLLBACK")
+    finally:
+        con.close()
+
+
+def test_the_parts_of_a_build_follow_the_memory_limit() -> None:
+    con = duckdb.connect()
+    try:
+        con.execute("SET memory_limit = '3GB'")
+        assert state.build_parts(con, 10_000_000) == 1
+        assert state.build_parts(con, 250_000_000) > 1
+        con.execute("SET memory_limit = '1GB'")
+        assert state.build_parts(con, 250_000_000) > state.build_parts(con, 50_000_000) > 1
+    finally:
+        con.close()
