@@ -552,7 +552,7 @@ def check_against_sql(rules: Rules) -> None:
     """The rules file and the SQL must agree on every parameter and every criterion."""
     name = rules.path.name
     have = rules.variables()
-    # run.* (as-of date, run id) are set by the runner, not by the rules file.
+    # run.* (as-of date, run id, the worklist's part) are set by the runner, not by the rules file.
     used = {k: v for k, v in sql_variables().items() if not k.startswith("run.")}
     missing = sorted(set(used) - set(have))
     if missing:

@@ -804,8 +804,15 @@ def pipeline_run(
             )
     except Exception as exc:  # noqa: BLE001 - a failed stage is a result of the bench too
         figures["error"] = _error_line(exc)
+        # which statement failed (the last one traced in the stage) and where the time went
+        ran = [i for i in log if i["stage"] == name]
+        if ran:
+            figures["failed_sql"] = ran[-1]["sql"]
+            figures["top_sql"] = _top_statements(log, name)
         stages[name] = figures
         say(f"pipeline: {name} FAILED after {figures.get('seconds', 0):.1f} s: {figures['error']}")
+        if ran:
+            say(f"pipeline: the failing statement: {figures['failed_sql']}")
         with contextlib.suppress(Exception):
             run.fail(exc)
         return {"stages": stages, "error": f"{name}: {figures['error']}"}

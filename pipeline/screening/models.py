@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from types import MappingProxyType
 import duckdb
 
 from pipeline import resources
+from pipeline.sqltext import memory_bytes
 
 FOLDERS = ("intermediate", "criteria", "marts", "measures")
 FLAGS_TABLE = "run_flags"
@@ -294,6 +296,24 @@ def model_graph(sql_root: Path | None = None) -> ModelGraph:
     return graph
 
 
+# What building the worklist holds in memory per flag row, about (each patient's criteria,
+# actions, evidence and advice as text, aggregated in order): at 10M lab rows (176k flags) one
+# statement ran out of memory under 120MB. A larger population's is built in parts of patients.
+WORKLIST_FLAG_BYTES = 2000
+
+
+def worklist_parts(con: duckdb.DuckDBPyConnection) -> int:
+    """In how many parts of patients the worklist is built: as many as keep each part's
+    working memory (:data:`WORKLIST_FLAG_BYTES` a flag) within the memory limit."""
+    ((flags, limit),) = con.execute(
+        f"SELECT (SELECT count(*) FROM {FLAGS_TABLE}), current_setting('memory_limit')"
+    ).fetchall()
+    size = memory_bytes(str(limit))
+    if not size:
+        return 1
+    return max(1, math.ceil(flags * WORKLIST_FLAG_BYTES / size))
+
+
 class ModelRun:
     """The models one run has built on its connection, and the building of the rest.
 
@@ -321,6 +341,28 @@ class ModelRun:
         for model in self.plan(targets):
             self.materialize(model)
 
+    def _worklist(self, model: Model, parts: int | None = None) -> None:
+        """The worklist mart in ``parts`` parts of patients (default :func:`worklist_parts`),
+        one statement each, then put in order once: most urgent first, then most criteria met,
+        then patient_id."""
+        con = self.con
+        parts = parts or worklist_parts(con)
+        con.execute("DROP TABLE IF EXISTS temp._worklist_parts")
+        for part in range(parts):
+            con.execute('SET VARIABLE "run.worklist_parts" = ?', [parts])
+            con.execute('SET VARIABLE "run.worklist_part" = ?', [part])
+            if part == 0:
+                con.execute(f"CREATE TEMP TABLE _worklist_parts AS {model.sql}")
+            else:
+                con.execute(f"INSERT INTO _worklist_parts BY NAME {model.sql}")
+        con.execute('RESET VARIABLE "run.worklist_parts"; RESET VARIABLE "run.worklist_part"')
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {MART_TABLES['worklist']} AS "
+            "SELECT * EXCLUDE (priority_rank, criteria_count) FROM _worklist_parts "
+            "ORDER BY priority_rank, criteria_count DESC, patient_id"
+        )
+        con.execute("DROP TABLE _worklist_parts")
+
     def materialize(self, model: Model) -> None:
         con = self.con
         if model.kind == "table":
@@ -331,6 +373,8 @@ class ModelRun:
             con.execute(f"CREATE OR REPLACE TEMP TABLE run_flags_reviewed AS {model.sql}")
             con.execute(f"DROP TABLE {FLAGS_TABLE}")
             con.execute(f"ALTER TABLE run_flags_reviewed RENAME TO {FLAGS_TABLE}")
+        elif model.name == "worklist":
+            self._worklist(model)
         elif model.kind == "mart":
             con.execute(f"CREATE OR REPLACE TEMP TABLE {MART_TABLES[model.name]} AS {model.sql}")
         else:

@@ -11,8 +11,15 @@
 -- as-of date, so a run repeated for the same date gives the same statuses). Flags suppressed by
 -- clinician feedback do not count; the feedback on any flag shows in the feedback column.
 -- reads: flags, int_previous_worklist, patients, rule_advice, rule_criteria, rule_priorities
+-- A large population's worklist is built in parts of patients (pipeline/screening/models.py,
+-- worklist_parts): the variables run.worklist_parts and run.worklist_part choose this statement's
+-- patients by a hash of the id (unset: everyone). Every row is one patient's, so the parts
+-- together are the whole worklist; the parts are put in order once, by priority_rank and
+-- criteria_count, which the table does not keep.
 with flags as (
     select * from run_flags
+    where hash(patient_id) % coalesce(getvariable('run.worklist_parts'), 1)
+        = coalesce(getvariable('run.worklist_part'), 0)
 ),
 
 catalogue as (
@@ -156,6 +163,4 @@ final as (
     left join feedback on feedback.patient_id = per_patient.patient_id
 )
 
-select * exclude (priority_rank, criteria_count)
-from final
-order by priority_rank, criteria_count desc, patient_id
+select * from final
