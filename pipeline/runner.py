@@ -285,7 +285,9 @@ class ScreeningRun:
             self._resource_faults(),
             self.progress.stage("screen", "applying the criteria and the care-process measures"),
         ):
-            self.lab_state = state.refresh(self.con, self.config.as_of)  # what criteria read
+            self.lab_state = state.refresh(
+                self.con, self.config.as_of, scratch_dir=self._scratch_dir()
+            )  # what criteria read
             self.progress.note(self.lab_state.note())
             self.models = ModelRun(self.con, self.rules.criteria_order)
             counts = screen(self.models)

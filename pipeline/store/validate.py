@@ -41,6 +41,13 @@ BATCH_ROWS = 1_000_000
 # 20M-row batches (150 bytes a row) spent 298 s in that probe (docs/benchmarks.md).
 STAGED_ROW_BYTES = 50
 MIN_STAGING_BATCH_ROWS = 1_000_000
+# A night staged as a temporary table holds it until the run's transaction ends, dropped or not
+# (DuckDB keeps a dropped table for a rollback): about 190 bytes a staged lab row (1.9 GB at
+# 10M rows), which the screening then lacks (at 10M under 3GB, the lab state spilled and took
+# 12.5 s instead of 4.5). A night whose staged rows would hold more than this share of the
+# memory limit is staged to a file, as a batch is.
+HELD_STAGED_ROW_BYTES = 200
+HELD_STAGED_SHARE = 0.1
 # Kinds whose checks look across rows of the whole night (a duplicate patient id): never batched.
 WHOLE_NIGHT_KINDS = ("patients",)
 
@@ -291,6 +298,16 @@ def staging_batch_rows(con: duckdb.DuckDBPyConnection) -> int:
     return max(MIN_STAGING_BATCH_ROWS, size // STAGED_ROW_BYTES)
 
 
+def _held_staged_is_large(con: duckdb.DuckDBPyConnection, files: Sequence[LoadedFile]) -> bool:
+    """Whether ``files`` staged as a temporary table would hold a notable share of the memory
+    limit until the run's transaction ends (:data:`HELD_STAGED_ROW_BYTES` a row, more than
+    :data:`HELD_STAGED_SHARE` of the limit): then they are staged to a file, as a batch is."""
+    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    size = memory_bytes(str(limit))
+    rows = sum(f.rows_staged for f in files)
+    return size is not None and rows * HELD_STAGED_ROW_BYTES > size * HELD_STAGED_SHARE
+
+
 def file_batches(files: Sequence[LoadedFile], batch_rows: int) -> list[list[LoadedFile]]:
     """``files`` (one kind's, in file order) in consecutive groups of about ``batch_rows``
     rows: a group closes once it holds ``batch_rows`` or more; a file is never split."""
@@ -350,7 +367,7 @@ def stage_validate_merge(
         and is_temp_view(con, f"raw_{kind}{FILES_SUFFIX}")
         else []
     )
-    if len(groups) <= 1:
+    if not groups or (len(groups) == 1 and not _held_staged_is_large(con, groups[0])):
         result = stage_and_validate(con, kind, as_of, rows_read=rows_read, identifiers=identifiers)
         return result, merge(con, kind)
     results: list[ValidationResult] = []

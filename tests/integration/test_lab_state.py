@@ -316,6 +316,29 @@ def test_a_state_built_in_parts_of_patients_equals_one_built_at_once(
         con.close()
 
 
+def test_parts_without_patients_and_a_history_without_rows(nights: dict, tmp_path: Path) -> None:
+    """More parts than patients leave parts empty (they are skipped), and no rows at all give
+    an empty state of the same columns; the parts' files go in the folder given, and go."""
+    db = tmp_path / "kept.duckdb"
+    shutil.copy(nights["db"], db)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("SET VARIABLE \"run.id\" = 'parts'")
+        con.execute("BEGIN")
+        (patients,) = con.execute("SELECT count(DISTINCT patient_id) FROM lab_results").fetchone()
+        rows = state.build(con, parts=patients * 4, scratch_dir=scratch)
+        assert _same_rows(con, "lab_latest", _rebuilt(con)) == (0, 0, rows)
+        assert list(scratch.iterdir()) == []
+        state._build_into(con, "CREATE TEMP TABLE nothing", "false", 3, scratch)
+        assert con.execute("SELECT count(*) FROM nothing").fetchone() == (0,)
+        assert state.table_columns(con, "nothing") == state.table_columns(con, "lab_latest")
+        con.execute("ROLLBACK")
+    finally:
+        con.close()
+
+
 def test_the_parts_of_a_build_follow_the_memory_limit() -> None:
     con = duckdb.connect()
     try:

@@ -221,3 +221,23 @@ def test_any_batches_give_the_outcome_of_one(tmp_path_factory, first, files) -> 
         shutil.copy(base, db)
         outcomes.append(_validated(db, night2, batch_rows))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_night_staged_whole_to_a_file_gives_the_outcome_of_a_table(
+    tmp_path: Path, caplog, monkeypatch
+) -> None:
+    """A night too large to hold staged in memory until the commit is staged to a file, as one
+    batch (pipeline/store/validate.py, HELD_STAGED_SHARE): the same outcome as a table."""
+    from pipeline.store import validate
+
+    nights = [(NIGHT1, {"patients.csv": PATIENTS, "labs.csv": NIGHT1_LABS}), (NIGHT2, NIGHT2_FILES)]
+    with caplog.at_level(logging.INFO, logger="b12screen"):
+        table = _screen(tmp_path / "table", nights, batch_rows=None)
+    assert not _batched_notes(caplog)
+    caplog.clear()
+    monkeypatch.setattr(validate, "HELD_STAGED_SHARE", 0.0)  # any night counts as large
+    with caplog.at_level(logging.INFO, logger="b12screen"):
+        in_file = _screen(tmp_path / "file", nights, batch_rows=None)
+    notes = _batched_notes(caplog)
+    assert any("batch 1 of 1" in n for n in notes), notes
+    assert in_file == table
