@@ -30,7 +30,7 @@ import duckdb
 
 from pipeline.facts import MergeCounts
 from pipeline.registry import registry_ddl
-from pipeline.sqltext import ident
+from pipeline.sqltext import ident, literal
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
 KEPT = {
@@ -267,7 +267,7 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incomin
 
 def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     """Merge the valid incoming rows of ``kind`` into its kept table, in one pass of writing."""
-    counts = merge_batch(con, kind)
+    counts = (merge_written_batch if kind in WRITTEN_ONCE else merge_batch)(con, kind)
     finish_merge(con, kind)
     return counts
 
@@ -410,6 +410,149 @@ def merge_batch(
     con.execute("DROP TABLE _skip; DROP TABLE _matched")
     # a table, or a view of a batch's staged rows in a file (pipeline/store/validate.py)
     con.execute(f"DROP {'VIEW' if is_temp_view(con, source) else 'TABLE'} {source}")
+    return counts
+
+
+# Kinds written to their kept table straight from the staging SQL (one pass from the file to
+# the store): their staged rows are never held or written elsewhere first, and the merge then
+# works on the rows as stored (merge_written_batch).
+WRITTEN_ONCE = ("labs",)
+
+
+def merge_written_batch(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    later_batch: bool = False,
+    files: Sequence[str] | None = None,
+) -> MergeCounts:
+    """:func:`merge_batch` for a kind of :data:`WRITTEN_ONCE`: ``incoming_<kind>`` is a view of
+    the staging SQL, read once here, by the statement that stores its valid rows; the merge
+    then takes back what a merge would not have stored, from the stored rows of this batch
+    (this run's rows from ``files``, or all of this run's rows when None).
+
+    Why: staging the rows into a table or a file first and storing them from there wrote every
+    row twice (at 10M rows, 6.7 s to stage to a file, then 9.1 s to store; storing straight
+    from staging costs 9.4 s). Taken back after storing, by deleting them: the earlier copies
+    of a key within the batch, and the copies equal to a stored row (re-sent). Deleting rows of
+    the run's own transaction costs little, and a night rarely re-sends many rows (a file seen
+    before is skipped whole). The outcome, counts and corrections log are those of
+    :func:`merge_batch` (tests/integration/test_staging_batches.py compares them)."""
+    table, compared = KEPT[kind]
+    source = f"incoming_{kind}"
+    superseded = _superseded(kind)
+    this_run = "getvariable('run.id')"
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
+    _ensure_table(con, kind, table, source)
+    stored = rows_table(con, table)
+    ((before,),) = con.execute(f"SELECT count(*) FROM {stored}").fetchall()
+    if kind in CODED:  # the codings first seen tonight join the dictionary before the rows
+        con.execute(
+            f"INSERT INTO lab_codings SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)}, "
+            f"{this_run} FROM {CODED[kind][1]} WHERE is_new"
+        )
+    con.execute(
+        f"""
+        INSERT INTO {stored} BY NAME
+        SELECT {_kept(kind)}, {this_run} AS run_id,
+               getvariable('run.as_of')::DATE AS received_on
+        FROM {source}
+        WHERE _rid NOT IN (SELECT _rid FROM rejected_{kind})
+        """
+    )
+    batch = f"run_id = {this_run}"
+    if files is not None:
+        batch += f" AND source_file IN ({', '.join(literal(f) for f in files)})"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT * FROM {table} WHERE {batch}")
+    ((valid, distinct),) = con.execute(
+        f"SELECT count(*), count(DISTINCT record_key) FROM {stored} WHERE {batch}"
+    ).fetchall()
+    # Rows to take back: earlier copies of a key within this batch (the last in file order wins)
+    con.execute("CREATE OR REPLACE TEMP TABLE _skip (_rid BIGINT)")
+    within_batch_copies = valid - distinct
+    if within_batch_copies:
+        con.execute(
+            f"""
+            INSERT INTO _skip
+            SELECT _rid FROM (
+                SELECT _rid, row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) AS copy
+                FROM {stored} WHERE {batch}
+            ) WHERE copy > 1
+            """
+        )
+    changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
+    survivors = "(SELECT * FROM _batch ANTI JOIN _skip USING (_rid))"
+    others = f"(SELECT * FROM {table} WHERE NOT ({batch}))"
+    if before == 0:  # nothing stored before this batch: no key can meet a stored one
+        matched = (
+            "SELECT NULL::BIGINT AS new_rid, NULL::UHUGEINT AS record_key, "
+            "NULL::BIGINT AS old_rid, NULL::BIGINT AS earlier_rid, false AS changed "
+            "WHERE false"
+        )
+    elif later_batch:
+        matched = f"""
+            SELECT i._rid AS new_rid, i.record_key,
+                   max(o._rid) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}) AS old_rid,
+                   max(o._rid) FILTER (WHERE o.run_id = {this_run}) AS earlier_rid,
+                   coalesce(bool_or({changed}) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}),
+                            false) AS changed
+            FROM {survivors} AS i INNER JOIN {others} AS o ON o.record_key = i.record_key
+            GROUP BY i._rid, i.record_key
+            """
+    else:
+        matched = f"""
+            SELECT i._rid AS new_rid, i.record_key, o._rid AS old_rid,
+                   NULL::BIGINT AS earlier_rid, ({changed}) AS changed
+            FROM {survivors} AS i INNER JOIN {others} AS o ON o.record_key = i.record_key
+            """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _matched AS {matched}")
+    ((corrected, equal, earlier_new, earlier_corrected),) = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE old_rid IS NOT NULL AND changed),
+               count(*) FILTER (WHERE old_rid IS NOT NULL AND NOT changed),
+               count(*) FILTER (WHERE earlier_rid IS NOT NULL AND old_rid IS NULL),
+               count(*) FILTER (WHERE earlier_rid IS NOT NULL AND old_rid IS NOT NULL)
+        FROM _matched
+        """
+    ).fetchall()
+    counts = MergeCounts(
+        kind,
+        valid=valid,
+        new=valid - within_batch_copies - corrected - equal - earlier_new,
+        resent=within_batch_copies + equal + earlier_new + earlier_corrected,
+        corrected=corrected - earlier_corrected,
+    )
+    if earlier_new or earlier_corrected:
+        _take_back_earlier_copies(con, kind, stored, superseded)
+    if corrected:
+        if kind == "labs":
+            con.execute(
+                f"""
+                INSERT INTO lab_result_corrections
+                SELECT {this_run}, getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
+                       i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
+                       i.value_reported, i.unit_reported, o.source_file, i.source_file
+                FROM _matched m
+                INNER JOIN {table} o ON o._rid = m.old_rid
+                INNER JOIN {table} i ON i._rid = m.new_rid
+                WHERE m.changed
+                """
+            )
+        con.execute(f"INSERT INTO {superseded} SELECT old_rid FROM _matched WHERE changed")
+    # take back what a merge would not have stored: earlier copies, and rows re-sent unchanged
+    if within_batch_copies or equal:
+        con.execute(
+            f"""
+            DELETE FROM {stored}
+            WHERE {batch} AND (
+                _rid IN (SELECT _rid FROM _skip)
+                OR _rid IN (SELECT new_rid FROM _matched WHERE old_rid IS NOT NULL AND NOT changed)
+            )
+            """
+        )
+    if kind in CODED:
+        con.execute(f"DROP TABLE {CODED[kind][1]}")
+    con.execute("DROP VIEW _batch; DROP TABLE _skip; DROP TABLE _matched")
+    con.execute(f"DROP VIEW {source}")
     return counts
 
 

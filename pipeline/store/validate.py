@@ -29,7 +29,14 @@ from pipeline.facts import LoadedFile, MergeCounts, ValidationResult
 from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_view
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident, memory_bytes, path_literal
-from pipeline.store.merge import finish_merge, is_temp_view, merge, merge_batch
+from pipeline.store.merge import (
+    WRITTEN_ONCE,
+    finish_merge,
+    is_temp_view,
+    merge,
+    merge_batch,
+    merge_written_batch,
+)
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
@@ -149,23 +156,21 @@ def stage_and_validate(
     table = f"incoming_{kind}"
     if kind == "patients":
         carry_identifiers(con, identifiers)
-    try:  # a Parquet file is read here, by the staging SQL, for the first time past its footer
+    with reading(kind):  # a Parquet file is read by the staging SQL, first past its footer
         for first, sql in PRE_STAGING.get(kind, ()):
             con.execute(f"CREATE OR REPLACE TEMP TABLE {first} AS {read_sql(sql)}")
         staging = read_sql(f"staging/stg_{kind}.sql")
-        if scratch is None:
+        if kind in WRITTEN_ONCE:  # read by the checks, then once by the merge that stores it
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {staging}")
+        elif scratch is None:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {staging}")
         else:
             stage_to_file(con, staging, scratch, table)
-    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-        if shortage.is_resource_fault(exc):
-            raise  # the spill disk, not the files (pipeline/shortage.py)
-        raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
-    ((staged,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
-    if rows_read is not None and staged != rows_read:
-        # a join in the staging SQL fanned rows out or lost some: a bug, never data
-        raise RuntimeError(f"staging {kind} turned {rows_read} rows into {staged}")
+    staged = None
+    if kind not in WRITTEN_ONCE:  # (a view is counted by the checks, which read every row)
+        ((staged,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+        _same_rows_staged(kind, rows_read, staged)
     analytes = (
         dict(con.execute("SELECT analyte, label FROM rule_analytes ORDER BY analyte").fetchall())
         if kind == "labs"
@@ -177,9 +182,12 @@ def stage_and_validate(
     # Patients are checked in one piece, in file order, so "first of a duplicate id" is global.
     order = " ORDER BY _rid" if kind == "patients" else ""
     size = None if kind == "patients" else batch_rows
-    checked, failing = check_rows(
-        con, f"SELECT {columns} FROM {table}{order}", schema, model_name, size, kind
-    )
+    with reading(kind):
+        checked, failing = check_rows(
+            con, f"SELECT {columns} FROM {table}{order}", schema, model_name, size, kind
+        )
+    if staged is None:
+        _same_rows_staged(kind, rows_read, checked)
     if not failing:
         return ValidationResult(kind, checked, 0)
     reasons = f"reasons_{kind}"
@@ -194,6 +202,24 @@ def stage_and_validate(
     con.execute(f"INSERT INTO rejected_{kind} SELECT _rid FROM {reasons}")
     con.execute(f"DROP TABLE {reasons}")
     return ValidationResult(kind, checked, failing)
+
+
+def _same_rows_staged(kind: str, rows_read: int | None, staged: int) -> None:
+    if rows_read is not None and staged != rows_read:
+        # a join in the staging SQL fanned rows out or lost some: a bug, never data
+        raise RuntimeError(f"staging {kind} turned {rows_read} rows into {staged}")
+
+
+@contextlib.contextmanager
+def reading(kind: str) -> Iterator[None]:
+    """Where the extracts of ``kind`` are read: a file DuckDB cannot read is the extract's
+    problem (:class:`ExtractsError`, one line), a full spill disk is not (re-raised)."""
+    try:
+        yield
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        if shortage.is_resource_fault(exc):
+            raise  # the spill disk, not the files (pipeline/shortage.py)
+        raise ExtractsError(f"cannot read the {kind} files: {safe_message(exc)}") from None
 
 
 # A file keeps what Parquet cannot hold as it is: a 128-bit integer is written as DOUBLE, so the
@@ -367,9 +393,12 @@ def stage_validate_merge(
         and is_temp_view(con, f"raw_{kind}{FILES_SUFFIX}")
         else []
     )
-    if not groups or (len(groups) == 1 and not _held_staged_is_large(con, groups[0])):
+    if not groups or (
+        len(groups) == 1 and (kind in WRITTEN_ONCE or not _held_staged_is_large(con, groups[0]))
+    ):
         result = stage_and_validate(con, kind, as_of, rows_read=rows_read, identifiers=identifiers)
-        return result, merge(con, kind)
+        with reading(kind):
+            return result, merge(con, kind)
     results: list[ValidationResult] = []
     counts: list[MergeCounts] = []
     _remove_stale_scratch(scratch_dir)
@@ -385,8 +414,16 @@ def stage_validate_merge(
                     con, kind, as_of, rows_read=rows, identifiers=identifiers, scratch=staged
                 )
             )
-            counts.append(merge_batch(con, kind, later_batch=number > 1))
-            staged.unlink()
+            if kind in WRITTEN_ONCE:
+                with reading(kind):
+                    counts.append(
+                        merge_written_batch(
+                            con, kind, later_batch=number > 1, files=[f.file.name for f in group]
+                        )
+                    )
+            else:
+                counts.append(merge_batch(con, kind, later_batch=number > 1))
+            staged.unlink(missing_ok=True)
     finally:
         files_batch_view(con, kind, None)
         shutil.rmtree(folder, ignore_errors=True)

@@ -223,21 +223,40 @@ def test_any_batches_give_the_outcome_of_one(tmp_path_factory, first, files) -> 
     assert outcomes[0] == outcomes[1]
 
 
+MEDICATIONS = (
+    "patient_id,medication,rxnorm,atc,start_date,end_date,route\n"
+    "p1,metformin,,,2020-01-01,,oral\n"
+    "p2,omeprazole,,,2021-05-01,2022-01-01,oral\n"
+    "p2,omeprazole,,,2021-05-01,2022-01-01,oral\n"
+    "p9,metformin,,,2020-01-01,,oral\n"
+    "p3,,,,2020-01-01,,oral\n"
+)
+
+
 def test_a_night_staged_whole_to_a_file_gives_the_outcome_of_a_table(
     tmp_path: Path, caplog, monkeypatch
 ) -> None:
-    """A night too large to hold staged in memory until the commit is staged to a file, as one
-    batch (pipeline/store/validate.py, HELD_STAGED_SHARE): the same outcome as a table."""
+    """A kind staged before it is stored (all but the labs, which go from the file to the
+    store in one pass), when too large to hold staged in memory until the commit, is staged
+    to a file as one batch (pipeline/store/validate.py, HELD_STAGED_SHARE): the outcome of a
+    table. The medications hold a repeated row, an unknown patient and an unnamed drug."""
     from pipeline.store import validate
 
-    nights = [(NIGHT1, {"patients.csv": PATIENTS, "labs.csv": NIGHT1_LABS}), (NIGHT2, NIGHT2_FILES)]
+    night1 = {"patients.csv": PATIENTS, "labs.csv": NIGHT1_LABS}
+    nights = [(NIGHT1, night1), (NIGHT2, {**NIGHT2_FILES, "medications.csv": MEDICATIONS})]
+
+    def notes(caplog) -> list[str]:
+        return [r.getMessage() for r in caplog.records if "medications: batch " in r.getMessage()]
+
     with caplog.at_level(logging.INFO, logger="b12screen"):
         table = _screen(tmp_path / "table", nights, batch_rows=None)
-    assert not _batched_notes(caplog)
+    assert not notes(caplog)
     caplog.clear()
     monkeypatch.setattr(validate, "HELD_STAGED_SHARE", 0.0)  # any night counts as large
     with caplog.at_level(logging.INFO, logger="b12screen"):
         in_file = _screen(tmp_path / "file", nights, batch_rows=None)
-    notes = _batched_notes(caplog)
-    assert any("batch 1 of 1" in n for n in notes), notes
+    assert any("batch 1 of 1" in n for n in notes(caplog)), notes(caplog)
     assert in_file == table
+    quarantined = pl.read_csv(io.StringIO(table["quarantine"]), infer_schema=False)
+    medications = quarantined.filter(pl.col("source_file") == "medications.csv")
+    assert sorted(medications["row_number"].to_list()) == ["4", "5"]  # p9 unknown, p3 no drug
