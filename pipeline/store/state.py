@@ -63,9 +63,11 @@ CORRECTED_TONIGHT = (
 )
 # What building the state from the history holds in memory per stored row, about (the latest
 # time of each patient and analyte, the rows at that time and their ordering): at 10M rows the
-# build completed within 200MB and ran out of memory at 120MB, and at 250M rows one build
-# ran out of 3GB. A larger history is built in parts of patients (build_parts).
-STATE_ROW_BYTES = 60
+# build completed within 200MB (20 bytes a row) and ran out of memory at 120MB, and at 250M
+# rows one build ran out of 3GB. A larger history is built in parts of patients (build_parts).
+# 30 bytes, half as cautious as the 60 of session 12: at 50M rows and 3GB, two parts (with the
+# split of the history into files, 60 s) became one statement; at 250M, three parts, not six.
+STATE_ROW_BYTES = 30
 
 
 @dataclass(frozen=True)
