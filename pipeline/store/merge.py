@@ -459,8 +459,8 @@ def merge_written_batch(
         WHERE _rid NOT IN (SELECT _rid FROM rejected_{kind})
         """
     )
-    batch = f"run_id = {this_run}"
-    if files is not None:
+    batch = f"run_id = {this_run}"  # this batch's stored rows (an equality: the scan skips
+    if files is not None:  # the row groups of earlier runs by their run_id ranges)
         batch += f" AND source_file IN ({', '.join(literal(f) for f in files)})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT * FROM {table} WHERE {batch}")
     ((valid, distinct),) = con.execute(
@@ -481,7 +481,7 @@ def merge_written_batch(
         )
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
     survivors = "(SELECT * FROM _batch ANTI JOIN _skip USING (_rid))"
-    others = f"(SELECT * FROM {table} WHERE NOT ({batch}))"
+    others = f"(SELECT * FROM {table} WHERE NOT coalesce({batch}, false))"  # run_id NULL too
     if before == 0:  # nothing stored before this batch: no key can meet a stored one
         matched = (
             "SELECT NULL::BIGINT AS new_rid, NULL::UHUGEINT AS record_key, "

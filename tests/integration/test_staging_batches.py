@@ -260,3 +260,31 @@ def test_a_night_staged_whole_to_a_file_gives_the_outcome_of_a_table(
     quarantined = pl.read_csv(io.StringIO(table["quarantine"]), infer_schema=False)
     medications = quarantined.filter(pl.col("source_file") == "medications.csv")
     assert sorted(medications["row_number"].to_list()) == ["4", "5"]  # p9 unknown, p3 no drug
+
+
+def test_a_stored_row_without_a_run_id_is_still_met_by_its_key(tmp_path: Path) -> None:
+    """Rows stored with no run_id (a database filled by hand or by an early version) are
+    compared with tonight's rows like any other: re-sent unchanged, corrected, never doubled."""
+    db = tmp_path / "b12.duckdb"
+    night1 = _night(tmp_path / "n1", {"patients.csv": PATIENTS, "labs.csv": NIGHT1_LABS})
+    run_screening(RunConfig(night1, tmp_path / "out", NIGHT1, db, memory_limit=None))
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE lab_rows SET run_id = NULL")
+    con.close()
+    labs = HEADER + (
+        "p1,2026-11-15,2132-9,,150,pg/mL,r1\n"  # re-sent unchanged
+        "p2,2026-11-15,2132-9,,305,pg/mL,r3\n"  # corrected (300)
+        "p3,2026-11-16,2132-9,,420,pg/mL,r7\n"  # new
+    )
+    night2 = _night(tmp_path / "n2", {"labs_2.csv": labs})
+    record = run_screening(
+        RunConfig(night2, tmp_path / "out", NIGHT2, db, memory_limit=None)
+    ).record
+    merged = record["counts"]["merged"]["labs"]
+    assert (merged["new"], merged["resent"], merged["corrected"]) == (1, 1, 1)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = sorted(con.sql("SELECT result_id, value_reported FROM lab_results").fetchall())
+    finally:
+        con.close()
+    assert stored == [("r1", "150"), ("r3", "305"), ("r5", "400"), ("r7", "420")]
