@@ -168,6 +168,32 @@ _CODING_COLUMNS = "analyte, unit_reported, canonical_unit"
 _PART = "_state_part"
 
 
+# What the split holds per row while it writes: each thread gathers rows (DuckDB's
+# partitioned_write_flush_threshold, 524,288 by default) and keeps a row group of every part
+# open, about 100 bytes a row and several times that with their buffers. At 10M rows under
+# 120MB the defaults ran out of memory; both are made smaller when the limit is small, and
+# stay DuckDB's defaults from about 1GB up.
+_SPLIT_ROW_BYTES = 1_000
+DEFAULT_ROW_GROUP = 122_880  # DuckDB's
+DEFAULT_FLUSH_ROWS = 524_288  # DuckDB's
+
+
+def _split_sizes(con: duckdb.DuckDBPyConnection, parts: int) -> tuple[int, int]:
+    """(rows per row group of the split's files, rows a thread gathers before it writes):
+    small enough for the memory limit (:data:`_SPLIT_ROW_BYTES` a row)."""
+    ((limit, threads),) = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('threads')"
+    ).fetchall()
+    size = memory_bytes(str(limit))
+    if not size:
+        return DEFAULT_ROW_GROUP, DEFAULT_FLUSH_ROWS
+    per_thread = size // (int(threads) * _SPLIT_ROW_BYTES)
+    return (
+        max(2_048, min(DEFAULT_ROW_GROUP, per_thread // parts)),
+        max(2_048, min(DEFAULT_FLUSH_ROWS, per_thread)),
+    )
+
+
 def _build_into(
     con: duckdb.DuckDBPyConnection,
     create: str,
@@ -194,13 +220,20 @@ def _build_into(
         return
     folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}state-", dir=scratch_dir))
     try:
+        row_group, flush = _split_sizes(con, parts)
+        ((was,),) = con.execute(
+            "SELECT current_setting('partitioned_write_flush_threshold')"
+        ).fetchall()
+        con.execute(f"SET partitioned_write_flush_threshold = {flush}")
         con.execute(
             f"COPY (SELECT {_PART_COLUMNS}, hash(patient_id) % {parts} AS {_PART} "
             f"FROM lab_rows WHERE ({rows_where}) AND coding_id IN "
             "(SELECT coding_id FROM lab_codings WHERE analyte IS NOT NULL)) "
             f"TO {path_literal(folder)} "
-            f"(FORMAT parquet, COMPRESSION lz4_raw, PARTITION_BY ({_PART}), OVERWRITE)"
+            f"(FORMAT parquet, COMPRESSION lz4_raw, PARTITION_BY ({_PART}), OVERWRITE, "
+            f"ROW_GROUP_SIZE {row_group})"
         )
+        con.execute(f"SET partitioned_write_flush_threshold = {int(was)}")
         created = False
         for part in range(parts):
             files = sorted((folder / f"{_PART}={part}").glob("*.parquet"))

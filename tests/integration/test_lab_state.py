@@ -349,3 +349,22 @@ def test_the_parts_of_a_build_follow_the_memory_limit() -> None:
         assert state.build_parts(con, 250_000_000) > state.build_parts(con, 50_000_000) > 1
     finally:
         con.close()
+
+
+def test_the_split_into_parts_writes_in_pieces_the_memory_limit_holds() -> None:
+    """At 10M rows under 120MB, DuckDB's default row groups and flush threshold for the 5
+    parts ran out of memory; below about 1GB they shrink with the limit, above it they are
+    DuckDB's own."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 2")
+        con.execute("SET memory_limit = '3GB'")
+        assert state._split_sizes(con, 3) == (state.DEFAULT_ROW_GROUP, state.DEFAULT_FLUSH_ROWS)
+        con.execute("SET memory_limit = '120MB'")
+        row_group, flush = state._split_sizes(con, 5)
+        assert 2_048 <= row_group < state.DEFAULT_ROW_GROUP
+        assert row_group <= flush < state.DEFAULT_FLUSH_ROWS
+        # what every thread holds open, a row group of each part and its gathered rows, fits
+        assert 2 * (5 * row_group + flush) * 100 < 120 * 1000**2
+    finally:
+        con.close()
