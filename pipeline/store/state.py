@@ -43,7 +43,7 @@ import duckdb
 from pipeline.resources import read_sql
 from pipeline.sqltext import literal_files, memory_bytes, path_literal
 from pipeline.store.merge import rows_table, table_columns, table_exists
-from pipeline.store.validate import SCRATCH_PREFIX
+from pipeline.store.validate import SCRATCH_PREFIX, remove_stale_scratch
 
 STATE_SQL = "state/lab_latest.sql"
 STATE_TABLE = "lab_latest"
@@ -65,8 +65,9 @@ CORRECTED_TONIGHT = (
 # time of each patient and analyte, the rows at that time and their ordering): at 10M rows the
 # build completed within 200MB (20 bytes a row) and ran out of memory at 120MB, and at 250M
 # rows one build ran out of 3GB. A larger history is built in parts of patients (build_parts).
-# 30 bytes, half as cautious as the 60 of session 12: at 50M rows and 3GB, two parts (with the
-# split of the history into files, 60 s) became one statement; at 250M, three parts, not six.
+# 30 bytes, half as cautious as the 60 of session 12: one statement at 50M rows and 3GB, three
+# parts at 250M (1,546 s for the whole run, docs/benchmarks.md), and three parts pass at 10M
+# under 120MB.
 STATE_ROW_BYTES = 30
 
 
@@ -218,6 +219,7 @@ def _build_into(
         _source(con, f"SELECT * FROM lab_results WHERE {rows_where}")
         con.execute(f"{create} AS {_sql()}")
         return
+    remove_stale_scratch(scratch_dir)  # a killed run's parts (one run holds the database)
     folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}state-", dir=scratch_dir))
     try:
         row_group, flush = _split_sizes(con, parts)

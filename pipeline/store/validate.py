@@ -351,7 +351,7 @@ def file_batches(files: Sequence[LoadedFile], batch_rows: int) -> list[list[Load
 SCRATCH_PREFIX = ".b12screen-staged-"
 
 
-def _remove_stale_scratch(folder: Path | None) -> None:
+def remove_stale_scratch(folder: Path | None) -> None:
     """Remove the staged batches a killed run left in ``folder`` (one run holds the database
     at a time, so none is in use)."""
     if folder is None or not folder.is_dir():
@@ -401,7 +401,7 @@ def stage_validate_merge(
             return result, merge(con, kind)
     results: list[ValidationResult] = []
     counts: list[MergeCounts] = []
-    _remove_stale_scratch(scratch_dir)
+    remove_stale_scratch(scratch_dir)
     folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_dir))
     try:
         for number, group in enumerate(groups, start=1):

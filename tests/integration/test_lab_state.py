@@ -27,6 +27,7 @@ from pipeline.demo.generate import generate_population
 from pipeline.resources import read_sql
 from pipeline.runner import RunConfig, run_screening
 from pipeline.store import state
+from pipeline.store.validate import SCRATCH_PREFIX
 
 DEMO_AS_OF = date(2026, 11, 24)  # the demo's as-of date: its first night
 NIGHTS = {1: DEMO_AS_OF, 2: DEMO_AS_OF + timedelta(days=1), 3: DEMO_AS_OF + timedelta(days=2)}
@@ -318,11 +319,14 @@ def test_a_state_built_in_parts_of_patients_equals_one_built_at_once(
 
 def test_parts_without_patients_and_a_history_without_rows(nights: dict, tmp_path: Path) -> None:
     """More parts than patients leave parts empty (they are skipped), and no rows at all give
-    an empty state of the same columns; the parts' files go in the folder given, and go."""
+    an empty state of the same columns; the parts' files go in the folder given, and go, with
+    those a killed run left there."""
     db = tmp_path / "kept.duckdb"
     shutil.copy(nights["db"], db)
     scratch = tmp_path / "scratch"
-    scratch.mkdir()
+    stale = scratch / f"{SCRATCH_PREFIX}state-killed"  # what a killed run left
+    stale.mkdir(parents=True)
+    (stale / "part.parquet").write_bytes(b"left over")
     con = duckdb.connect(str(db))
     try:
         con.execute("SET VARIABLE \"run.id\" = 'parts'")
