@@ -63,6 +63,12 @@ def memory_bytes(value: str) -> int | None:
     return int(float(match.group(1)) * _UNIT_BYTES[match.group(2).upper()])
 
 
+def memory_limit_bytes(con) -> int | None:
+    """The DuckDB connection's memory limit in bytes (None when it cannot be read)."""
+    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    return memory_bytes(str(limit))
+
+
 @contextlib.contextmanager
 def literal_files(paths: Sequence[Path]) -> Iterator[list[str]]:
     """SQL literals naming each of ``paths`` such that DuckDB opens exactly that file.

@@ -62,6 +62,13 @@ _BOOKKEEPING = {"run_id": "VARCHAR", "received_on": "DATE"}
 # The coded kinds: kind -> (the table that stores the rows, the run's staged codings). The
 # kept name of KEPT is then a view of the rows with their coding.
 CODED = {"labs": ("lab_rows", "staged_lab_codings")}
+# Kinds written to their kept table straight from the staging SQL (one pass from the file to
+# the store): their staged rows are never held or written elsewhere first, and the merge then
+# works on the rows as stored. Every coded kind is one (CODED).
+WRITTEN_ONCE = ("labs",)
+_THIS_RUN = "getvariable('run.id')"  # SQL: this run's id
+
+
 # What a coding holds, besides its id (sql/registry/tables.sql lab_codings).
 CODING_COLUMNS = {
     "loinc": "VARCHAR",
@@ -267,7 +274,7 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incomin
 
 def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     """Merge the valid incoming rows of ``kind`` into its kept table, in one pass of writing."""
-    counts = (merge_written_batch if kind in WRITTEN_ONCE else merge_batch)(con, kind)
+    counts = merge_batch(con, kind)
     finish_merge(con, kind)
     return counts
 
@@ -277,7 +284,10 @@ def _superseded(kind: str) -> str:
 
 
 def merge_batch(
-    con: duckdb.DuckDBPyConnection, kind: str, later_batch: bool = False
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    later_batch: bool = False,
+    files: Sequence[str] | None = None,
 ) -> MergeCounts:
     """Merge one batch of a run's rows of ``kind`` (``incoming_<kind>``, less
     ``rejected_<kind>``); :func:`finish_merge` ends the kind's merge after its last batch.
@@ -294,62 +304,187 @@ def merge_batch(
     with it and not with the copy that replaced it. Each copy's outcome is counted once, and an
     earlier copy's is taken back when a later one supersedes it: the counts of the batches add
     up to those of one merge, and the corrections log holds the last copy.
+
+    A kind of :data:`WRITTEN_ONCE` is stored first and settled after
+    (:func:`_merge_written`; ``files`` names the batch's files, None: all of this run's rows);
+    any other kind is settled first and stored after (:func:`_merge_staged`). Both settle the
+    keys the same way (:func:`_settle`).
     """
-    table, compared = KEPT[kind]
+    if kind in WRITTEN_ONCE:
+        return _merge_written(con, kind, later_batch, files)
+    return _merge_staged(con, kind, later_batch)
+
+
+def _merge_staged(con: duckdb.DuckDBPyConnection, kind: str, later_batch: bool) -> MergeCounts:
+    """Merge a batch of staged rows (``incoming_<kind>``, a table or a view of a file): the
+    rows not to store are found first, and the others stored."""
+    table, _ = KEPT[kind]
     source = f"incoming_{kind}"
-    superseded = _superseded(kind)
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
     # Rows not to merge: the rejected ones, and earlier copies of a key within this batch.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _skip AS SELECT _rid FROM rejected_{kind}")
     ((valid, distinct),) = con.execute(
         f"SELECT count(*), count(DISTINCT record_key) FROM {source} ANTI JOIN _skip USING (_rid)"
     ).fetchall()
-    within_batch_copies = 0
     if distinct < valid:
         con.execute(
-            f"""
-            INSERT INTO _skip
-            SELECT _rid FROM (
-                SELECT _rid, row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) AS copy
-                FROM {source} ANTI JOIN rejected_{kind} USING (_rid)
-            ) WHERE copy > 1
-            """
+            f"INSERT INTO _skip {_earlier_copies(f'{source} ANTI JOIN rejected_{kind} USING (_rid)')}"
         )
-        within_batch_copies = valid - distinct
+    _ensure_table(con, kind, table, source)
+    counts = _settle(
+        con,
+        kind,
+        incoming=source,
+        survivors=f"(SELECT * FROM {source} ANTI JOIN _skip USING (_rid))",
+        others=table,
+        valid=valid,
+        copies=valid - distinct,
+        later_batch=later_batch,
+    )
+    con.execute(
+        f"""
+        INSERT INTO {table} BY NAME
+        SELECT {_kept(kind)}, {_THIS_RUN} AS run_id,
+               getvariable('run.as_of')::DATE AS received_on
+        FROM {source}
+        WHERE _rid NOT IN (SELECT _rid FROM _skip)
+            AND _rid NOT IN (
+                SELECT new_rid FROM _matched WHERE old_rid IS NOT NULL AND NOT changed
+            )
+        """
+    )
+    con.execute("DROP TABLE _skip; DROP TABLE _matched")
+    # the staged rows are merged: their memory goes back to the screening (at 10M rows a
+    # staged table left alive made the screen spill)
+    # a table, or a view of a batch's staged rows in a file (pipeline/store/validate.py)
+    con.execute(f"DROP {'VIEW' if is_temp_view(con, source) else 'TABLE'} {source}")
+    return counts
+
+
+def _merge_written(
+    con: duckdb.DuckDBPyConnection, kind: str, later_batch: bool, files: Sequence[str] | None
+) -> MergeCounts:
+    """Merge a batch of a kind of :data:`WRITTEN_ONCE`: ``incoming_<kind>`` is a view of the
+    staging SQL, read once here, by the statement that stores its valid rows; what a merge
+    would not have stored is then taken back from the stored rows of the batch (this run's
+    rows from ``files``, or all of this run's rows when None).
+
+    Why: staging the rows into a table or a file first and storing them from there wrote every
+    row twice (at 10M rows, 6.7 s to stage to a file, then 9.1 s to store; storing straight
+    from staging costs 9.4 s). Taken back after storing, by deleting them: the earlier copies
+    of a key within the batch, and the copies equal to a stored row (re-sent). Deleting rows of
+    the run's own transaction costs little, and a night rarely re-sends many rows (a file seen
+    before is skipped whole). tests/integration/test_staging_batches.py checks that the
+    outcome, counts and corrections log are those of one merge of the night."""
+    table, _ = KEPT[kind]
+    source = f"incoming_{kind}"
     _ensure_table(con, kind, table, source)
     stored = rows_table(con, table)
-    # what a stored row is compared with: the incoming row, with its coding for a coded kind
-    compared_source = source
-    if kind in CODED:
-        codings = CODED[kind][1]
-        compared_source = f"_{source}_coded"
+    ((before,),) = con.execute(f"SELECT count(*) FROM {stored}").fetchall()
+    if kind in CODED:  # the codings first seen tonight join the dictionary before the rows
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {compared_source} AS "
-            f"SELECT i.* EXCLUDE (analyte), c.* EXCLUDE (coding_id) FROM {source} AS i "
-            f"LEFT JOIN (SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)} FROM {codings}) "
-            "AS c USING (coding_id)"
+            f"INSERT INTO lab_codings SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)}, "
+            f"{_THIS_RUN} FROM {CODED[kind][1]} WHERE is_new"
         )
+    con.execute(
+        f"""
+        INSERT INTO {stored} BY NAME
+        SELECT {_kept(kind)}, {_THIS_RUN} AS run_id,
+               getvariable('run.as_of')::DATE AS received_on
+        FROM {source}
+        WHERE _rid NOT IN (SELECT _rid FROM rejected_{kind})
+        """
+    )
+    batch = f"run_id = {_THIS_RUN}"  # this batch's stored rows (an equality: the scan skips
+    if files is not None:  # the row groups of earlier runs by their run_id ranges)
+        batch += f" AND source_file IN ({', '.join(literal(f) for f in files)})"
+    ((valid, distinct),) = con.execute(
+        f"SELECT count(*), count(DISTINCT record_key) FROM {stored} WHERE {batch}"
+    ).fetchall()
+    # earlier copies of a key within this batch (the last in file order wins)
+    con.execute("CREATE OR REPLACE TEMP TABLE _skip (_rid BIGINT)")
+    if distinct < valid:
+        con.execute(f"INSERT INTO _skip {_earlier_copies(f'{stored} WHERE {batch}')}")
+    counts = _settle(
+        con,
+        kind,
+        incoming=table,
+        survivors=f"(SELECT * FROM {table} ANTI JOIN _skip USING (_rid) WHERE {batch})",
+        # every other stored row, those without a run_id too
+        others=f"(SELECT * FROM {table} WHERE NOT coalesce({batch}, false))",
+        valid=valid,
+        copies=valid - distinct,
+        later_batch=later_batch,
+        nothing_stored=before == 0,
+    )
+    # take back what a merge would not have stored: earlier copies, and rows re-sent unchanged
+    if distinct < valid or counts.resent:
+        con.execute(
+            f"""
+            DELETE FROM {stored}
+            WHERE {batch} AND (
+                _rid IN (SELECT _rid FROM _skip)
+                OR _rid IN (SELECT new_rid FROM _matched WHERE old_rid IS NOT NULL AND NOT changed)
+            )
+            """
+        )
+    if kind in CODED:
+        con.execute(f"DROP TABLE {CODED[kind][1]}")
+    con.execute(f"DROP TABLE _skip; DROP TABLE _matched; DROP VIEW {source}")
+    return counts
+
+
+def _earlier_copies(rows: str) -> str:
+    """SQL: the _rid of every copy of a key in ``rows`` but its last (the highest _rid)."""
+    return f"""
+        SELECT _rid FROM (
+            SELECT _rid, row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) AS copy
+            FROM {rows}
+        ) WHERE copy > 1
+        """
+
+
+def _settle(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    *,
+    incoming: str,
+    survivors: str,
+    others: str,
+    valid: int,
+    copies: int,
+    later_batch: bool,
+    nothing_stored: bool = False,
+) -> MergeCounts:
+    """Settle the batch's ``survivors`` (its valid rows less earlier copies, from the relation
+    ``incoming``) against the stored rows ``others`` by key, into ``_matched``: for each
+    survivor whose key is stored, old_rid (the row of an earlier run, and whether it
+    changed: a correction) and earlier_rid (this run's copy from an earlier batch). Log the
+    corrections, list the rows they supersede, take back what earlier batches did with the
+    copies this one supersedes, and return the batch's counts. ``nothing_stored``: no row was
+    stored before the batch, so no key can meet one and nothing is probed."""
+    table, compared = KEPT[kind]
+    stored = rows_table(con, table)
+    superseded = _superseded(kind)
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
-    this_run = "getvariable('run.id')"
-    # For each surviving row whose key is stored: old_rid, the row of an earlier run (compared
-    # with it: changed); earlier_rid, this run's copy from an earlier batch.
-    survivors = f"(SELECT * FROM {compared_source} ANTI JOIN _skip USING (_rid))"
     if later_batch:
         matched = f"""
             SELECT i._rid AS new_rid, i.record_key,
-                   max(o._rid) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}) AS old_rid,
-                   max(o._rid) FILTER (WHERE o.run_id = {this_run}) AS earlier_rid,
-                   coalesce(bool_or({changed}) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}),
+                   max(o._rid) FILTER (WHERE o.run_id IS DISTINCT FROM {_THIS_RUN}) AS old_rid,
+                   max(o._rid) FILTER (WHERE o.run_id = {_THIS_RUN}) AS earlier_rid,
+                   coalesce(bool_or({changed}) FILTER (WHERE o.run_id IS DISTINCT FROM {_THIS_RUN}),
                             false) AS changed
-            FROM {survivors} AS i INNER JOIN {table} AS o ON o.record_key = i.record_key
+            FROM {survivors} AS i INNER JOIN {others} AS o ON o.record_key = i.record_key
             GROUP BY i._rid, i.record_key
             """
     else:
         matched = f"""
             SELECT i._rid AS new_rid, i.record_key, o._rid AS old_rid,
                    NULL::BIGINT AS earlier_rid, ({changed}) AS changed
-            FROM {survivors} AS i INNER JOIN {table} AS o ON o.record_key = i.record_key
+            FROM {survivors} AS i INNER JOIN {others} AS o ON o.record_key = i.record_key
             """
+    if nothing_stored:
+        matched = f"SELECT * FROM ({matched}) WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP TABLE _matched AS {matched}")
     ((corrected, equal, earlier_new, earlier_corrected),) = con.execute(
         """
@@ -365,8 +500,8 @@ def merge_batch(
     counts = MergeCounts(
         kind,
         valid=valid,
-        new=valid - within_batch_copies - corrected - equal - earlier_new,
-        resent=within_batch_copies + equal + earlier_new + earlier_corrected,
+        new=valid - copies - corrected - equal - earlier_new,
+        resent=copies + equal + earlier_new + earlier_corrected,
         corrected=corrected - earlier_corrected,
     )
     if earlier_new or earlier_corrected:
@@ -376,183 +511,16 @@ def merge_batch(
             con.execute(
                 f"""
                 INSERT INTO lab_result_corrections
-                SELECT {this_run}, getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
-                       i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
-                       i.value_reported, i.unit_reported, o.source_file, i.source_file
-                FROM _matched m
-                INNER JOIN lab_results o ON o._rid = m.old_rid
-                INNER JOIN {compared_source} i ON i._rid = m.new_rid
-                WHERE m.changed
-                """
-            )
-        con.execute(f"INSERT INTO {superseded} SELECT old_rid FROM _matched WHERE changed")
-    if kind in CODED:  # the codings first seen tonight join the dictionary
-        con.execute(
-            f"INSERT INTO lab_codings SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)}, "
-            f"{this_run} FROM {CODED[kind][1]} WHERE is_new"
-        )
-    con.execute(
-        f"""
-        INSERT INTO {stored} BY NAME
-        SELECT {_kept(kind)}, {this_run} AS run_id,
-               getvariable('run.as_of')::DATE AS received_on
-        FROM {source}
-        WHERE _rid NOT IN (SELECT _rid FROM _skip)
-            AND _rid NOT IN (
-                SELECT new_rid FROM _matched WHERE old_rid IS NOT NULL AND NOT changed
-            )
-        """
-    )
-    # the staged rows are merged: their memory goes back to the screening (at 10M rows a
-    # staged table left alive made the screen spill)
-    if kind in CODED:
-        con.execute(f"DROP VIEW {compared_source}; DROP TABLE {CODED[kind][1]}")
-    con.execute("DROP TABLE _skip; DROP TABLE _matched")
-    # a table, or a view of a batch's staged rows in a file (pipeline/store/validate.py)
-    con.execute(f"DROP {'VIEW' if is_temp_view(con, source) else 'TABLE'} {source}")
-    return counts
-
-
-# Kinds written to their kept table straight from the staging SQL (one pass from the file to
-# the store): their staged rows are never held or written elsewhere first, and the merge then
-# works on the rows as stored (merge_written_batch).
-WRITTEN_ONCE = ("labs",)
-
-
-def merge_written_batch(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    later_batch: bool = False,
-    files: Sequence[str] | None = None,
-) -> MergeCounts:
-    """:func:`merge_batch` for a kind of :data:`WRITTEN_ONCE`: ``incoming_<kind>`` is a view of
-    the staging SQL, read once here, by the statement that stores its valid rows; the merge
-    then takes back what a merge would not have stored, from the stored rows of this batch
-    (this run's rows from ``files``, or all of this run's rows when None).
-
-    Why: staging the rows into a table or a file first and storing them from there wrote every
-    row twice (at 10M rows, 6.7 s to stage to a file, then 9.1 s to store; storing straight
-    from staging costs 9.4 s). Taken back after storing, by deleting them: the earlier copies
-    of a key within the batch, and the copies equal to a stored row (re-sent). Deleting rows of
-    the run's own transaction costs little, and a night rarely re-sends many rows (a file seen
-    before is skipped whole). The outcome, counts and corrections log are those of
-    :func:`merge_batch` (tests/integration/test_staging_batches.py compares them)."""
-    table, compared = KEPT[kind]
-    source = f"incoming_{kind}"
-    superseded = _superseded(kind)
-    this_run = "getvariable('run.id')"
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
-    _ensure_table(con, kind, table, source)
-    stored = rows_table(con, table)
-    ((before,),) = con.execute(f"SELECT count(*) FROM {stored}").fetchall()
-    if kind in CODED:  # the codings first seen tonight join the dictionary before the rows
-        con.execute(
-            f"INSERT INTO lab_codings SELECT DISTINCT coding_id, {', '.join(CODING_COLUMNS)}, "
-            f"{this_run} FROM {CODED[kind][1]} WHERE is_new"
-        )
-    con.execute(
-        f"""
-        INSERT INTO {stored} BY NAME
-        SELECT {_kept(kind)}, {this_run} AS run_id,
-               getvariable('run.as_of')::DATE AS received_on
-        FROM {source}
-        WHERE _rid NOT IN (SELECT _rid FROM rejected_{kind})
-        """
-    )
-    batch = f"run_id = {this_run}"  # this batch's stored rows (an equality: the scan skips
-    if files is not None:  # the row groups of earlier runs by their run_id ranges)
-        batch += f" AND source_file IN ({', '.join(literal(f) for f in files)})"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT * FROM {table} WHERE {batch}")
-    ((valid, distinct),) = con.execute(
-        f"SELECT count(*), count(DISTINCT record_key) FROM {stored} WHERE {batch}"
-    ).fetchall()
-    # Rows to take back: earlier copies of a key within this batch (the last in file order wins)
-    con.execute("CREATE OR REPLACE TEMP TABLE _skip (_rid BIGINT)")
-    within_batch_copies = valid - distinct
-    if within_batch_copies:
-        con.execute(
-            f"""
-            INSERT INTO _skip
-            SELECT _rid FROM (
-                SELECT _rid, row_number() OVER (PARTITION BY record_key ORDER BY _rid DESC) AS copy
-                FROM {stored} WHERE {batch}
-            ) WHERE copy > 1
-            """
-        )
-    changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
-    survivors = "(SELECT * FROM _batch ANTI JOIN _skip USING (_rid))"
-    others = f"(SELECT * FROM {table} WHERE NOT coalesce({batch}, false))"  # run_id NULL too
-    if before == 0:  # nothing stored before this batch: no key can meet a stored one
-        matched = (
-            "SELECT NULL::BIGINT AS new_rid, NULL::UHUGEINT AS record_key, "
-            "NULL::BIGINT AS old_rid, NULL::BIGINT AS earlier_rid, false AS changed "
-            "WHERE false"
-        )
-    elif later_batch:
-        matched = f"""
-            SELECT i._rid AS new_rid, i.record_key,
-                   max(o._rid) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}) AS old_rid,
-                   max(o._rid) FILTER (WHERE o.run_id = {this_run}) AS earlier_rid,
-                   coalesce(bool_or({changed}) FILTER (WHERE o.run_id IS DISTINCT FROM {this_run}),
-                            false) AS changed
-            FROM {survivors} AS i INNER JOIN {others} AS o ON o.record_key = i.record_key
-            GROUP BY i._rid, i.record_key
-            """
-    else:
-        matched = f"""
-            SELECT i._rid AS new_rid, i.record_key, o._rid AS old_rid,
-                   NULL::BIGINT AS earlier_rid, ({changed}) AS changed
-            FROM {survivors} AS i INNER JOIN {others} AS o ON o.record_key = i.record_key
-            """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _matched AS {matched}")
-    ((corrected, equal, earlier_new, earlier_corrected),) = con.execute(
-        """
-        SELECT count(*) FILTER (WHERE old_rid IS NOT NULL AND changed),
-               count(*) FILTER (WHERE old_rid IS NOT NULL AND NOT changed),
-               count(*) FILTER (WHERE earlier_rid IS NOT NULL AND old_rid IS NULL),
-               count(*) FILTER (WHERE earlier_rid IS NOT NULL AND old_rid IS NOT NULL)
-        FROM _matched
-        """
-    ).fetchall()
-    counts = MergeCounts(
-        kind,
-        valid=valid,
-        new=valid - within_batch_copies - corrected - equal - earlier_new,
-        resent=within_batch_copies + equal + earlier_new + earlier_corrected,
-        corrected=corrected - earlier_corrected,
-    )
-    if earlier_new or earlier_corrected:
-        _take_back_earlier_copies(con, kind, stored, superseded)
-    if corrected:
-        if kind == "labs":
-            con.execute(
-                f"""
-                INSERT INTO lab_result_corrections
-                SELECT {this_run}, getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
+                SELECT {_THIS_RUN}, getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
                        i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
                        i.value_reported, i.unit_reported, o.source_file, i.source_file
                 FROM _matched m
                 INNER JOIN {table} o ON o._rid = m.old_rid
-                INNER JOIN {table} i ON i._rid = m.new_rid
+                INNER JOIN {incoming} i ON i._rid = m.new_rid
                 WHERE m.changed
                 """
             )
         con.execute(f"INSERT INTO {superseded} SELECT old_rid FROM _matched WHERE changed")
-    # take back what a merge would not have stored: earlier copies, and rows re-sent unchanged
-    if within_batch_copies or equal:
-        con.execute(
-            f"""
-            DELETE FROM {stored}
-            WHERE {batch} AND (
-                _rid IN (SELECT _rid FROM _skip)
-                OR _rid IN (SELECT new_rid FROM _matched WHERE old_rid IS NOT NULL AND NOT changed)
-            )
-            """
-        )
-    if kind in CODED:
-        con.execute(f"DROP TABLE {CODED[kind][1]}")
-    con.execute("DROP VIEW _batch; DROP TABLE _skip; DROP TABLE _matched")
-    con.execute(f"DROP VIEW {source}")
     return counts
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.resources import read_sql
-from pipeline.sqltext import literal_files, memory_bytes, path_literal
+from pipeline.sqltext import literal_files, memory_limit_bytes, path_literal
 from pipeline.store.merge import rows_table, table_columns, table_exists
 from pipeline.store.validate import SCRATCH_PREFIX, remove_stale_scratch
 
@@ -151,8 +151,7 @@ def _source(con: duckdb.DuckDBPyConnection, query: str) -> None:
 def build_parts(con: duckdb.DuckDBPyConnection, rows: int) -> int:
     """In how many parts (of patients) a state over ``rows`` stored rows is built: as many as
     keep each part's working memory (:data:`STATE_ROW_BYTES` a row) within the memory limit."""
-    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    size = memory_bytes(str(limit))
+    size = memory_limit_bytes(con)
     if not size:
         return 1
     return max(1, math.ceil(rows * STATE_ROW_BYTES / size))
@@ -182,10 +181,8 @@ DEFAULT_FLUSH_ROWS = 524_288  # DuckDB's
 def _split_sizes(con: duckdb.DuckDBPyConnection, parts: int) -> tuple[int, int]:
     """(rows per row group of the split's files, rows a thread gathers before it writes):
     small enough for the memory limit (:data:`_SPLIT_ROW_BYTES` a row)."""
-    ((limit, threads),) = con.execute(
-        "SELECT current_setting('memory_limit'), current_setting('threads')"
-    ).fetchall()
-    size = memory_bytes(str(limit))
+    size = memory_limit_bytes(con)
+    ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
     if not size:
         return DEFAULT_ROW_GROUP, DEFAULT_FLUSH_ROWS
     per_thread = size // (int(threads) * _SPLIT_ROW_BYTES)
@@ -203,8 +200,9 @@ def _build_into(
     scratch_dir: Path | None = None,
 ) -> None:
     """``create`` (``CREATE [TEMP] TABLE name``) the state of the lab_results rows
-    ``rows_where`` (a condition on the columns of lab_rows), in :func:`build_parts` parts of patients, one statement each:
-    the state is per patient, so the parts together are the state of all of them.
+    ``rows_where`` (a condition on the columns of lab_rows), in :func:`build_parts` parts of
+    patients, one statement each: the state is per patient, so the parts together are the
+    state of all of them.
 
     In parts, the history is read once: its rows (only the columns the state reads) are
     written to Parquet files split by part (in a folder made in ``scratch_dir``, deleted
@@ -227,15 +225,17 @@ def _build_into(
             "SELECT current_setting('partitioned_write_flush_threshold')"
         ).fetchall()
         con.execute(f"SET partitioned_write_flush_threshold = {flush}")
-        con.execute(
-            f"COPY (SELECT {_PART_COLUMNS}, hash(patient_id) % {parts} AS {_PART} "
-            f"FROM lab_rows WHERE ({rows_where}) AND coding_id IN "
-            "(SELECT coding_id FROM lab_codings WHERE analyte IS NOT NULL)) "
-            f"TO {path_literal(folder)} "
-            f"(FORMAT parquet, COMPRESSION lz4_raw, PARTITION_BY ({_PART}), OVERWRITE, "
-            f"ROW_GROUP_SIZE {row_group})"
-        )
-        con.execute(f"SET partitioned_write_flush_threshold = {int(was)}")
+        try:
+            con.execute(
+                f"COPY (SELECT {_PART_COLUMNS}, hash(patient_id) % {parts} AS {_PART} "
+                f"FROM lab_rows WHERE ({rows_where}) AND coding_id IN "
+                "(SELECT coding_id FROM lab_codings WHERE analyte IS NOT NULL)) "
+                f"TO {path_literal(folder)} "
+                f"(FORMAT parquet, COMPRESSION lz4_raw, PARTITION_BY ({_PART}), OVERWRITE, "
+                f"ROW_GROUP_SIZE {row_group})"
+            )
+        finally:
+            con.execute(f"SET partitioned_write_flush_threshold = {int(was)}")
         created = False
         for part in range(parts):
             files = sorted((folder / f"{_PART}={part}").glob("*.parquet"))

@@ -28,15 +28,8 @@ from pipeline.errors import ExtractsError, safe_message
 from pipeline.facts import LoadedFile, MergeCounts, ValidationResult
 from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_view
 from pipeline.resources import read_sql
-from pipeline.sqltext import ident, memory_bytes, path_literal
-from pipeline.store.merge import (
-    WRITTEN_ONCE,
-    finish_merge,
-    is_temp_view,
-    merge,
-    merge_batch,
-    merge_written_batch,
-)
+from pipeline.sqltext import ident, memory_limit_bytes, path_literal
+from pipeline.store.merge import WRITTEN_ONCE, finish_merge, is_temp_view, merge, merge_batch
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
@@ -167,10 +160,6 @@ def stage_and_validate(
         else:
             stage_to_file(con, staging, scratch, table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_{kind} (_rid BIGINT)")
-    staged = None
-    if kind not in WRITTEN_ONCE:  # (a view is counted by the checks, which read every row)
-        ((staged,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
-        _same_rows_staged(kind, rows_read, staged)
     analytes = (
         dict(con.execute("SELECT analyte, label FROM rule_analytes ORDER BY analyte").fetchall())
         if kind == "labs"
@@ -186,8 +175,9 @@ def stage_and_validate(
         checked, failing = check_rows(
             con, f"SELECT {columns} FROM {table}{order}", schema, model_name, size, kind
         )
-    if staged is None:
-        _same_rows_staged(kind, rows_read, checked)
+    if rows_read is not None and checked != rows_read:  # the checks read every staged row
+        # a join in the staging SQL fanned rows out or lost some: a bug, never data
+        raise RuntimeError(f"staging {kind} turned {rows_read} rows into {checked}")
     if not failing:
         return ValidationResult(kind, checked, 0)
     reasons = f"reasons_{kind}"
@@ -202,12 +192,6 @@ def stage_and_validate(
     con.execute(f"INSERT INTO rejected_{kind} SELECT _rid FROM {reasons}")
     con.execute(f"DROP TABLE {reasons}")
     return ValidationResult(kind, checked, failing)
-
-
-def _same_rows_staged(kind: str, rows_read: int | None, staged: int) -> None:
-    if rows_read is not None and staged != rows_read:
-        # a join in the staging SQL fanned rows out or lost some: a bug, never data
-        raise RuntimeError(f"staging {kind} turned {rows_read} rows into {staged}")
 
 
 @contextlib.contextmanager
@@ -317,8 +301,7 @@ def check_rows(
 def staging_batch_rows(con: duckdb.DuckDBPyConnection) -> int:
     """Rows of a night staged at once: as many as the memory limit holds staged
     (:data:`STAGED_ROW_BYTES` each), at least :data:`MIN_STAGING_BATCH_ROWS`."""
-    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    size = memory_bytes(str(limit))
+    size = memory_limit_bytes(con)
     if size is None:  # DuckDB spells it "2.7 GiB"; anything else: one batch, as before
         return 2**62
     return max(MIN_STAGING_BATCH_ROWS, size // STAGED_ROW_BYTES)
@@ -328,8 +311,7 @@ def _held_staged_is_large(con: duckdb.DuckDBPyConnection, files: Sequence[Loaded
     """Whether ``files`` staged as a temporary table would hold a notable share of the memory
     limit until the run's transaction ends (:data:`HELD_STAGED_ROW_BYTES` a row, more than
     :data:`HELD_STAGED_SHARE` of the limit): then they are staged to a file, as a batch is."""
-    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    size = memory_bytes(str(limit))
+    size = memory_limit_bytes(con)
     rows = sum(f.rows_staged for f in files)
     return size is not None and rows * HELD_STAGED_ROW_BYTES > size * HELD_STAGED_SHARE
 
@@ -414,16 +396,13 @@ def stage_validate_merge(
                     con, kind, as_of, rows_read=rows, identifiers=identifiers, scratch=staged
                 )
             )
-            if kind in WRITTEN_ONCE:
-                with reading(kind):
-                    counts.append(
-                        merge_written_batch(
-                            con, kind, later_batch=number > 1, files=[f.file.name for f in group]
-                        )
+            with reading(kind):  # a kind written once reads its files again here
+                counts.append(
+                    merge_batch(
+                        con, kind, later_batch=number > 1, files=[f.file.name for f in group]
                     )
-            else:
-                counts.append(merge_batch(con, kind, later_batch=number > 1))
-            staged.unlink(missing_ok=True)
+                )
+            staged.unlink(missing_ok=True)  # (a kind written once writes none)
     finally:
         files_batch_view(con, kind, None)
         shutil.rmtree(folder, ignore_errors=True)
