@@ -60,14 +60,14 @@ from pipeline.read.adapters import (
 )
 from pipeline.read.discover import KINDS, Extracts
 from pipeline.read.ingest import load_extracts
-from pipeline.reports import audit
+from pipeline.reports import audit, charts
 from pipeline.resources import data_dir, read_sql
 from pipeline.rules import Rules, apply_rules, load_rules
 from pipeline.screening.criteria import load_macros, screen
 from pipeline.screening.measures import compute_measures
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import literal, literal_files, memory_setting, path_literal
-from pipeline.store import state
+from pipeline.store import profile, state
 from pipeline.store.merge import KEPT, upgrade_store
 from pipeline.store.validate import stage_validate_merge
 
@@ -141,6 +141,7 @@ class ScreeningRun:
         self.screened: Screened | None = None
         self.models: ModelRun | None = None  # the SQL models built on this run's connection
         self.lab_state: state.StateRefresh | None = None  # what the screen stage kept
+        self.lab_profile = ""  # what the screen stage did with the kept lab profile
         self.record: dict = {}
         self.failure_log: Path | None = None  # written by fail(): stage lines and traceback
         self._read_again: dict[str, str] = {}  # file ingested before: the look-up that changed
@@ -285,10 +286,13 @@ class ScreeningRun:
             self._resource_faults(),
             self.progress.stage("screen", "applying the criteria and the care-process measures"),
         ):
+            charts.preload()  # the audit's charts need matplotlib; DuckDB screens meanwhile
             self.lab_state = state.refresh(
                 self.con, self.config.as_of, scratch_dir=self._scratch_dir()
             )  # what criteria read
             self.progress.note(self.lab_state.note())
+            self.lab_profile = profile.refresh(self.con)  # what the audit's lab tables read
+            self.progress.note(f"lab profile {self.lab_profile}")
             self.models = ModelRun(self.con, self.rules.criteria_order)
             counts = screen(self.models)
             measures = compute_measures(self.models, self.rules)
@@ -316,6 +320,7 @@ class ScreeningRun:
                 for name, lookup in self._read_again.items()
             ]
             self.record["lab_state"] = dataclasses.asdict(self.lab_state)
+            self.record["lab_profile"] = self.lab_profile
             if self.read.rows_by_kind is not None:  # a FHIR Bundle holds rows of every kind
                 rows = self.record["counts"]["rows_read"]
                 self.record["counts"]["rows_read"] = {k: self.read.rows_of(k) for k in rows}

@@ -661,12 +661,13 @@ class CriteriaDB(StagingDB):
         self.con.execute("DROP TABLE _harness_labs")
 
     def refresh_state(self) -> None:
-        """After rows are put straight into lab_results: bring the kept lab state
-        (pipeline/store/state.py) up to date with them, as a run's screen stage does, and
-        build the intermediate tables again."""
-        from pipeline.store import state
+        """After rows are put straight into lab_results: bring the kept lab state and profile
+        (pipeline/store/state.py, profile.py) up to date with them, as a run's screen stage
+        does, and build the intermediate tables again."""
+        from pipeline.store import profile, state
 
         state.refresh(self.con, self._as_of, reread="SELECT patient_id FROM lab_results")
+        profile.refresh(self.con)
         if hasattr(self, "_models"):
             from pipeline.screening.criteria import build_inputs
 

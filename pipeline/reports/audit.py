@@ -116,7 +116,10 @@ def _summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
         ((code, n) for code, n in codes if code is None or not _valid_icd10cm(code)),
         key=lambda x: (-x[1], x[0] or ""),
     )
-    unmapped = con.execute("SELECT count(*) FROM lab_results WHERE analyte IS NULL").fetchone()[0]
+    unmapped = con.execute(
+        "SELECT coalesce(sum(results), 0)::BIGINT FROM lab_profile "
+        "SEMI JOIN (SELECT coding_id FROM lab_codings WHERE analyte IS NULL) USING (coding_id)"
+    ).fetchone()[0]
     unlisted = con.execute(
         "SELECT count(*) FROM medications ANTI JOIN int_medication_groups USING (_rid)"
     ).fetchall()[0][0]

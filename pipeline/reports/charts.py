@@ -19,16 +19,19 @@ Every chart is deterministic: the same input gives byte-identical output (fixed
 in a chart, and every reference to one, starts with the ``chart_id`` given by the caller;
 the chart's own CSS is scoped to it as well.
 
-matplotlib is imported only when a chart is drawn (it takes about a second to import), and
-``pyplot`` is never used: figures are plain ``matplotlib.figure.Figure`` objects rendered by
+matplotlib is imported only when a chart is drawn (it takes about a second to import), or in
+the background by :func:`preload`, which a run calls while the database screens, so that the
+second is not added to the run; ``pyplot`` is never used: figures are plain ``matplotlib.figure.Figure`` objects rendered by
 the SVG backend, so no GUI backend is loaded and no figure is kept in global state.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from html import escape
@@ -83,6 +86,34 @@ _HREF_ATTR = re.compile(r'(\s(?:xlink:)?href="#)([^"]+)(")')
 _URL_REF = re.compile(r"(url\(#)([^)]+)(\))")
 _SVG_ROOT = re.compile(r"<svg\b[^>]*>")
 _VIEWBOX = re.compile(r'viewBox="0 0 ([0-9.]+) ([0-9.]+)"')
+
+
+# What drawing a chart imports (each function below imports what it uses when it runs).
+_MODULES = (
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.patches",
+    "matplotlib.dates",
+    "matplotlib.ticker",
+    "matplotlib.backends.backend_svg",
+)
+
+
+def preload() -> threading.Thread:
+    """Import matplotlib in a background thread (about a second of Python) while the caller
+    waits on other work, such as a DuckDB query, which leaves the interpreter free; the first
+    chart then finds it imported. A failed import is left for that chart to raise."""
+
+    def load() -> None:
+        for name in _MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                return
+
+    thread = threading.Thread(target=load, name="b12screen-charts-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def no_data_svg(message: str, *, chart_id: str) -> str:

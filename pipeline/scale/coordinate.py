@@ -33,7 +33,7 @@ from pipeline.scale.split import (
 from pipeline.screening.criteria import build_inputs
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import ident, path_literal
-from pipeline.store import state
+from pipeline.store import profile, state
 from pipeline.store.merge import create_kept, rows_table, store_rows, table_exists
 
 # screen_shards(specs, kept tables) -> one result per spec, in order; raises if any shard failed
@@ -211,10 +211,13 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
         if "run_id" not in have:  # written whole by the shards
             con.execute(f"DELETE FROM main.{ident(stored)}")
         elif "record_key" in have:
-            con.execute(
-                f"DELETE FROM main.{ident(stored)} WHERE record_key IN "
+            replaced = (
+                f"main.{ident(stored)} WHERE record_key IN "
                 f"(SELECT record_key::{have['record_key']} FROM read_parquet({files}))"
             )
+            if stored == profile.ROWS_TABLE:  # the kept profile counts them off
+                profile.note_removed(con, f"SELECT * FROM {replaced}")
+            con.execute(f"DELETE FROM {replaced}")
         store_rows(con, table, f"read_parquet({files})")
     # after the lines the coordinator's read quarantined (malformed CSV lines)
     con.execute(
@@ -236,6 +239,8 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
     # intermediate tables; the flags and the measures' members are the shards'
     run.lab_state = state.refresh(con, run.config.as_of)
     run.progress.note(run.lab_state.note())
+    run.lab_profile = profile.refresh(con)
+    run.progress.note(f"lab profile {run.lab_profile}")
     models = run.models = ModelRun(con, run.rules.criteria_order)
     build_inputs(models)
     _result_table(con, work, results, "run_flags")

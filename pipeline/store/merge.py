@@ -31,6 +31,7 @@ import duckdb
 from pipeline.facts import MergeCounts
 from pipeline.registry import registry_ddl
 from pipeline.sqltext import ident, literal
+from pipeline.store import profile
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
 KEPT = {
@@ -553,5 +554,8 @@ def finish_merge(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
     stored = rows_table(con, KEPT[kind][0])
     if table_exists(con, stored):
+        replaced = f"SELECT * FROM {stored} WHERE _rid IN (SELECT old_rid FROM {superseded})"
+        if stored == profile.ROWS_TABLE:  # the kept profile counts them off
+            profile.note_removed(con, replaced)
         con.execute(f"DELETE FROM {stored} WHERE _rid IN (SELECT old_rid FROM {superseded})")
     con.execute(f"DROP TABLE {superseded}")

@@ -1,8 +1,8 @@
 -- Audit: stored valid results per analyte, and how they were recognised.
 -- Grain: one row per analyte of the rules file (zeros where it has no result).
--- The results are counted before the join with the rules' analytes, and the patients are the
--- (analyte, patient) pairs of audit_lab_patients (sql/audit/lab_patients.sql), apart from the
--- other counts: at 10M results, count(distinct) after the join took 4.4 CPU-s.
+-- The results are counted from the kept profile of the stored results (sql/state/lab_profile.sql,
+-- one row per coding, value and censoring), not the history; the patients are the (analyte,
+-- patient) pairs of audit_lab_patients (sql/audit/lab_patients.sql).
 with patients as (
     select analyte, count(*) as patients
     from audit_lab_patients
@@ -11,14 +11,17 @@ with patients as (
 
 results as (
     select
-        analyte,
-        count(_rid) as results,
-        count(*) filter (where coded_by = 'loinc') as by_loinc,
-        count(*) filter (where coded_by = 'test_name') as by_name,
-        count(*) filter (where censor is not null) as censored
-    from lab_results
-    where analyte is not null
-    group by analyte
+        lab_codings.analyte,
+        sum(lab_profile.results)::bigint as results,
+        coalesce(sum(lab_profile.results) filter (where lab_codings.coded_by = 'loinc'), 0)::bigint
+            as by_loinc,
+        coalesce(sum(lab_profile.results) filter (where lab_codings.coded_by = 'test_name'), 0)::bigint
+            as by_name,
+        coalesce(sum(lab_profile.results) filter (where lab_profile.censored), 0)::bigint as censored
+    from lab_profile
+    inner join lab_codings on lab_codings.coding_id = lab_profile.coding_id
+    where lab_codings.analyte is not null
+    group by lab_codings.analyte
 ),
 
 final as (

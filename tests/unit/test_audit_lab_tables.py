@@ -1,11 +1,11 @@
 """The audit's tables over the whole lab history (sql/audit/analytes.sql, funnel.sql's tested
-patients, value_distributions.sql) are computed in fewer passes than they were; they give the
-rows the plain queries below give (the definitions the page was built on), over rows put
+patients, value_distributions.sql, unit_conversions.sql, unmapped_tests.sql) are computed from
+the kept lab state and profile, not the history; they give the rows the plain queries below
+give over the stored results themselves (the definitions the page was built on), over rows put
 straight into the lab_results of a database prepared by the runner (CriteriaDB).
 
-The percentiles are t-digest estimates: with one thread, the same rows give the same digest,
-so the comparison is exact; with more, DuckDB merges partial digests in whatever order the
-threads finish, and two runs of either query differ in the third or fourth digit.
+The percentiles are exact: those of quantile_cont over the results, to the last bits of a
+double (the interpolation is done in another order).
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ order by rule_analytes.analyte
 VALUE_DISTRIBUTIONS = """
 with stats as (
     select analyte, count(value_canonical) as results, min(value_canonical) as min,
-        approx_quantile(value_canonical, 0.01) as p01,
-        approx_quantile(value_canonical, 0.25) as q1,
-        approx_quantile(value_canonical, 0.5) as median,
-        approx_quantile(value_canonical, 0.75) as q3,
-        approx_quantile(value_canonical, 0.99) as p99,
+        quantile_cont(value_canonical, 0.01) as p01,
+        quantile_cont(value_canonical, 0.25) as q1,
+        quantile_cont(value_canonical, 0.5) as median,
+        quantile_cont(value_canonical, 0.75) as q3,
+        quantile_cont(value_canonical, 0.99) as p99,
         max(value_canonical) as max,
         count(*) filter (where value_canonical <= 0) as at_or_below_zero
     from lab_results where analyte is not null group by analyte
@@ -73,6 +73,17 @@ select fenced.analyte, rule_analytes.canonical_unit as unit, results, min, p01, 
 from fenced inner join tails on tails.analyte = fenced.analyte
 left join rule_analytes on rule_analytes.analyte = fenced.analyte
 order by analyte
+"""
+UNIT_CONVERSIONS = """
+select analyte, coalesce(unit_key, '(none)') as unit, factor_to_canonical as factor,
+    count(*) as results
+from lab_results where analyte is not null
+group by all order by analyte, unit, factor
+"""
+UNMAPPED_TESTS = """
+select coalesce(loinc, '') as loinc, coalesce(test_name, '') as test_name, count(*) as results
+from lab_results where analyte is null
+group by all order by results desc, loinc, test_name
 """
 
 
@@ -162,19 +173,37 @@ def test_the_funnel_counts_the_patients_tested_it_counted(db):
     assert counts["anc"] == 0
 
 
-def test_value_distributions_are_the_same_digests_and_tails(db):
-    db.con.execute("SET threads = 1")
-    try:
-        new = db.con.execute(read_sql("audit/value_distributions.sql"))
-        names = [d[0] for d in new.description]
-        got = new.fetchall()
-        old = db.con.execute(VALUE_DISTRIBUTIONS)
-        assert names == [d[0] for d in old.description]
-        assert got == old.fetchall()
-    finally:
-        db.con.execute("RESET threads")
+def test_value_distributions_are_the_exact_percentiles_and_tails(db):
+    new = db.con.execute(read_sql("audit/value_distributions.sql"))
+    names = [d[0] for d in new.description]
+    got = new.fetchall()
+    old = db.con.execute(VALUE_DISTRIBUTIONS)
+    assert names == [d[0] for d in old.description]
+    expected = old.fetchall()
+    assert [r[0] for r in got] == [r[0] for r in expected]
+    for mine, theirs in zip(got, expected, strict=True):
+        for name, a, b in zip(names, mine, theirs, strict=True):
+            if isinstance(b, float):
+                assert a == pytest.approx(b, rel=1e-12, abs=1e-9), (mine[0], name)
+            else:
+                assert a == b, (mine[0], name)
     rows = {r[0]: dict(zip(names, r, strict=True)) for r in got}
     assert rows["mma"]["results"] == 0 and rows["mma"]["median"] is None  # no value at all
     assert rows["mma"]["below_low_fence"] == 0
     assert sum(r["above_high_fence"] for r in rows.values()) >= 40  # the 90,000s
     assert sum(r["at_or_below_zero"] for r in rows.values()) > 0
+
+
+def test_unit_conversions_and_unmapped_tests_count_the_stored_results(db):
+    conversions = _rows(
+        db,
+        f"SELECT * FROM ({read_sql('audit/unit_conversions.sql')}) ORDER BY analyte, unit, factor",
+    )
+    assert conversions == _rows(db, UNIT_CONVERSIONS)
+    assert (
+        sum(r[3] for r in conversions)
+        == _rows(db, "SELECT count(*) FROM lab_results WHERE analyte IS NOT NULL")[0][0]
+    )
+    unmapped = _rows(db, read_sql("audit/unmapped_tests.sql"))
+    assert unmapped == _rows(db, UNMAPPED_TESTS)
+    assert sum(r[2] for r in unmapped) == 300  # every tenth of the 3,000 has no analyte
