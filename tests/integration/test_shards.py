@@ -351,6 +351,8 @@ def test_the_next_night_on_a_different_shard_count_equals_single_node(
     quarantine = _text(results[0], "quarantine.csv")
     assert "malformed CSV line" in quarantine and "patient_id missing" in quarantine
     _same_results(results[0], results[1], _db(one), _db(many))  # the left folder removed too
+    # the kept profile of the stored results (the audit's) followed the night, in both
+    assert [r.record["lab_profile"] for r in results] == ["updated", "updated"]
 
 
 def test_a_single_node_run_needs_no_dask() -> None:
