@@ -55,18 +55,6 @@ SNAPSHOT_SQL = {
 }
 
 
-# Relations several snapshot tables read, built once per collection (sql/audit/<name>.sql, as a
-# temporary table of the given name) and dropped after it: audit_lab_patients is the one pass
-# over every result that groups by patient (the analytes' patients and the funnel's tested).
-SHARED_SQL = {"audit_lab_patients": "lab_patients"}
-
-
-# -- at run time ------------------------------------------------------------------------------
-def build_shared(con: duckdb.DuckDBPyConnection) -> None:
-    for table, name in SHARED_SQL.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(f'audit/{name}.sql')}")
-
-
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
@@ -78,12 +66,9 @@ def collect(
 ) -> dict[str, list[dict]]:
     """The run's snapshot tables, computed inside its transaction."""
     tables: dict[str, list[dict]] = {}
-    build_shared(con)
     for name, limit in SNAPSHOT_SQL.items():
         sql = read_sql(f"audit/{name}.sql")
         tables[name] = _rows(con, f"SELECT * FROM ({sql}) LIMIT {limit}" if limit else sql)
-    for table in SHARED_SQL:
-        con.execute(f"DROP TABLE {table}")
     tables["criteria"] = [
         {
             "criterion": cid,

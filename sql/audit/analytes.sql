@@ -1,11 +1,13 @@
 -- Audit: stored valid results per analyte, and how they were recognised.
 -- Grain: one row per analyte of the rules file (zeros where it has no result).
 -- The results are counted from the kept profile of the stored results (sql/state/lab_profile.sql,
--- one row per coding, value and censoring), not the history; the patients are the (analyte,
--- patient) pairs of audit_lab_patients (sql/audit/lab_patients.sql).
+-- one row per coding, value and censoring), and the patients from the kept lab state
+-- (sql/state/lab_latest.sql, one row per patient and analyte with a stored valid result): the
+-- history is not read.
 with patients as (
     select analyte, count(*) as patients
-    from audit_lab_patients
+    from lab_latest
+    where patient_id is not null
     group by analyte
 ),
 

@@ -29,7 +29,8 @@ tested as (
         'tested' as stage,
         rule_analytes.analyte as item,
         printf('%s result in the last %d days', rule_analytes.label, rule_analytes.lookback_days) as label,
-        count(distinct latest_results.patient_id) as patients
+        -- latest_results has one row per patient and analyte: no distinct count is needed
+        count(latest_results.patient_id) as patients
     from rule_analytes
     left join latest_results
         on latest_results.analyte = rule_analytes.analyte

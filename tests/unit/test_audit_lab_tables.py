@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.reports import audit
 from pipeline.resources import read_sql
 
 try:
@@ -137,7 +136,6 @@ def db(tmp_path_factory):
         """
     )
     database.refresh_state()  # the kept lab state the patient counts read, as a run has it
-    audit.build_shared(database.con)
     database.con.execute("CREATE TEMP TABLE run_worklist (patient_id VARCHAR, priority VARCHAR)")
     yield database
     database.close()
