@@ -225,6 +225,11 @@ FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
 # the longest NDJSON line read (a Patient with a long narrative, a Bundle in one line)
 _MAX_LINE_BYTES = 64 * 1024 * 1024
+# read_json's default maximum_object_size, the smallest it takes: each of its threads reads
+# twice this at a time, and it reads a file on size // this threads at most, so a file is read
+# with it when no line is this long (newlines.lines_shorter_than), else with _MAX_LINE_BYTES
+# (one thread for a file under 64 MB; docs/benchmarks.md, session 14)
+_SHORT_LINE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -587,6 +592,11 @@ def _read_ndjson_typed(
         return None
     # the file's lines are counted (Python, one bytes.count per chunk) while DuckDB reads it:
     # DuckDB releases the GIL, so the count costs no wall time of its own
+    longest = (
+        _SHORT_LINE_BYTES
+        if newlines.lines_shorter_than(f.path, _SHORT_LINE_BYTES)
+        else _MAX_LINE_BYTES
+    )
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(newlines.line_count, f.path)
         con.execute(
@@ -594,7 +604,7 @@ def _read_ndjson_typed(
             CREATE OR REPLACE TEMP TABLE {tmp}_read AS
             SELECT json AS r
             FROM read_json({path}, format = 'newline_delimited', records = false,
-                ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
+                ignore_errors = true, maximum_object_size = {longest},
                 columns = {{json: {literal(struct_type)}}})
             """
         )
