@@ -58,7 +58,7 @@ def _read(folder: Path, fast: bool) -> dict:
     con = duckdb.connect()
     con.execute(QUARANTINE_DDL)
     with literal_files(paths) as literals:
-        read, line_by_line = _load_fhir(
+        read, line_by_line, _ = _load_fhir(
             con, found, dict(zip(paths, literals, strict=True)), 1, fast
         )
         out = {
@@ -238,7 +238,7 @@ def test_rows_keep_file_order_across_threads(tmp_path: Path) -> None:
     con = duckdb.connect(config={"threads": 8})
     con.execute(QUARANTINE_DDL)
     with literal_files([found.files[0].path]) as (path,):
-        _, line_by_line = _load_fhir(con, found, {found.files[0].path: path}, 1)
+        _, line_by_line, _ = _load_fhir(con, found, {found.files[0].path: path}, 1)
     assert line_by_line == 0
     ((n, wrong),) = con.execute(
         "SELECT count(*), count(*) FILTER (r.id <> 'L' || row_number) FROM fhir_observation"
@@ -259,7 +259,7 @@ def test_rows_keep_file_order_across_row_groups(tmp_path: Path) -> None:
     con = duckdb.connect(config={"threads": 8})
     con.execute(QUARANTINE_DDL)
     with literal_files([found.files[0].path]) as (path,):
-        _, line_by_line = _load_fhir(con, found, {found.files[0].path: path}, 1)
+        _, line_by_line, _ = _load_fhir(con, found, {found.files[0].path: path}, 1)
     assert line_by_line == 0
     ((n, wrong),) = con.execute(
         "SELECT count(*), count(*) FILTER (r.id <> 'L' || row_number) FROM fhir_observation"
