@@ -319,6 +319,85 @@ def test_a_file_is_read_with_the_default_object_size_only_when_every_line_is_sho
     assert not newlines.lines_shorter_than(tmp_path / "missing.ndjson", 1000)
 
 
+def _adapted(folder: Path) -> dict:
+    """Every row the FHIR adapters present (``_adapted_<kind>`` in its own order), the
+    quarantine and the counts, by load_format."""
+    from pipeline.read.adapters import load_format
+    from pipeline.screening.criteria import load_macros
+
+    found = discover_format(folder, "fhir")
+    paths = [f.path for f in (*found.files, *found.lookups)]
+    con = duckdb.connect()
+    load_macros(con)
+    con.execute('SET VARIABLE "settings.open_order_days" = 90')
+    with literal_files(paths) as literals:
+        got = load_format(con, found, dict(zip(paths, literals, strict=True)), 1)
+        out = {
+            kind: con.execute(f"SELECT * FROM _adapted_{kind}").fetchall()
+            for kind in ("patients", "labs", "medications", "diagnoses")
+        }
+    out["quarantine"] = con.execute("SELECT * FROM quarantine").fetchall()
+    views = con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE temporary AND view_name LIKE '\\_adapted\\_%' ESCAPE '\\'"
+    ).fetchall()
+    con.close()
+    return out | {
+        "counts": got.counts,
+        "rows": dict(got.rows_by_kind),
+        "fused": {v[0].removeprefix("_adapted_") for v in views},
+    }
+
+
+@pytest.mark.parametrize("case", ["clean", "broken-observation", "patient-among-conditions"])
+def test_reading_with_the_adapter_gives_the_rows_read_first_then_adapted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Observations, Conditions and Patients read with their adapter in one statement give the
+    rows the adapter gives from the resources read first (``_FUSED`` emptied), in the same
+    order; a broken line, or a resource of another type that sends a file to the line reader,
+    reads every such file the first way."""
+    from pipeline.read import adapters
+
+    patients = [
+        {"resourceType": "Patient", "id": f"p{i}", "gender": "female", "birthDate": "1950-01-01"}
+        for i in range(1, 4)
+    ]
+    conditions = [
+        {
+            "resourceType": "Condition",
+            "id": f"c{i}",
+            "subject": {"reference": f"Patient/p{i}"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "D51.0"}]},
+            "onsetDateTime": "2026-01-0{i}T10:00:00Z",
+        }
+        for i in range(1, 4)
+    ]
+    observations: list = [
+        _obs(i, subject={"reference": f"Patient/p{i % 3 + 1}"}) for i in range(1, 9)
+    ]
+    if case == "broken-observation":
+        observations[4] = "{broken"
+    if case == "patient-among-conditions":
+        conditions.insert(1, {**patients[0], "id": "p9"})
+    _write(tmp_path / "Patient.ndjson", patients)
+    _write(tmp_path / "Condition.ndjson", conditions)
+    _write(tmp_path / "Observation.ndjson", observations)
+    fused = _adapted(tmp_path)
+    assert (
+        fused.pop("fused")
+        == {
+            "clean": {"labs", "diagnoses", "patients"},
+            "broken-observation": {"diagnoses", "patients"},
+            "patient-among-conditions": set(),
+        }[case]
+    )
+    monkeypatch.setattr(adapters, "_FUSED", {})
+    first = _adapted(tmp_path)
+    assert first.pop("fused") == set()
+    assert fused == first
+    assert fused["labs"] and fused["diagnoses"] and fused["patients"]
+
+
 def test_a_run_says_when_a_file_was_read_line_by_line(tmp_path: Path) -> None:
     folder = tmp_path / "fhir"
     folder.mkdir()
