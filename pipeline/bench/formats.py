@@ -128,10 +128,10 @@ def _adapter(folder: Path, fast: bool) -> dict[str, Any]:
         con.execute(QUARANTINE_DDL)
         con.execute(adapter_sql("common", "macros"))
         start, cpu = time.perf_counter(), _cpu_s()
-        _, line_by_line = _load_fhir(con, found, {found.files[0].path: path}, 1, fast)
-        ((read,),) = con.execute("SELECT count(*) FROM fhir_observation").fetchall()
+        got, line_by_line, fused = _load_fhir(con, found, {found.files[0].path: path}, 1, fast)
+        read = sum(rows - malformed for _, rows, malformed in got.values())
         read_s, read_cpu = time.perf_counter() - start, _cpu_s() - cpu
-        _adapt(con, "fhir", "labs", [*_wanted("labs"), *_extra("labs")])
+        _adapt(con, "fhir", "labs", [*_wanted("labs"), *_extra("labs")], None, "labs" in fused)
         ((n,),) = con.execute("SELECT count(*) FROM _adapted_labs").fetchall()
         total, total_cpu = time.perf_counter() - start, _cpu_s() - cpu
         con.close()

@@ -221,10 +221,19 @@ FHIR_STRUCTURES: dict[str, str] = {
     "Condition": "condition",
     "Medication": "medication",
 }
+# FHIR structures whose kind's adapter (sql/adapters/fhir/<kind>.sql) gives one row per
+# resource in the order read (only SELECT and WHERE, no join): an NDJSON file of one of these
+# is read with its adapter in one statement (_read_ndjson_adapted)
+_FUSED: dict[str, str] = {"observation": "labs", "condition": "diagnoses", "patient": "patients"}
 FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
 # the longest NDJSON line read (a Patient with a long narrative, a Bundle in one line)
 _MAX_LINE_BYTES = 64 * 1024 * 1024
+# read_json's default maximum_object_size, the smallest it takes: each of its threads reads
+# twice this at a time, and it reads a file on size // this threads at most, so a file is read
+# with it when no line is this long (newlines.lines_shorter_than), else with _MAX_LINE_BYTES
+# (one thread for a file under 64 MB; docs/benchmarks.md, session 14)
+_SHORT_LINE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -561,6 +570,22 @@ def _lines_sql(path: str) -> str:
     return _LINE_READER.format(path=path, max_line=_MAX_LINE_BYTES)
 
 
+def _read_json_sql(f: InputFile, path: str, struct_type: str) -> str:
+    """``read_json`` of one NDJSON file with its structure, a row per line (``json``: the
+    resource, NULL for a broken line). A file with no line of 16 MB is read with read_json's
+    default maximum_object_size (on as many threads as it has 16 MB), else with 64 MB."""
+    longest = (
+        _SHORT_LINE_BYTES
+        if newlines.lines_shorter_than(f.path, _SHORT_LINE_BYTES)
+        else _MAX_LINE_BYTES
+    )
+    return (
+        f"read_json({path}, format = 'newline_delimited', records = false, "
+        f"ignore_errors = true, maximum_object_size = {longest}, "
+        f"columns = {{json: {literal(struct_type)}}})"
+    )
+
+
 def _read_ndjson_typed(
     con: duckdb.DuckDBPyConnection,
     f: InputFile,
@@ -590,13 +615,8 @@ def _read_ndjson_typed(
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(newlines.line_count, f.path)
         con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {tmp}_read AS
-            SELECT json AS r
-            FROM read_json({path}, format = 'newline_delimited', records = false,
-                ignore_errors = true, maximum_object_size = {_MAX_LINE_BYTES},
-                columns = {{json: {literal(struct_type)}}})
-            """
+            f"CREATE OR REPLACE TEMP TABLE {tmp}_read AS "
+            f"SELECT json AS r FROM {_read_json_sql(f, path, struct_type)}"
         )
         counted = counting.result()
     if counted is None or counted[1]:  # unreadable (the line reader names why), or a lone CR
@@ -649,6 +669,47 @@ def _read_ndjson_typed(
 def _drop_typed(con: duckdb.DuckDBPyConnection, tmp: str) -> None:
     con.execute(f"DROP VIEW {tmp}")
     con.execute(f"DROP TABLE {tmp}_read")
+
+
+def _read_ndjson_adapted(
+    con: duckdb.DuckDBPyConnection,
+    f: InputFile,
+    path: str,
+    tmp: str,
+    file_id: int,
+    name: str,
+    struct_type: str,
+) -> int | None:
+    """The fast path with the kind's adapter in the same statement (a structure of _FUSED):
+    ``read_json`` as :func:`_read_ndjson_typed` reads it, the adapter's rows (cast as
+    :func:`_adapt` casts them) into ``tmp``_adapted, numbered by its ``rowid``, and no table
+    of typed resources written between (writing their nested lists cost as much as the
+    mapping). The adapter keeps its input's order (only SELECT and WHERE) and gives a row per
+    resource of the file's type; so when the file has as many of those rows as lines and no
+    lone CR, every line was one such resource and the k-th row is the k-th line. Returns the
+    lines, or None (nothing kept: a broken or blank line, another type, a lone CR), when the
+    file is to be read by :func:`_read_ndjson_typed`."""
+    ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    if not ordered:
+        return None
+    kind = _FUSED[name]
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW fhir_{name} AS SELECT {file_id}::BIGINT AS _file_id, "
+        f"{literal(f.name)} AS source_file, NULL::BIGINT AS row_number, "
+        f"json.resourceType AS resource_type, json AS r FROM {_read_json_sql(f, path, struct_type)}"
+    )
+    body = adapter_sql("fhir", kind)
+    columns, _, _ = _adapted_columns(con, body, [*_wanted(kind), *_extra(kind)])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counting = pool.submit(newlines.line_count, f.path)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp}_adapted AS SELECT {columns} FROM ({body})")
+        counted = counting.result()
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {tmp}_adapted").fetchall()
+    con.execute(f"DROP VIEW fhir_{name}")
+    if counted is None or counted[1] or rows != counted[0]:
+        con.execute(f"DROP TABLE {tmp}_adapted")
+        return None
+    return int(rows)
 
 
 def _read_ndjson_lines(
@@ -711,7 +772,7 @@ def _load_fhir(
     readable: Mapping[Path, str],
     first_file_id: int,
     fast: bool = True,
-) -> tuple[dict[Path, tuple[int, int, int]], int]:
+) -> tuple[dict[Path, tuple[int, int, int]], int, frozenset[str]]:
     """``fhir_<structure>`` (FHIR_STRUCTURES): one row per resource of those types with its
     file, its line or entry number, its resourceType and ``r``, the resource read with the
     structure's explicit columns (sql/adapters/fhir/structures/); ``fhir_resources``, the same
@@ -719,8 +780,11 @@ def _load_fhir(
 
     An NDJSON file is read by ``read_json`` (:func:`_read_ndjson_typed`) unless ``fast`` is
     False or its line numbers would not be the file's; then line by line, each line parsed
-    with ``json_transform`` and the same structure, as a Bundle's entries are. Returns each
-    file's (file id, rows, malformed) and how many lines were read line by line."""
+    with ``json_transform`` and the same structure, as a Bundle's entries are. The files of a
+    structure in _FUSED are first read with their kind's adapter (:func:`_read_ndjson_adapted`)
+    into ``_adapted_<kind>``, which :func:`_adapt` then presents; when one of them cannot be
+    (or any file is a Bundle or read line by line), they are all read as the others. Returns
+    each file's (file id, rows, malformed) and how many lines were read line by line."""
     ids = _file_ids(extracts, first_file_id)
     structures = {name: fhir_structure(name) for name in dict.fromkeys(FHIR_STRUCTURES.values())}
     types = {
@@ -731,40 +795,104 @@ def _load_fhir(
     every: list[str] = []
     line_tables: list[tuple[int, str, str]] = []
     read: dict[Path, tuple[int, int, int]] = {}
-    line_by_line = 0
-    for f in _source_files(extracts):
+
+    def structure_of(f: InputFile) -> str | None:
+        return FHIR_STRUCTURES.get(extracts.tables.get(f.path, ""))
+
+    def read_one(f: InputFile) -> int:
+        """One file into typed and every, or line_tables; returns the lines read one by one."""
         file_id, path = ids[f.path], readable[f.path]
         tmp = f"_fhir_{file_id}"
         resource_type = extracts.tables.get(f.path, "")
-        name = FHIR_STRUCTURES.get(resource_type)
+        name = structure_of(f)
         kind = f.kind if f.kind in KINDS else "patients"
         with reading(f"{f.name} as FHIR"):
             if f.fmt == "json":
                 got, malformed = _read_bundle(con, f, path, tmp), 0
             else:
-                got = None
+                typed_got = None
                 if fast and name is not None:
-                    got = _read_ndjson_typed(con, f, path, tmp, resource_type, types[name], kind)
-                if got is None:
-                    got = _read_ndjson_lines(con, f, path, tmp, kind)
-                    line_by_line += got[0]
-                else:
-                    typed[name].append(
-                        f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
-                        f"row_number, r.resourceType AS resource_type, r FROM {tmp} "
-                        "WHERE r.resourceType IS NOT NULL"
+                    typed_got = _read_ndjson_typed(
+                        con, f, path, tmp, resource_type, types[name], kind
                     )
-                    every.append(
+                if typed_got is not None:
+                    head = (
                         f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
-                        f"row_number, r.resourceType AS resource_type FROM {tmp} "
-                        "WHERE r.resourceType IS NOT NULL"
+                        "row_number, r.resourceType AS resource_type"
                     )
-                    read[f.path] = (file_id, *got)
-                    continue
-                got, malformed = got
+                    assert name is not None
+                    typed[name].append(f"{head}, r FROM {tmp} WHERE r.resourceType IS NOT NULL")
+                    every.append(f"{head} FROM {tmp} WHERE r.resourceType IS NOT NULL")
+                    read[f.path] = (file_id, *typed_got)
+                    return 0
+                got, malformed = _read_ndjson_lines(con, f, path, tmp, kind)
         line_tables.append((file_id, f.name, tmp))
         read[f.path] = (file_id, int(got), int(malformed))
-    for file_id, file_name, tmp in line_tables:
+        return 0 if f.fmt == "json" else int(got)
+
+    files = _source_files(extracts)
+    # a Bundle may hold resources of any type: then every file is read as before
+    to_fuse = [
+        f
+        for f in files
+        if fast and structure_of(f) in _FUSED and not any(b.fmt == "json" for b in files)
+    ]
+    line_by_line = sum(read_one(f) for f in files if f not in to_fuse)
+    if to_fuse:
+        con.execute(adapter_sql("common", "macros"))  # the adapters' helpers (as load_format)
+    adapted: dict[Path, int] = {}
+    failed: set[str | None] = set()
+    for f in to_fuse if not line_tables else []:
+        if structure_of(f) not in failed:
+            with reading(f"{f.name} as FHIR"):
+                got = _read_ndjson_adapted(
+                    con,
+                    f,
+                    readable[f.path],
+                    f"_fhir_{ids[f.path]}",
+                    ids[f.path],
+                    str(structure_of(f)),
+                    types[str(structure_of(f))],
+                )
+            if got is None:
+                failed.add(structure_of(f))
+            else:
+                adapted[f.path] = got
+    for f in to_fuse:  # the files of a structure one of whose files could not be
+        if structure_of(f) in failed and adapted.pop(f.path, None) is not None:
+            con.execute(f"DROP TABLE _fhir_{ids[f.path]}_adapted")
+    line_by_line += sum(read_one(f) for f in to_fuse if f.path not in adapted)
+    if line_tables and adapted:  # a line read may hold resources of a structure read fused
+        for f in to_fuse:
+            if adapted.pop(f.path, None) is not None:
+                con.execute(f"DROP TABLE _fhir_{ids[f.path]}_adapted")
+                line_by_line += read_one(f)
+    fused: dict[str, list[str]] = {}
+    for f in to_fuse:
+        if f.path not in adapted:
+            continue
+        file_id, name = ids[f.path], str(structure_of(f))
+        table = f"_fhir_{file_id}_adapted"
+        head = f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file"
+        every.append(
+            f"{head}, (rowid + 1)::BIGINT AS row_number, "
+            f"{literal(extracts.tables[f.path])} AS resource_type FROM {table}"
+        )
+        # the typed resources, for whoever asks (the tests): the file read again, in order
+        typed[name].append(
+            f"{head}, row_number() OVER ()::BIGINT AS row_number, json.resourceType AS "
+            f"resource_type, json AS r FROM {_read_json_sql(f, readable[f.path], types[name])}"
+        )
+        fused.setdefault(_FUSED[name], []).append(
+            f"SELECT {file_id}::BIGINT * {_FILE_ID_STRIDE} + rowid + 1 AS _rid, "
+            f"{literal(f.name)} AS source_file, (rowid + 1)::BIGINT AS row_number, * FROM {table}"
+        )
+        read[f.path] = (file_id, adapted[f.path], 0)
+    for kind, parts in fused.items():
+        union = " UNION ALL ".join(f"({p})" for p in parts)
+        _drop_temp(con, f"_adapted_{kind}")
+        con.execute(f"CREATE TEMP VIEW _adapted_{kind} AS {union}")
+    for file_id, file_name, tmp in sorted(line_tables):  # in file order, as read
         head = f"SELECT {file_id}::BIGINT AS _file_id, {literal(file_name)} AS source_file, row_number, resource_type"
         every.append(f"{head} FROM {tmp} WHERE ok")
         for name, structure in structures.items():
@@ -786,7 +914,7 @@ def _load_fhir(
         con.execute(f"CREATE OR REPLACE TEMP VIEW fhir_{name} AS {union}")
     union = " UNION ALL ".join(f"({p})" for p in every) if every else f"{empty} WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP VIEW fhir_resources AS {union}")
-    return read, line_by_line
+    return read, line_by_line, frozenset(fused)
 
 
 def _wanted(kind: str) -> list[str]:
@@ -811,8 +939,9 @@ def load_format(
     con.execute(QUARANTINE_DDL)
     con.execute(adapter_sql("common", "macros"))
     line_by_line = 0
+    fused: frozenset[str] = frozenset()
     if fmt == "fhir":
-        read, line_by_line = _load_fhir(con, extracts, readable, first_file_id)
+        read, line_by_line, fused = _load_fhir(con, extracts, readable, first_file_id)
     else:
         read = _load_tables(con, extracts, readable, first_file_id)
     if fmt == "omop":
@@ -826,7 +955,7 @@ def load_format(
         wanted = [*_wanted(kind), *_extra(kind)]
         with reading(f"the {fmt} {kind}"):
             if kind in CLINICAL_KINDS:
-                counts += _adapt(con, fmt, kind, wanted, identifiers)
+                counts += _adapt(con, fmt, kind, wanted, identifiers, kind in fused)
             elif kind == "feedback":
                 feedback = [f for f in extracts.files if f.kind == "feedback"]
                 for item in load_kind(con, kind, feedback, first_file_id, dict(readable)):
@@ -858,28 +987,24 @@ def _adapt(
     kind: str,
     wanted: list[str],
     identifiers: Identifiers | None = None,
+    fused: bool = False,
 ) -> list[tuple[str, str, int]]:
-    """Run ``sql/adapters/<fmt>/<kind>.sql`` once into ``_adapted_<kind>`` and present its rows
+    """Run ``sql/adapters/<fmt>/<kind>.sql`` once into ``_adapted_<kind>`` (``fused``: the
+    FHIR reader made it, :func:`_read_ndjson_adapted`) and present its rows
     as ``raw_<kind>``: those it does not leave out (``_left_out``, when the adapter has that
     column), with the site's identifier columns taken from ``_source_identifiers`` (a map of
     lower-case key to text, when the adapter has it). Returns the counts of what it left out
     and of its ``_note`` column."""
     body = adapter_sql(fmt, kind)
-    own = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({body})").fetchall()}
-    bookkeeping = [c for c in ("_left_out", "_note", SOURCE_IDENTIFIERS) if c in own]
-    columns = ", ".join(
-        f"{ident(c)}::VARCHAR AS {ident(c)}"
-        for c in [*wanted, *bookkeeping]
-        if c != SOURCE_IDENTIFIERS
-    )
-    if SOURCE_IDENTIFIERS in own:
-        columns += f", {SOURCE_IDENTIFIERS}::MAP(VARCHAR, VARCHAR) AS {SOURCE_IDENTIFIERS}"
+    columns, bookkeeping, own = _adapted_columns(con, body, wanted)
     table = f"_adapted_{kind}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
-        f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid, source_file, row_number, "
-        f"{columns} FROM ({body})"
-    )
+    if not fused:
+        _drop_temp(con, table)  # a view when an earlier load on this connection fused the kind
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
+            f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid, source_file, row_number, "
+            f"{columns} FROM ({body})"
+        )
     keep = "WHERE _left_out IS NULL" if "_left_out" in bookkeeping else ""
     drop = f" EXCLUDE ({', '.join(bookkeeping)})" if bookkeeping else ""
     carried = ""
@@ -904,6 +1029,37 @@ def _adapt(
             f"WHERE _note IS NOT NULL {'AND _left_out IS NULL' if keep else ''} GROUP BY ALL"
         ).fetchall()
     return [(str(k), str(i), int(n)) for k, i, n in out]
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop the temporary table or view ``name``, if there is one."""
+    for kind, catalog, column in (
+        ("VIEW", "duckdb_views()", "view_name"),
+        ("TABLE", "duckdb_tables()", "table_name"),
+    ):
+        ((n,),) = con.execute(
+            f"SELECT count(*) FROM {catalog} WHERE temporary AND {column} = ?", [name]
+        ).fetchall()
+        if n:
+            con.execute(f"DROP {kind} {ident(name)}")
+
+
+def _adapted_columns(
+    con: duckdb.DuckDBPyConnection, body: str, wanted: list[str]
+) -> tuple[str, list[str], set[str]]:
+    """An adapter's columns as ``_adapted_<kind>`` holds them (every wanted column and its
+    ``_left_out`` and ``_note`` as text, ``_source_identifiers`` as a map), its bookkeeping
+    columns, and every column it gives."""
+    own = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({body})").fetchall()}
+    bookkeeping = [c for c in ("_left_out", "_note", SOURCE_IDENTIFIERS) if c in own]
+    columns = ", ".join(
+        f"{ident(c)}::VARCHAR AS {ident(c)}"
+        for c in [*wanted, *bookkeeping]
+        if c != SOURCE_IDENTIFIERS
+    )
+    if SOURCE_IDENTIFIERS in own:
+        columns += f", {SOURCE_IDENTIFIERS}::MAP(VARCHAR, VARCHAR) AS {SOURCE_IDENTIFIERS}"
+    return columns, bookkeeping, own
 
 
 def _extra(kind: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ line.
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date
 from pathlib import Path
@@ -57,7 +58,7 @@ def _read(folder: Path, fast: bool) -> dict:
     con = duckdb.connect()
     con.execute(QUARANTINE_DDL)
     with literal_files(paths) as literals:
-        read, line_by_line = _load_fhir(
+        read, line_by_line, _ = _load_fhir(
             con, found, dict(zip(paths, literals, strict=True)), 1, fast
         )
         out = {
@@ -228,8 +229,8 @@ def test_every_ndjson_type_takes_the_fast_path(tmp_path: Path) -> None:
 def test_rows_keep_file_order_across_threads(tmp_path: Path) -> None:
     """DuckDB keeps one scan's order (preserve_insertion_order, its default) in the table it
     makes, whose ``rowid`` numbers the lines, however many threads read the file: 60,000
-    lines here, about 30 of DuckDB's read buffers, read by 8 threads, and each number is its
-    line's."""
+    lines here (42 MB: two of read_json's buffers, test_rows_keep_file_order_across_read_buffers),
+    read by 8 threads, and each number is its line's."""
     lines: list = [_obs(i, note="x" * 400) for i in range(1, 60_001)]
     lines[41_999] = "{broken"
     _write(tmp_path / "Observation.ndjson", lines)
@@ -237,7 +238,7 @@ def test_rows_keep_file_order_across_threads(tmp_path: Path) -> None:
     con = duckdb.connect(config={"threads": 8})
     con.execute(QUARANTINE_DDL)
     with literal_files([found.files[0].path]) as (path,):
-        _, line_by_line = _load_fhir(con, found, {found.files[0].path: path}, 1)
+        _, line_by_line, _ = _load_fhir(con, found, {found.files[0].path: path}, 1)
     assert line_by_line == 0
     ((n, wrong),) = con.execute(
         "SELECT count(*), count(*) FILTER (r.id <> 'L' || row_number) FROM fhir_observation"
@@ -258,7 +259,7 @@ def test_rows_keep_file_order_across_row_groups(tmp_path: Path) -> None:
     con = duckdb.connect(config={"threads": 8})
     con.execute(QUARANTINE_DDL)
     with literal_files([found.files[0].path]) as (path,):
-        _, line_by_line = _load_fhir(con, found, {found.files[0].path: path}, 1)
+        _, line_by_line, _ = _load_fhir(con, found, {found.files[0].path: path}, 1)
     assert line_by_line == 0
     ((n, wrong),) = con.execute(
         "SELECT count(*), count(*) FILTER (r.id <> 'L' || row_number) FROM fhir_observation"
@@ -268,6 +269,133 @@ def test_rows_keep_file_order_across_row_groups(tmp_path: Path) -> None:
         (100_000,),
         (250_001,),
     ]
+
+
+def test_rows_keep_file_order_across_read_buffers(tmp_path: Path) -> None:
+    """A file with no line of 16 MB is read with read_json's default maximum_object_size, in
+    buffers of 32 MiB, one per thread (the 64 MB limit read a file under 64 MB on one thread):
+    about 70 MB here, three buffers. Broken lines just before, across and after the end of the
+    first buffer, and around the end of the second, across which an Observation runs: every
+    number is its line's, and the rows are the line reader's."""
+    from pipeline.read import newlines
+
+    edge = 32 * 1024 * 1024
+    cut = {edge - 25_000, edge, edge + 25_000, 2 * edge - 25_000, 2 * edge + 25_000}
+    size, lines, broken = 0, [], []
+    for i in range(1, 7_001):
+        line = json.dumps(_obs(i, note="x" * 10_000))
+        if any(size <= at <= size + len(line) for at in cut):
+            line = line[:-3]  # cut short: the note's text never closed
+            broken.append(i)
+        lines.append(line)
+        size += len(line) + 1
+    assert len(broken) == 5 and size > 2 * edge
+    _write(tmp_path / "Observation.ndjson", lines)
+    assert newlines.lines_shorter_than(tmp_path / "Observation.ndjson", 16 * 1024 * 1024)
+    fast, _ = _both(tmp_path)
+    assert fast["line_by_line"] == 0
+    assert len(fast["observation"]) == 7_000 - 5
+    _numbers_are_ids(fast["observation"])
+    assert [q[2] for q in fast["quarantine"]] == broken
+
+
+def test_a_file_is_read_with_the_default_object_size_only_when_every_line_is_shorter(
+    tmp_path: Path,
+) -> None:
+    """newlines.lines_shorter_than, here with a limit of 1,000 bytes: a file shorter than the
+    limit, or one whose every block of 500 bytes holds a newline, has no line that long; a
+    line of 1,200 bytes leaves a block without one; a .gz file is never looked into."""
+    from pipeline.read import newlines
+
+    path = tmp_path / "Observation.ndjson"
+    path.write_bytes(b"x" * 999)
+    assert newlines.lines_shorter_than(path, 1000)
+    path.write_bytes(b"".join(b"y" * 90 + b"\n" for _ in range(200)) + b"z" * 300)
+    assert newlines.lines_shorter_than(path, 1000)
+    path.write_bytes(b"y\n" * 500 + b"x" * 1200 + b"\n" + b"y\n" * 500)
+    assert not newlines.lines_shorter_than(path, 1000)
+    (tmp_path / "small.ndjson.gz").write_bytes(gzip.compress(b"{}\n"))
+    assert not newlines.lines_shorter_than(tmp_path / "small.ndjson.gz", 1000)
+    assert not newlines.lines_shorter_than(tmp_path / "missing.ndjson", 1000)
+
+
+def _adapted(folder: Path) -> dict:
+    """Every row the FHIR adapters present (``_adapted_<kind>`` in its own order), the
+    quarantine and the counts, by load_format."""
+    from pipeline.read.adapters import load_format
+    from pipeline.screening.criteria import load_macros
+
+    found = discover_format(folder, "fhir")
+    paths = [f.path for f in (*found.files, *found.lookups)]
+    con = duckdb.connect()
+    load_macros(con)
+    con.execute('SET VARIABLE "settings.open_order_days" = 90')
+    with literal_files(paths) as literals:
+        got = load_format(con, found, dict(zip(paths, literals, strict=True)), 1)
+        out = {
+            kind: con.execute(f"SELECT * FROM _adapted_{kind}").fetchall()
+            for kind in ("patients", "labs", "medications", "diagnoses")
+        }
+    out["quarantine"] = con.execute("SELECT * FROM quarantine").fetchall()
+    views = con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE temporary AND view_name LIKE '\\_adapted\\_%' ESCAPE '\\'"
+    ).fetchall()
+    con.close()
+    return out | {
+        "counts": got.counts,
+        "rows": dict(got.rows_by_kind),
+        "fused": {v[0].removeprefix("_adapted_") for v in views},
+    }
+
+
+@pytest.mark.parametrize("case", ["clean", "broken-observation", "patient-among-conditions"])
+def test_reading_with_the_adapter_gives_the_rows_read_first_then_adapted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Observations, Conditions and Patients read with their adapter in one statement give the
+    rows the adapter gives from the resources read first (``_FUSED`` emptied), in the same
+    order; a broken line, or a resource of another type that sends a file to the line reader,
+    reads every such file the first way."""
+    from pipeline.read import adapters
+
+    patients = [
+        {"resourceType": "Patient", "id": f"p{i}", "gender": "female", "birthDate": "1950-01-01"}
+        for i in range(1, 4)
+    ]
+    conditions = [
+        {
+            "resourceType": "Condition",
+            "id": f"c{i}",
+            "subject": {"reference": f"Patient/p{i}"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "D51.0"}]},
+            "onsetDateTime": "2026-01-0{i}T10:00:00Z",
+        }
+        for i in range(1, 4)
+    ]
+    observations: list = [
+        _obs(i, subject={"reference": f"Patient/p{i % 3 + 1}"}) for i in range(1, 9)
+    ]
+    if case == "broken-observation":
+        observations[4] = "{broken"
+    if case == "patient-among-conditions":
+        conditions.insert(1, {**patients[0], "id": "p9"})
+    _write(tmp_path / "Patient.ndjson", patients)
+    _write(tmp_path / "Condition.ndjson", conditions)
+    _write(tmp_path / "Observation.ndjson", observations)
+    fused = _adapted(tmp_path)
+    assert (
+        fused.pop("fused")
+        == {
+            "clean": {"labs", "diagnoses", "patients"},
+            "broken-observation": {"diagnoses", "patients"},
+            "patient-among-conditions": set(),
+        }[case]
+    )
+    monkeypatch.setattr(adapters, "_FUSED", {})
+    first = _adapted(tmp_path)
+    assert first.pop("fused") == set()
+    assert fused == first
+    assert fused["labs"] and fused["diagnoses"] and fused["patients"]
 
 
 def test_a_run_says_when_a_file_was_read_line_by_line(tmp_path: Path) -> None:
