@@ -815,12 +815,11 @@ def _load_fhir(
                     typed_got = _read_ndjson_typed(
                         con, f, path, tmp, resource_type, types[name], kind
                     )
-                if typed_got is not None:
+                if typed_got is not None and name is not None:  # (only a known structure is)
                     head = (
                         f"SELECT {file_id}::BIGINT AS _file_id, {literal(f.name)} AS source_file, "
                         "row_number, r.resourceType AS resource_type"
                     )
-                    assert name is not None
                     typed[name].append(f"{head}, r FROM {tmp} WHERE r.resourceType IS NOT NULL")
                     every.append(f"{head} FROM {tmp} WHERE r.resourceType IS NOT NULL")
                     read[f.path] = (file_id, *typed_got)
