@@ -34,7 +34,8 @@ from pipeline.screening.criteria import build_inputs
 from pipeline.screening.models import ModelRun
 from pipeline.sqltext import ident, path_literal
 from pipeline.store import profile, state
-from pipeline.store.merge import create_kept, rows_table, store_rows, table_exists
+from pipeline.store.catalog import table_exists
+from pipeline.store.merge import create_kept, delete_stored, rows_table, store_rows
 
 # screen_shards(specs, kept tables) -> one result per spec, in order; raises if any shard failed
 ScreenShards = Callable[[Sequence[ShardSpec], list[str]], list[ShardResult]]
@@ -211,13 +212,11 @@ def _combine(run: ScreeningRun, work: Path, results: Sequence[ShardResult]) -> N
         if "run_id" not in have:  # written whole by the shards
             con.execute(f"DELETE FROM main.{ident(stored)}")
         elif "record_key" in have:
-            replaced = (
-                f"main.{ident(stored)} WHERE record_key IN "
-                f"(SELECT record_key::{have['record_key']} FROM read_parquet({files}))"
+            delete_stored(
+                con,
+                stored,
+                f"record_key IN (SELECT record_key::{have['record_key']} FROM read_parquet({files}))",
             )
-            if stored == profile.ROWS_TABLE:  # the kept profile counts them off
-                profile.note_removed(con, f"SELECT * FROM {replaced}")
-            con.execute(f"DELETE FROM {replaced}")
         store_rows(con, table, f"read_parquet({files})")
     # after the lines the coordinator's read quarantined (malformed CSV lines)
     con.execute(

@@ -32,6 +32,7 @@ from pipeline.facts import MergeCounts
 from pipeline.registry import registry_ddl
 from pipeline.sqltext import ident, literal
 from pipeline.store import profile
+from pipeline.store.catalog import is_base_table, is_temp_view, table_columns, table_exists
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
 KEPT = {
@@ -209,26 +210,6 @@ def store_rows(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
         con.execute(f"INSERT INTO main.{ident(table)} BY NAME SELECT * FROM {source}")
 
 
-def is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``table`` is a table of the database (not a view, not temporary)."""
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE schema_name = 'main' AND NOT temporary AND table_name = ?",
-            [table],
-        ).fetchall()[0][0]
-    )
-
-
-def is_temp_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether ``name`` is a temporary view of this connection."""
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [name]
-        ).fetchall()[0][0]
-    )
-
-
 def rows_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """The table that holds the rows of the kept ``table``: ``lab_rows`` under the view
     lab_results, the table itself otherwise (and in a database from before lab results were
@@ -236,20 +217,6 @@ def rows_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
     if table in _ROWS_OF_VIEW and not is_base_table(con, table):
         return _ROWS_OF_VIEW[table]
     return table
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_name = ? AND table_schema = 'main'",
-            [table],
-        ).fetchall()[0][0]
-    )
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incoming: str) -> None:
@@ -553,9 +520,17 @@ def finish_merge(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     superseded = _superseded(kind)
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
     stored = rows_table(con, KEPT[kind][0])
-    if table_exists(con, stored):
-        replaced = f"SELECT * FROM {stored} WHERE _rid IN (SELECT old_rid FROM {superseded})"
-        if stored == profile.ROWS_TABLE:  # the kept profile counts them off
-            profile.note_removed(con, replaced)
-        con.execute(f"DELETE FROM {stored} WHERE _rid IN (SELECT old_rid FROM {superseded})")
+    ((replaced,),) = con.execute(f"SELECT count(*) FROM {superseded}").fetchall()
+    if replaced and table_exists(con, stored):  # (none: no scan of the stored rows' ids)
+        delete_stored(con, stored, f"_rid IN (SELECT old_rid FROM {superseded})")
     con.execute(f"DROP TABLE {superseded}")
+
+
+def delete_stored(con: duckdb.DuckDBPyConnection, stored: str, where: str) -> None:
+    """Delete the rows of earlier runs ``where`` (a condition) from the kept table ``stored``
+    (a name); stored lab results are first counted off the kept profile the audit reads
+    (pipeline/store/profile.py). Every deletion of earlier runs' rows goes through here."""
+    table = f"main.{ident(stored)}"
+    if stored == profile.ROWS_TABLE:
+        profile.note_removed(con, f"SELECT * FROM {table} WHERE {where}")
+    con.execute(f"DELETE FROM {table} WHERE {where}")

@@ -5,9 +5,11 @@ recognised, per reported unit, the distribution of canonical values and its tail
 no rule uses). Each of those is a count over a result's coding, its canonical value and its
 censoring, so the database keeps the counts (``lab_profile``, sql/state/lab_profile.sql: one
 row per coding, value and censoring) and a night changes them by its own rows only: tonight's
-stored rows are added, and the stored rows a correction replaced are taken off (the merge notes
-them, :func:`note_removed`, before it deletes them). Without it, the audit read the whole
-history every night (about 1.5 s of a 10M-row night, 80 s at 250M rows).
+stored rows are added, and the stored rows a correction replaced are taken off (the merge counts
+them, :func:`note_removed`, just before it deletes them: pipeline/store/merge.py,
+``delete_stored``). Without it, the audit read the whole history every run: its lab tables took
+about 1 s of a night at 10M stored rows, and its collection 98 s at 250M (5 s with the profile,
+docs/benchmarks.md).
 
 The profile is built again from every stored row when it is missing, when its SQL has changed
 (its SHA-256 is kept in ``store_state``), or when, after the night's changes, its results do
@@ -25,6 +27,7 @@ import hashlib
 import duckdb
 
 from pipeline.resources import read_sql
+from pipeline.store.catalog import table_exists
 
 PROFILE_SQL = "state/lab_profile.sql"
 PROFILE_TABLE = "lab_profile"
@@ -42,37 +45,29 @@ def profile_sha256() -> str:
     return hashlib.sha256(_sql().encode("utf-8")).hexdigest()
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str, temporary: bool = False) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary = ? "
-            "AND (temporary OR schema_name = 'main')",
-            [table, temporary],
-        ).fetchall()[0][0]
-    )
-
-
 def _counted(con: duckdb.DuckDBPyConnection, rows: str) -> str:
     """SQL: the profile of ``rows`` (a query of lab_rows rows)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_SOURCE} AS {rows}")
     return f"({_sql()})"
 
 
+def _removed_table(con: duckdb.DuckDBPyConnection) -> None:
+    """The temporary table of the counts :func:`note_removed` takes off (empty at first)."""
+    con.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {REMOVED} AS "
+        f"SELECT * FROM {_counted(con, f'SELECT * FROM {ROWS_TABLE}')} WHERE false"
+    )
+
+
 def note_removed(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     """Count ``rows`` (a query of stored lab_rows rows of earlier runs, about to be deleted)
     off the profile: kept in a temporary table until :func:`refresh`."""
-    if not _exists(con, ROWS_TABLE):
-        return
-    if not _exists(con, REMOVED, temporary=True):
-        con.execute(
-            f"CREATE TEMP TABLE {REMOVED} AS SELECT * FROM {_counted(con, rows)} WHERE false"
-        )
+    _removed_table(con)
     con.execute(f"INSERT INTO {REMOVED} SELECT * FROM {_counted(con, rows)}")
-    con.execute(f"DROP VIEW {_SOURCE}")
 
 
 def _why_build(con: duckdb.DuckDBPyConnection) -> str | None:
-    if not _exists(con, PROFILE_TABLE):
+    if not table_exists(con, PROFILE_TABLE):
         return "no profile yet"
     row = con.execute(
         "SELECT sql_sha256 FROM store_state WHERE name = ?", [PROFILE_TABLE]
@@ -80,10 +75,6 @@ def _why_build(con: duckdb.DuckDBPyConnection) -> str | None:
     if row is None or row[0] != profile_sha256():
         return "the profile's SQL has changed"
     return None
-
-
-def _stored_rows(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute(f"SELECT count(*) FROM {ROWS_TABLE}").fetchone()[0]
 
 
 def build(con: duckdb.DuckDBPyConnection) -> None:
@@ -97,30 +88,28 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
 def update(con: duckdb.DuckDBPyConnection) -> None:
     """Add tonight's stored rows to the profile and take off those :func:`note_removed`
     counted; counts that reach zero leave it."""
-    parts = [f"SELECT * FROM {PROFILE_TABLE}", f"SELECT * FROM {_counted(con, TONIGHTS_ROWS)}"]
-    if _exists(con, REMOVED, temporary=True):
-        parts.append(
-            f"SELECT coding_id, value_canonical, censored, -results AS results FROM {REMOVED}"
-        )
+    _removed_table(con)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _profile_next AS "
-        "SELECT coding_id, value_canonical, censored, sum(results)::BIGINT AS results "
-        f"FROM ({' UNION ALL BY NAME '.join(parts)}) GROUP BY ALL HAVING sum(results) <> 0"
+        f"CREATE OR REPLACE TABLE main.{PROFILE_TABLE} AS "
+        "SELECT coding_id, value_canonical, censored, sum(results)::BIGINT AS results FROM ("
+        f"SELECT * FROM {PROFILE_TABLE} "
+        f"UNION ALL SELECT * FROM {_counted(con, TONIGHTS_ROWS)} "
+        f"UNION ALL SELECT coding_id, value_canonical, censored, -results FROM {REMOVED}"
+        ") GROUP BY ALL HAVING sum(results) <> 0"
     )
-    con.execute(f"CREATE OR REPLACE TABLE main.{PROFILE_TABLE} AS SELECT * FROM _profile_next")
-    con.execute("DROP TABLE _profile_next")
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> str:
     """Bring the profile up to date with tonight's merge (in the run's transaction); returns
     what was done: ``updated``, or ``built (<reason>)``."""
+    ((stored,),) = con.execute(f"SELECT count(*) FROM {ROWS_TABLE}").fetchall()
     reason = _why_build(con)
     if reason is None:
         update(con)
         ((counted,),) = con.execute(
             f"SELECT coalesce(sum(results), 0) FROM {PROFILE_TABLE}"
         ).fetchall()
-        if counted != _stored_rows(con):
+        if counted != stored:
             reason = "lab results changed outside a run"
     if reason is not None:
         build(con)
@@ -129,6 +118,6 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
     con.execute(
         "INSERT OR REPLACE INTO store_state "
         "VALUES (?, ?, getvariable('run.id'), now()::TIMESTAMP, ?)",
-        [PROFILE_TABLE, profile_sha256(), _stored_rows(con)],
+        [PROFILE_TABLE, profile_sha256(), stored],
     )
     return "updated" if reason is None else f"built ({reason})"

@@ -42,7 +42,8 @@ import duckdb
 
 from pipeline.resources import read_sql
 from pipeline.sqltext import literal_files, memory_limit_bytes, path_literal
-from pipeline.store.merge import rows_table, table_columns, table_exists
+from pipeline.store.catalog import table_columns, table_exists
+from pipeline.store.merge import rows_table
 from pipeline.store.validate import SCRATCH_PREFIX, remove_stale_scratch
 
 STATE_SQL = "state/lab_latest.sql"

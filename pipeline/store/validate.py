@@ -29,7 +29,8 @@ from pipeline.facts import LoadedFile, MergeCounts, ValidationResult
 from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_view
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident, memory_limit_bytes, path_literal
-from pipeline.store.merge import WRITTEN_ONCE, finish_merge, is_temp_view, merge, merge_batch
+from pipeline.store.catalog import is_temp_view
+from pipeline.store.merge import WRITTEN_ONCE, finish_merge, merge, merge_batch
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
