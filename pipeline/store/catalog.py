@@ -27,6 +27,15 @@ def is_temp_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     )
 
 
+def is_temp_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``name`` is a temporary table of this connection."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]
+        ).fetchall()[0][0]
+    )
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(
         con.execute(

@@ -32,7 +32,13 @@ from pipeline.facts import MergeCounts
 from pipeline.registry import registry_ddl
 from pipeline.sqltext import ident, literal
 from pipeline.store import profile
-from pipeline.store.catalog import is_base_table, is_temp_view, table_columns, table_exists
+from pipeline.store.catalog import (
+    is_base_table,
+    is_temp_table,
+    is_temp_view,
+    table_columns,
+    table_exists,
+)
 
 # kind -> (kept table, columns whose change makes a stored row a correction)
 KEPT = {
@@ -69,6 +75,12 @@ CODED = {"labs": ("lab_rows", "staged_lab_codings")}
 # works on the rows as stored. Every coded kind is one (CODED).
 WRITTEN_ONCE = ("labs",)
 _THIS_RUN = "getvariable('run.id')"  # SQL: this run's id
+# The stored lab results tonight's corrections replaced, as the kept lab state needs them
+# (pipeline/store/state.py, ``removals``): the patient, and the old row's analyte, time, file
+# and line (what tells whether it was the patient's kept latest result), with the _rid of the
+# row that replaced it. Written by the merge from what its match of the keys read anyway (no
+# second read of the stored rows); the state drops it when it has used it.
+REPLACED_LAB_ROWS = "lab_rows_replaced"
 
 
 # What a coding holds, besides its id (sql/registry/tables.sql lab_codings).
@@ -475,21 +487,67 @@ def _settle(
     if earlier_new or earlier_corrected:
         _take_back_earlier_copies(con, kind, stored, superseded)
     if corrected:
-        if kind == "labs":
+        if kind == "labs":  # the log, and the replaced rows as the lab state needs them
             con.execute(
                 f"""
-                INSERT INTO lab_result_corrections
-                SELECT {_THIS_RUN}, getvariable('run.as_of')::DATE, i.record_key::VARCHAR,
-                       i.patient_id, i.analyte, i.collected_at, o.value_reported, o.unit_reported,
-                       i.value_reported, i.unit_reported, o.source_file, i.source_file
+                CREATE OR REPLACE TEMP TABLE _corrected AS
+                SELECT m.old_rid, m.new_rid, i.record_key::VARCHAR AS record_key, i.patient_id,
+                       i.analyte, i.collected_at, o.value_reported AS old_value,
+                       o.unit_reported AS old_unit, i.value_reported AS new_value,
+                       i.unit_reported AS new_unit, o.source_file AS old_source_file,
+                       i.source_file AS new_source_file, o.analyte AS old_analyte,
+                       o.collected_at AS old_collected_at, o.row_number AS old_row_number
                 FROM _matched m
                 INNER JOIN {table} o ON o._rid = m.old_rid
                 INNER JOIN {incoming} i ON i._rid = m.new_rid
                 WHERE m.changed
                 """
             )
+            con.execute(
+                f"""
+                INSERT INTO lab_result_corrections
+                SELECT {_THIS_RUN}, getvariable('run.as_of')::DATE, record_key, patient_id,
+                       analyte, collected_at, old_value, old_unit, new_value, new_unit,
+                       old_source_file, new_source_file
+                FROM _corrected
+                """
+            )
+            note_replaced(
+                con,
+                "SELECT old_rid, new_rid, patient_id, old_analyte, old_collected_at, "
+                "old_source_file, old_row_number FROM _corrected",
+            )
+            con.execute("DROP TABLE _corrected")
         con.execute(f"INSERT INTO {superseded} SELECT old_rid FROM _matched WHERE changed")
     return counts
+
+
+def _replaced_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {REPLACED_LAB_ROWS} (old_rid BIGINT, new_rid BIGINT, "
+        "patient_id VARCHAR, analyte VARCHAR, collected_at TIMESTAMP, source_file VARCHAR, "
+        "row_number BIGINT)"
+    )
+
+
+def note_replaced(con: duckdb.DuckDBPyConnection, rows: str) -> None:
+    """Add ``rows`` (a query of old_rid, new_rid, patient_id and the old row's analyte,
+    collected_at, source_file, row_number) to :data:`REPLACED_LAB_ROWS`."""
+    _replaced_table(con)
+    con.execute(f"INSERT INTO {REPLACED_LAB_ROWS} {rows}")
+
+
+def replaced_lab_rows(con: duckdb.DuckDBPyConnection) -> str | None:
+    """SQL of the stored lab results tonight's merge replaced (:data:`REPLACED_LAB_ROWS`), None
+    when it replaced none (or when the rows were replaced otherwise: a sharded run's
+    combine)."""
+    return (
+        f"SELECT * FROM temp.{REPLACED_LAB_ROWS}" if is_temp_table(con, REPLACED_LAB_ROWS) else None
+    )
+
+
+def forget_replaced(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS temp.{REPLACED_LAB_ROWS}")
 
 
 def _take_back_earlier_copies(
@@ -504,6 +562,11 @@ def _take_back_earlier_copies(
             "DELETE FROM lab_result_corrections WHERE run_id = getvariable('run.id') AND "
             "record_key IN (SELECT record_key::VARCHAR FROM _matched "
             "WHERE earlier_rid IS NOT NULL AND old_rid IS NOT NULL)"
+        )
+        _replaced_table(con)
+        con.execute(
+            f"DELETE FROM {REPLACED_LAB_ROWS} WHERE old_rid IN "
+            "(SELECT old_rid FROM _matched WHERE earlier_rid IS NOT NULL)"
         )
     con.execute(
         f"DELETE FROM {superseded} WHERE old_rid IN "

@@ -7,9 +7,9 @@ patient was last tested (tested_within), whether an MMA, CBC or B12 came on or a
 answered by the latest result per patient and analyte, so that is what the database keeps
 (``lab_latest``, built by sql/state/lab_latest.sql) and what a night updates, for the patients
 with rows tonight only: a patient with new rows needs their kept state and tonight's rows, and
-only a patient with a corrected result (whose old row may have been their latest) has their
-history read again. The screening reads the per-run view ``latest_results`` and never the whole
-history.
+only a patient whose kept latest result a correction replaced, other than in place (the same
+result at the same time or later: :func:`removals`), has their history read again. The
+screening reads the per-run view ``latest_results`` and never the whole history.
 
 When the state is the answer and when it is not:
 
@@ -43,7 +43,7 @@ import duckdb
 from pipeline.resources import read_sql
 from pipeline.sqltext import literal_files, memory_limit_bytes, path_literal
 from pipeline.store.catalog import table_columns, table_exists
-from pipeline.store.merge import rows_table
+from pipeline.store.merge import forget_replaced, replaced_lab_rows, rows_table
 from pipeline.store.validate import SCRATCH_PREFIX, remove_stale_scratch
 
 STATE_SQL = "state/lab_latest.sql"
@@ -52,13 +52,13 @@ RUN_VIEW = "latest_results"
 _SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
 _PATIENTS = "_state_patients"
 _REREAD = "_state_reread"
+_REMOVED = "_state_replaced"  # the kept latest results tonight's corrections replaced (removals)
 # Tonight's rows: every row the merge wrote carries this run's id (a new row, and the new value
 # of a corrected one); a re-sent row changes nothing and is not written. Rows are appended in
 # run order, so the scan skips the row groups of earlier runs by their run_id ranges.
 TONIGHTS_ROWS = "SELECT * FROM lab_results WHERE run_id = getvariable('run.id')"
-# The patients whose history must be read again: those with a corrected result tonight (its old
-# row is gone, and it may have been their latest; the record key holds the patient, so the old
-# and the new row are the same patient's).
+# The patients of tonight's corrections (each replaced one stored row): what the check of the
+# stored rows counts, and whose history a sharded run's combine reads again (removals).
 CORRECTED_TONIGHT = (
     "SELECT patient_id FROM lab_result_corrections WHERE run_id = getvariable('run.id')"
 )
@@ -271,14 +271,65 @@ def build(
     return con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchone()[0]
 
 
+def removals(con: duckdb.DuckDBPyConnection) -> tuple[str, str | None]:
+    """What tonight's corrections change in the kept state, as SQL: (the patients whose history
+    must be read again, the (patient_id, analyte) whose kept row tonight's rows replace, or
+    None).
+
+    A correction replaces a stored row with a new one (pipeline/store/merge.py records both,
+    ``replaced_lab_rows``). An old row that was not the patient's kept latest leaves the latest
+    where it was, and the new row is one of tonight's rows, which the update compares with the
+    kept state like any other. A kept latest result is replaced in place when its new row has a
+    result id, the same analyte and a time no earlier: it then comes before every row the old
+    one came before (they share the time and the result id, which decide the order before the
+    value does), so it is the latest of its analyte and no history is needed; the kept row just
+    leaves the comparison. Any other replaced latest (moved earlier, recoded, or a row without
+    an id, whose place the value and the file decide) has its patient's history read again.
+
+    The old row is taken for the kept one when they share the patient, analyte, time, file and
+    line: a row that only looks the same costs a needless reread, never a wrong state. Reading
+    the history of every corrected patient, as before, was a scan of every stored row (about
+    1 s a night at 10M rows, growing with the history: docs/benchmarks.md); that is still
+    what a sharded run's combine does, whose merges ran in the shards."""
+    replaced = replaced_lab_rows(con)
+    if replaced is None:
+        return CORRECTED_TONIGHT, None
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {_REMOVED} AS
+        SELECT old.patient_id, old.analyte,
+               bool_and(coalesce(
+                   new.result_id IS NOT NULL
+                   AND new.analyte = old.analyte
+                   AND new.collected_at >= old.collected_at, false)) AS in_place
+        FROM ({replaced}) AS old
+        INNER JOIN {STATE_TABLE} AS kept
+            ON kept.patient_id = old.patient_id
+            AND kept.analyte = old.analyte
+            AND kept.collected_at = old.collected_at
+            AND kept.source_file IS NOT DISTINCT FROM old.source_file
+            AND kept.row_number IS NOT DISTINCT FROM old.row_number
+        LEFT JOIN ({TONIGHTS_ROWS}) AS new ON new._rid = old.new_rid
+        GROUP BY ALL
+        """
+    )
+    return (
+        f"SELECT patient_id FROM {_REMOVED} WHERE NOT in_place",
+        f"SELECT patient_id, analyte FROM {_REMOVED} WHERE in_place",
+    )
+
+
 def update(
     con: duckdb.DuckDBPyConnection,
-    reread: str | None = CORRECTED_TONIGHT,
+    reread: str | None,
     new_rows: str | None = TONIGHTS_ROWS,
+    replaced: str | None = None,
 ) -> int:
     """Replace the kept state of the patients with ``new_rows`` (a query of lab_results rows
     appended tonight) or in ``reread`` (a query of patient_id whose history changed otherwise);
-    returns how many patients.
+    ``replaced`` (a query of patient_id, analyte) are kept rows that ``new_rows`` replace and
+    that leave the comparison (after a merge, both from :func:`removals`); returns how many
+    patients.
 
     A patient with new rows only needs no history: their latest result is the latest of their
     kept state and tonight's rows. Only the patients in ``reread`` have their history read
@@ -296,13 +347,19 @@ def update(
     )
     (patients,) = con.execute(f"SELECT count(*) FROM {_PATIENTS}").fetchone()
     if patients:
-        sources = [f"SELECT * FROM lab_results SEMI JOIN {_REREAD} USING (patient_id)"]
+        ((reread_patients,),) = con.execute(f"SELECT count(*) FROM {_REREAD}").fetchall()
+        sources = []
+        if reread_patients:  # (none: no scan of the history at all)
+            sources.append(f"SELECT * FROM lab_results SEMI JOIN {_REREAD} USING (patient_id)")
         if new_rows:
             kept_only = (
                 f"(SELECT patient_id FROM {_PATIENTS} EXCEPT SELECT patient_id FROM {_REREAD})"
             )
+            kept = f"SELECT * FROM {STATE_TABLE} SEMI JOIN {kept_only} USING (patient_id)"
+            if replaced:
+                kept += f" ANTI JOIN ({replaced}) USING (patient_id, analyte)"
             sources += [
-                f"SELECT * FROM {STATE_TABLE} SEMI JOIN {kept_only} USING (patient_id)",
+                kept,
                 f"SELECT * FROM ({new_rows}) SEMI JOIN {kept_only} USING (patient_id)",
             ]
         _source(con, " UNION ALL BY NAME ".join(f"({q})" for q in sources))
@@ -312,7 +369,7 @@ def update(
         )
         con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM _state_rows")
         con.execute("DROP TABLE _state_rows")
-    con.execute(f"DROP TABLE {_PATIENTS}; DROP TABLE {_REREAD}")
+    con.execute(f"DROP TABLE {_PATIENTS}; DROP TABLE {_REREAD}; DROP TABLE IF EXISTS {_REMOVED}")
     return patients
 
 
@@ -334,7 +391,11 @@ def refresh(
         rows = build(con, scratch_dir=scratch_dir)
         action = "built"
     else:
-        patients = update(con) if reread is None else update(con, reread, None)
+        if reread is None:  # after a merge: tonight's rows, and what its corrections deleted
+            history, replaced = removals(con)
+            patients = update(con, history, TONIGHTS_ROWS, replaced)
+        else:
+            patients = update(con, reread, None)
         action = "updated" if patients else "unchanged"
         _record(con)
     (latest,) = con.execute(f"SELECT max(collected_at)::DATE FROM {STATE_TABLE}").fetchone()
@@ -351,4 +412,5 @@ def refresh(
     else:
         con.execute(f"CREATE TEMP VIEW {RUN_VIEW} AS SELECT * FROM {STATE_TABLE}")
     con.execute(f"DROP VIEW IF EXISTS {_SOURCE}")
+    forget_replaced(con)
     return StateRefresh(action, reason or "", patients, rows, from_history)

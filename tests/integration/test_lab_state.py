@@ -27,6 +27,7 @@ from pipeline.demo.generate import generate_population
 from pipeline.resources import read_sql
 from pipeline.runner import RunConfig, run_screening
 from pipeline.store import state
+from pipeline.store.merge import LAB_RESULTS_VIEW, delete_stored, forget_replaced, note_replaced
 from pipeline.store.validate import SCRATCH_PREFIX
 
 DEMO_AS_OF = date(2026, 11, 24)  # the demo's as-of date: its first night
@@ -218,69 +219,157 @@ def test_rows_removed_outside_a_run_make_the_next_run_build_the_state_again(
 
 
 # -- the law over random histories -----------------------------------------------------------
-_PATIENTS = st.sampled_from(["a", "b", "c", "d"])
+# Few patients and days, so that results often share a patient, analyte and time, where the
+# result id, then the value, then the file and line decide which is the latest.
+_PATIENTS = st.sampled_from(["a", "b"])
 _ANALYTES = st.sampled_from(["b12", "mma", "hgb"])
 _ROW = st.tuples(
     _PATIENTS,
     _ANALYTES,
-    st.integers(min_value=0, max_value=6),  # day
-    st.sampled_from([None, "1", "2", "10", "x"]),  # result id: ties broken by it
+    st.integers(min_value=0, max_value=3),  # day
+    st.sampled_from([None, None, "1", "2", "10", "x"]),  # result id: ties broken by it
     st.sampled_from([100.0, 150.0, 400.0]),
 )
-_NIGHT = st.tuples(
-    st.lists(_ROW, max_size=6),  # new rows
-    st.lists(st.integers(min_value=0, max_value=40), max_size=3),  # stored rows to correct
+# A correction's new row: the same result with another value, and sometimes another time or
+# another analyte (a correction can move a result, or recode it).
+_CORRECTION = st.tuples(
+    st.integers(min_value=0, max_value=40),  # which stored row
+    st.sampled_from([None, -3, -1, 2]),  # days moved (None: the same time)
+    st.sampled_from([None, "b12", "hgb"]),  # recoded to (None: the same analyte)
+    st.sampled_from([1.0, 150.0, 400.0]),
+)
+_NIGHT = st.tuples(st.lists(_ROW, max_size=8), st.lists(_CORRECTION, max_size=3))
+_CODINGS = {"b12": 1, "mma": 2, "hgb": 3}
+
+
+def _coded_store(con: duckdb.DuckDBPyConnection) -> None:
+    """lab_rows and lab_codings under the view lab_results, as a run stores them."""
+    con.execute(read_sql("registry/tables.sql"))
+    con.execute(
+        "CREATE TABLE lab_rows (_rid BIGINT, record_key VARCHAR, source_file VARCHAR, "
+        "row_number BIGINT, patient_id VARCHAR, coding_id INTEGER, collected_at TIMESTAMP, "
+        "result_id VARCHAR, value_canonical DOUBLE, censor VARCHAR, "
+        "reference_low_canonical DOUBLE, reference_high_canonical DOUBLE, "
+        "value_reported VARCHAR, run_id VARCHAR)"
+    )
+    for analyte, coding in _CODINGS.items():
+        con.execute(
+            "INSERT INTO lab_codings (coding_id, test_name, unit_reported, analyte, "
+            "factor_to_canonical, canonical_unit) VALUES (?, ?, 'u', ?, 1, 'u')",
+            [coding, analyte, analyte],
+        )
+    con.execute(LAB_RESULTS_VIEW)
+
+
+# (rid, record key, file, line, patient, coding, time, result id, value), tonight's run id
+_INSERT = (
+    "INSERT INTO lab_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, '1', "
+    "getvariable('run.id'))"
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_NIGHT, min_size=1, max_size=5))
 def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_list) -> None:
-    """As the merge does it: new rows carry the night's run id, and a corrected row replaces
-    the stored one and is logged in lab_result_corrections; state.update() with its defaults
-    (tonight's rows, tonight's corrections) must equal a build from scratch."""
+    """As a run does it: rows are stored coded (lab_rows and lab_codings under the view
+    lab_results), each with its record key (the patient and result id, else the row); new
+    rows carry the night's run id; a corrected row's stored copy is deleted by the merge's
+    delete_stored (which keeps it for the state) and its new value comes, with the same key,
+    as one of tonight's rows. The update (tonight's rows, the history of only the patients
+    whose latest a correction deleted other than in place) must equal a build from scratch."""
     con = duckdb.connect()
-    con.execute(read_sql("registry/tables.sql"))
-    con.execute(
-        "CREATE TABLE lab_results (_rid BIGINT, source_file VARCHAR, row_number BIGINT, "
-        "patient_id VARCHAR, analyte VARCHAR, collected_at TIMESTAMP, result_id VARCHAR, "
-        "value_canonical DOUBLE, censor VARCHAR, canonical_unit VARCHAR, "
-        "reference_low_canonical DOUBLE, reference_high_canonical DOUBLE, "
-        "value_reported VARCHAR, unit_reported VARCHAR, run_id VARCHAR)"
-    )
-    insert = (
-        "INSERT INTO lab_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'pg/mL', NULL, NULL, "
-        "'1', 'pg/mL', getvariable('run.id'))"
-    )
+    _coded_store(con)
     con.execute("SET VARIABLE \"run.id\" = 'night-0'")
     state.build(con)
     rid = 0
     for night, (rows, corrections) in enumerate(nights_list, start=1):
         con.execute('SET VARIABLE "run.id" = ?', [f"night-{night}"])
+        file = f"labs{night}.csv"
         for patient, analyte, day, result_id, value in rows:
             rid += 1
+            key = f"id:{patient}|{result_id}" if result_id else f"row:{rid}"
+            if con.execute("SELECT count(*) FROM lab_rows WHERE record_key = ?", [key]).fetchone()[
+                0
+            ]:
+                continue  # a stored key: a correction, drawn below
             at = datetime(2026, 11, 1) + timedelta(days=day)
-            con.execute(
-                insert, [rid, f"labs{night}.csv", rid, patient, analyte, at, result_id, value]
-            )
-        for pick in corrections:  # a corrected row: the stored one goes, a new value comes
-            stored = con.execute(
-                "SELECT _rid, patient_id, analyte, collected_at, result_id FROM lab_results "
-                "ORDER BY _rid LIMIT 1 OFFSET ?",
-                [pick],
-            ).fetchone()
-            if stored is None:
+            values = [rid, key, file, rid, patient, _CODINGS[analyte], at, result_id, value]
+            con.execute(_INSERT, values)
+        for pick, moved, recoded, value in corrections:
+            earlier = "FROM lab_results WHERE run_id <> getvariable('run.id')"
+            ((count,),) = con.execute(f"SELECT count(*) {earlier}").fetchall()
+            if not count:
                 continue
+            stored = con.execute(
+                "SELECT _rid, record_key, patient_id, analyte, collected_at, result_id "
+                f"{earlier} ORDER BY _rid LIMIT 1 OFFSET ?",
+                [pick % count],
+            ).fetchone()
+            old_rid, key, patient, analyte, at, result_id = stored
             rid += 1
-            con.execute("DELETE FROM lab_results WHERE _rid = ?", [stored[0]])
-            con.execute(insert, [rid, f"labs{night}.csv", rid, *stored[1:], 1.0])
+            note_replaced(  # as the merge notes it, from what its match read
+                con,
+                f"SELECT _rid, {rid}, patient_id, analyte, collected_at, source_file, "
+                f"row_number FROM lab_results WHERE _rid = {old_rid}",
+            )
+            delete_stored(con, "lab_rows", f"_rid = {old_rid}")
+            at += timedelta(days=moved or 0)
+            coding = _CODINGS[recoded or analyte]
+            con.execute(_INSERT, [rid, key, file, rid, patient, coding, at, result_id, value])
             con.execute(
                 "INSERT INTO lab_result_corrections (run_id, patient_id) "
                 "VALUES (getvariable('run.id'), ?)",
-                [stored[1]],
+                [patient],
             )
-        state.update(con)
+        history, replaced = state.removals(con)
+        state.update(con, history, state.TONIGHTS_ROWS, replaced)
+        forget_replaced(con)
         assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
+    con.close()
+
+
+def test_only_a_latest_result_not_replaced_in_place_has_its_history_read() -> None:
+    """What tonight's deletions change (state.removals): a deleted older result changes
+    nothing kept; a deleted latest result whose new row has its id, analyte and a time no
+    earlier is replaced in place; one moved earlier, or one without a result id (whose place
+    the value and the file decide), has its patient's history read again."""
+    con = duckdb.connect()
+    _coded_store(con)
+    con.execute("SET VARIABLE \"run.id\" = 'r0'")
+    for rid, patient, day, result_id, value in [
+        (1, "older", 1, "1", 100),
+        (2, "older", 5, "2", 100),
+        (3, "kept", 5, "3", 100),
+        (4, "moved", 5, "4", 100),
+        (5, "no id", 5, None, 100),  # the latest: the lower value of two at the same time
+        (6, "no id", 5, None, 150),
+    ]:
+        values = [rid, f"k{rid}", "a.csv", rid, patient, 1, f"2026-11-0{day}", result_id, value]
+        con.execute(_INSERT, values)
+    state.build(con)
+    assert state.removals(con) == (state.CORRECTED_TONIGHT, None)  # none noted
+    con.execute("SET VARIABLE \"run.id\" = 'r1'")
+    for rid, old, patient, day, result_id in [
+        (7, 1, "older", 1, "1"),
+        (8, 3, "kept", 5, "3"),
+        (9, 4, "moved", 4, "4"),
+        (10, 5, "no id", 5, None),  # now 400: the other result at that time is the latest
+    ]:
+        note_replaced(
+            con,
+            f"SELECT _rid, {rid}, patient_id, analyte, collected_at, source_file, row_number "
+            f"FROM lab_results WHERE _rid = {old}",
+        )
+        delete_stored(con, "lab_rows", f"_rid = {old}")
+        values = [rid, f"k{old}", "b.csv", 1, patient, 1, f"2026-11-0{day}", result_id, 400]
+        con.execute(_INSERT, values)
+    history, replaced = state.removals(con)
+    assert sorted(con.execute(history).fetchall()) == [("moved",), ("no id",)]
+    assert con.execute(replaced).fetchall() == [("kept", "b12")]
+    state.update(con, history, state.TONIGHTS_ROWS, replaced)
+    assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
+    forget_replaced(con)
+    assert state.removals(con) == (state.CORRECTED_TONIGHT, None)
     con.close()
 
 
