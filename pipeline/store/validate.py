@@ -30,7 +30,14 @@ from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_vi
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident, memory_limit_bytes, path_literal
 from pipeline.store.catalog import is_temp_view
-from pipeline.store.merge import WRITTEN_ONCE, finish_merge, merge, merge_batch
+from pipeline.store.merge import (
+    WRITTEN_ONCE,
+    finish_merge,
+    merge,
+    merge_batch,
+    settle_first_fill,
+    stored_rows,
+)
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
@@ -384,6 +391,9 @@ def stage_validate_merge(
             return result, merge(con, kind)
     results: list[ValidationResult] = []
     counts: list[MergeCounts] = []
+    # nothing of the kind stored yet (a first run): the batches are only stored, and the run's
+    # keys settled once after the last (merge.settle_first_fill)
+    first_fill = kind in WRITTEN_ONCE and stored_rows(con, kind) == 0
     remove_stale_scratch(scratch_dir)
     folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_dir))
     try:
@@ -400,12 +410,18 @@ def stage_validate_merge(
             with reading(kind):  # a kind written once reads its files again here
                 counts.append(
                     merge_batch(
-                        con, kind, later_batch=number > 1, files=[f.file.name for f in group]
+                        con,
+                        kind,
+                        later_batch=number > 1,
+                        files=[f.file.name for f in group],
+                        first_fill=first_fill,
                     )
                 )
             staged.unlink(missing_ok=True)  # (a kind written once writes none)
     finally:
         files_batch_view(con, kind, None)
         shutil.rmtree(folder, ignore_errors=True)
+    if first_fill:
+        counts.append(settle_first_fill(con, kind))
     finish_merge(con, kind)
     return ValidationResult.total(kind, results), MergeCounts.total(kind, counts)

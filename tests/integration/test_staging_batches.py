@@ -147,6 +147,29 @@ def test_batches_of_files_merge_as_one_night(tmp_path: Path, caplog) -> None:
     assert quarantined.select("source_file", "row_number").rows() == [("labs_2.csv", "4")]
 
 
+def test_a_first_night_in_batches_keeps_the_last_copy_of_each_key(tmp_path: Path, caplog) -> None:
+    """Nothing stored before: the batches are only stored and the run's keys settled once after
+    the last (merge.settle_first_fill). Night 2's files alone, into an empty database: each key's
+    last copy in file order stays, every earlier copy is re-sent, nothing is a correction."""
+    nights = [(NIGHT2, NIGHT2_FILES)]
+    with caplog.at_level(logging.INFO, logger="b12screen"):
+        batched = _screen(tmp_path / "batched", nights, batch_rows=1)
+    assert any("batch 3 of 3" in n for n in _batched_notes(caplog))
+    whole = _screen(tmp_path / "whole", nights, batch_rows=None)
+    assert batched == whole
+    labs = batched["counts"]["merged"]["labs"]
+    # r1, r2, r3, r5, r6 new; the earlier copies of r1, r2, r3 (one each) and r5 (two) re-sent
+    assert (labs["valid"], labs["new"], labs["resent"], labs["corrected"]) == (10, 5, 5, 0)
+    con = duckdb.connect(str(tmp_path / "batched" / "b12.duckdb"), read_only=True)
+    try:
+        stored = dict(con.sql("SELECT result_id, value_reported FROM lab_results").fetchall())
+        ((logged,),) = con.sql("SELECT count(*) FROM lab_result_corrections").fetchall()
+    finally:
+        con.close()
+    assert stored == {"r1": "150", "r2": "120", "r3": "310", "r5": "430", "r6": "250"}
+    assert logged == 0
+
+
 def _validated(db: Path, extracts: Path, batch_rows: int | None) -> dict:
     """Night 2's prepare, ingest and validate stages on ``db``: what they stored, logged,
     quarantined and counted (seen inside the run's transaction, then rolled back)."""
@@ -220,6 +243,31 @@ def test_any_batches_give_the_outcome_of_one(tmp_path_factory, first, files) -> 
         db.parent.mkdir()
         shutil.copy(base, db)
         outcomes.append(_validated(db, night2, batch_rows))
+    assert outcomes[0] == outcomes[1]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(files=st.lists(_file, min_size=2, max_size=4))
+def test_any_first_night_in_batches_gives_the_outcome_of_one(tmp_path_factory, files) -> None:
+    """Random first nights (nothing stored) of repeated and invalid rows across files."""
+    tmp = tmp_path_factory.mktemp("first")
+    night = _night(
+        tmp / "night",
+        {"patients.csv": PATIENTS}
+        | {
+            f"labs_{k}.csv": _labs(rows) + f"p1,2026-11-14,2132-9,,500,pg/mL,f{k}\n"
+            for k, rows in enumerate(files, start=1)
+        },
+    )
+    outcomes = []
+    for name, batch_rows in (("batched", 1), ("whole", None)):
+        db = tmp / name / "b12.duckdb"
+        db.parent.mkdir()
+        outcomes.append(_validated(db, night, batch_rows))
     assert outcomes[0] == outcomes[1]
 
 
