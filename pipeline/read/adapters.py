@@ -70,6 +70,8 @@ CHOICES = (*FORMATS, "auto")
 CLINICAL_KINDS = ("patients", "labs", "medications", "diagnoses")
 # the patients adapters' map of the identifiers a source offers (lower-case key to text)
 SOURCE_IDENTIFIERS = "_source_identifiers"
+# the FHIR Medication resource an order's drug is looked up in (sql/adapters/fhir/medication_orders.sql)
+MEDICATION_ID = "_medication_id"
 _FILE_ID_STRIDE = 1_000_000_000_000  # as pipeline/read/ingest.py: rows per file id
 
 # Each format's source tables: the kind a table presents (None: a look-up table read every
@@ -221,10 +223,22 @@ FHIR_STRUCTURES: dict[str, str] = {
     "Condition": "condition",
     "Medication": "medication",
 }
-# FHIR structures whose kind's adapter (sql/adapters/fhir/<kind>.sql) gives one row per
-# resource in the order read (only SELECT and WHERE, no join): an NDJSON file of one of these
-# is read with its adapter in one statement (_read_ndjson_adapted)
-_FUSED: dict[str, str] = {"observation": "labs", "condition": "diagnoses", "patient": "patients"}
+# Adapters in two parts: the kind's adapter reads ``_adapted_<first part>``, the rows of its
+# first part (sql/adapters/<format>/<first part>.sql), which gives one row per resource in the
+# order read, so that the FHIR reader can read a file with it (_FUSED); the second part adds
+# what needs a join (a join keeps no order). FHIR orders: the drug of the Medication resource
+# an order references (the demo's 74k orders, one thread: 0.44 CPU s read so against 0.51 for
+# the typed read and then the adapter in one; docs/benchmarks.md, session 15).
+_FIRST_PARTS: dict[tuple[str, str], str] = {("fhir", "medications"): "medication_orders"}
+# FHIR structures with an adapter (sql/adapters/fhir/<adapter>.sql, the kind's own or its first
+# part) that gives one row per resource in the order read (only SELECT and WHERE, no join): an
+# NDJSON file of one of these is read with that adapter in one statement (_read_ndjson_adapted)
+_FUSED: dict[str, str] = {
+    "observation": "labs",
+    "condition": "diagnoses",
+    "patient": "patients",
+    "medication_order": "medication_orders",
+}
 FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
 # the longest NDJSON line read (a Patient with a long narrative, a Bundle in one line)
@@ -679,26 +693,32 @@ def _read_ndjson_adapted(
     file_id: int,
     name: str,
     struct_type: str,
+    resource_type: str,
 ) -> int | None:
-    """The fast path with the kind's adapter in the same statement (a structure of _FUSED):
+    """The fast path with an adapter in the same statement (a structure of _FUSED: its kind's
+    adapter, or that kind's first part):
     ``read_json`` as :func:`_read_ndjson_typed` reads it, the adapter's rows (cast as
     :func:`_adapt` casts them) into ``tmp``_adapted, numbered by its ``rowid``, and no table
     of typed resources written between (writing their nested lists cost as much as the
     mapping). The adapter keeps its input's order (only SELECT and WHERE) and gives a row per
-    resource of the file's type; so when the file has as many of those rows as lines and no
-    lone CR, every line was one such resource and the k-th row is the k-th line. Returns the
+    resource it is given, the resources of the file's type (``resource_type``: a
+    MedicationStatement among MedicationRequests is no row here, as it is none of
+    :func:`_read_ndjson_typed`'s); so when the file has as many rows as lines and no lone CR,
+    every line was one such resource and the k-th row is the k-th line. Returns the
     lines, or None (nothing kept: a broken or blank line, another type, a lone CR), when the
     file is to be read by :func:`_read_ndjson_typed`."""
     ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     if not ordered:
         return None
-    kind = _FUSED[name]
+    adapter = _FUSED[name]
+    kind = _kind_of(adapter)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW fhir_{name} AS SELECT {file_id}::BIGINT AS _file_id, "
         f"{literal(f.name)} AS source_file, NULL::BIGINT AS row_number, "
-        f"json.resourceType AS resource_type, json AS r FROM {_read_json_sql(f, path, struct_type)}"
+        f"json.resourceType AS resource_type, json AS r FROM {_read_json_sql(f, path, struct_type)} "
+        f"WHERE json.resourceType = {literal(resource_type)}"
     )
-    body = adapter_sql("fhir", kind)
+    body = adapter_sql("fhir", adapter)
     columns, _, _ = _adapted_columns(con, body, [*_wanted(kind), *_extra(kind)])
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(newlines.line_count, f.path)
@@ -781,10 +801,12 @@ def _load_fhir(
     An NDJSON file is read by ``read_json`` (:func:`_read_ndjson_typed`) unless ``fast`` is
     False or its line numbers would not be the file's; then line by line, each line parsed
     with ``json_transform`` and the same structure, as a Bundle's entries are. The files of a
-    structure in _FUSED are first read with their kind's adapter (:func:`_read_ndjson_adapted`)
-    into ``_adapted_<kind>``, which :func:`_adapt` then presents; when one of them cannot be
+    structure in _FUSED are first read with its adapter (:func:`_read_ndjson_adapted`) into
+    ``_adapted_<adapter>``, which :func:`_adapt` then presents; when one of them cannot be
     (or any file is a Bundle or read line by line), they are all read as the others. Returns
-    each file's (file id, rows, malformed) and how many lines were read line by line."""
+    each file's (file id, rows, malformed), how many lines were read line by line, and the
+    adapters whose rows were made so. The adapters' macros (sql/macros/) must be loaded, as
+    for :func:`load_format`."""
     ids = _file_ids(extracts, first_file_id)
     structures = {name: fhir_structure(name) for name in dict.fromkeys(FHIR_STRUCTURES.values())}
     types = {
@@ -852,6 +874,7 @@ def _load_fhir(
                     ids[f.path],
                     str(structure_of(f)),
                     types[str(structure_of(f))],
+                    extracts.tables[f.path],
                 )
             if got is None:
                 failed.add(structure_of(f))
@@ -954,7 +977,8 @@ def load_format(
         wanted = [*_wanted(kind), *_extra(kind)]
         with reading(f"the {fmt} {kind}"):
             if kind in CLINICAL_KINDS:
-                counts += _adapt(con, fmt, kind, wanted, identifiers, kind in fused)
+                made = _FIRST_PARTS.get((fmt, kind), kind) in fused  # by the reader
+                counts += _adapt(con, fmt, kind, wanted, identifiers, made)
             elif kind == "feedback":
                 feedback = [f for f in extracts.files if f.kind == "feedback"]
                 for item in load_kind(con, kind, feedback, first_file_id, dict(readable)):
@@ -993,17 +1017,22 @@ def _adapt(
     as ``raw_<kind>``: those it does not leave out (``_left_out``, when the adapter has that
     column), with the site's identifier columns taken from ``_source_identifiers`` (a map of
     lower-case key to text, when the adapter has it). Returns the counts of what it left out
-    and of its ``_note`` column."""
+    and of its ``_note`` column.
+
+    A kind in two parts (_FIRST_PARTS): its first part into ``_adapted_<first part>`` as
+    above (``fused``: the reader made that one), then the kind's adapter, which reads those
+    rows with their ``_rid``, into ``_adapted_<kind>``."""
     body = adapter_sql(fmt, kind)
-    columns, bookkeeping, own = _adapted_columns(con, body, wanted)
     table = f"_adapted_{kind}"
-    if not fused:
-        _drop_temp(con, table)  # a view when an earlier load on this connection fused the kind
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
-            f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid, source_file, row_number, "
-            f"{columns} FROM ({body})"
-        )
+    part = _FIRST_PARTS.get((fmt, kind))
+    if part is not None:
+        if not fused:
+            _adapted_table(con, adapter_sql(fmt, part), f"_adapted_{part}", wanted)
+        columns, bookkeeping, own = _adapted_table(con, body, table, wanted, from_rid=True)
+    elif not fused:
+        columns, bookkeeping, own = _adapted_table(con, body, table, wanted)
+    else:
+        columns, bookkeeping, own = _adapted_columns(con, body, wanted)
     keep = "WHERE _left_out IS NULL" if "_left_out" in bookkeeping else ""
     drop = f" EXCLUDE ({', '.join(bookkeeping)})" if bookkeeping else ""
     carried = ""
@@ -1030,6 +1059,26 @@ def _adapt(
     return [(str(k), str(i), int(n)) for k, i, n in out]
 
 
+def _adapted_table(
+    con: duckdb.DuckDBPyConnection,
+    body: str,
+    table: str,
+    wanted: list[str],
+    from_rid: bool = False,
+) -> tuple[str, list[str], set[str]]:
+    """The adapter ``body``'s rows as the temporary table ``table``: ``_rid`` (made from
+    ``_file_id`` and ``row_number``, or the one it gives: ``from_rid``), ``source_file``,
+    ``row_number`` and its columns as :func:`_adapted_columns` casts them (which it returns)."""
+    columns, bookkeeping, own = _adapted_columns(con, body, wanted)
+    rid = "_rid" if from_rid else f"_file_id * {_FILE_ID_STRIDE} + row_number AS _rid"
+    _drop_temp(con, table)  # a view when an earlier load on this connection fused the kind
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
+        f"{rid}, source_file, row_number, {columns} FROM ({body})"
+    )
+    return columns, bookkeeping, own
+
+
 def _drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Drop the temporary table or view ``name``, if there is one."""
     for kind, catalog, column in (
@@ -1047,10 +1096,10 @@ def _adapted_columns(
     con: duckdb.DuckDBPyConnection, body: str, wanted: list[str]
 ) -> tuple[str, list[str], set[str]]:
     """An adapter's columns as ``_adapted_<kind>`` holds them (every wanted column and its
-    ``_left_out`` and ``_note`` as text, ``_source_identifiers`` as a map), its bookkeeping
-    columns, and every column it gives."""
+    ``_left_out``, ``_note`` and ``_medication_id`` as text, ``_source_identifiers`` as a map),
+    its bookkeeping columns, and every column it gives."""
     own = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({body})").fetchall()}
-    bookkeeping = [c for c in ("_left_out", "_note", SOURCE_IDENTIFIERS) if c in own]
+    bookkeeping = [c for c in ("_left_out", "_note", SOURCE_IDENTIFIERS, MEDICATION_ID) if c in own]
     columns = ", ".join(
         f"{ident(c)}::VARCHAR AS {ident(c)}"
         for c in [*wanted, *bookkeeping]
@@ -1059,6 +1108,11 @@ def _adapted_columns(
     if SOURCE_IDENTIFIERS in own:
         columns += f", {SOURCE_IDENTIFIERS}::MAP(VARCHAR, VARCHAR) AS {SOURCE_IDENTIFIERS}"
     return columns, bookkeeping, own
+
+
+def _kind_of(adapter: str) -> str:
+    """The kind an adapter presents: its own name, or the kind it is the first part of."""
+    return next((k for (_, k), part in _FIRST_PARTS.items() if part == adapter), adapter)
 
 
 def _extra(kind: str) -> tuple[str, ...]:

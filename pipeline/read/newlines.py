@@ -32,10 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.sqltext import literal_files
 
 _CHUNK = 16 << 20
+_LF = pa.scalar(ord("\n"), pa.uint8())
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -73,16 +76,38 @@ def needs_normalising(path: Path) -> bool:
     return False
 
 
+def _count_lf(data: bytes | mmap.mmap) -> int:
+    """The LF bytes in ``data``, counted by pyarrow over the bytes in place (a vectorised
+    compare and sum): 0.04 CPU s for 76 MB of Observations against 0.10 for ``bytes.count``,
+    which tests one byte at a time (docs/benchmarks.md, session 15)."""
+    if not len(data):
+        return 0
+    octets = pa.Array.from_buffers(pa.uint8(), len(data), [None, pa.py_buffer(data)])
+    return int(pc.sum(pc.equal(octets, _LF)).as_py())
+
+
 def line_count(path: Path) -> tuple[int, bool] | None:
     """``(lines, lone CR?)`` of a text file (a ``.gz`` decompressed): its lines as a line
     reader numbers them, the last counted whether or not a newline ends it, and whether any CR
     stands alone (not before an LF). None when the file cannot be read or decompressed: the
-    real read names it. One ``count`` per 16 MB chunk (pipeline/read/adapters.py, FHIR)."""
+    real read names it. An uncompressed file without a CR is counted over a memory map (no
+    copy of it read); any other, one chunk of 16 MB at a time (pipeline/read/adapters.py,
+    FHIR)."""
+    if not path.name.lower().endswith(".gz"):
+        try:
+            with path.open("rb") as fh:
+                if os.fstat(fh.fileno()).st_size == 0:
+                    return 0, False
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    if mm.find(b"\r") < 0:  # memchr: no CR, so none stands alone
+                        return _count_lf(mm) + (mm[-1:] != b"\n"), False
+        except (OSError, ValueError):
+            return None
     newlines = crs = pairs = 0
     last = b"\n"
     try:
         for chunk in _chunks(path):
-            newlines += chunk.count(b"\n")
+            newlines += _count_lf(chunk)
             if b"\r" in chunk:
                 crs += chunk.count(b"\r")
                 pairs += chunk.count(b"\r\n")

@@ -19,6 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.cli import cli
 from pipeline.errors import OutOfMemoryError
@@ -53,10 +55,13 @@ def _write(path: Path, lines: list, end: str = "\n", last: bool = True) -> None:
 def _read(folder: Path, fast: bool) -> dict:
     """Read ``folder`` with the FHIR loader alone: the typed relations, the quarantine, each
     file's (rows, malformed) and how many lines went line by line."""
+    from pipeline.screening.criteria import load_macros
+
     found = discover_format(folder, "fhir")
     paths = [f.path for f in (*found.files, *found.lookups)]
     con = duckdb.connect()
     con.execute(QUARANTINE_DDL)
+    load_macros(con)  # the orders' adapter, read with MedicationRequests, uses them
     with literal_files(paths) as literals:
         read, line_by_line, _ = _load_fhir(
             con, found, dict(zip(paths, literals, strict=True)), 1, fast
@@ -319,6 +324,41 @@ def test_a_file_is_read_with_the_default_object_size_only_when_every_line_is_sho
     assert not newlines.lines_shorter_than(tmp_path / "missing.ndjson", 1000)
 
 
+def _lines_by_bytes(data: bytes) -> tuple[int, bool]:
+    """A line reader's count of ``data``'s lines, by ``bytes.count``: the reference for
+    newlines.line_count (the last line counted whether or not a newline ends it)."""
+    ends = data.count(b"\n") + (not data.endswith(b"\n") and data != b"")
+    return ends, data.count(b"\r") > data.count(b"\r\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=300)
+    | st.lists(st.sampled_from([b"{}", b"\n", b"\r", b"\r\n", b"x"])).map(b"".join)
+)
+def test_line_count_answers_as_bytes_count(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    """newlines.line_count (counted over a memory map, or a chunk at a time when the file has
+    a CR or is a .gz) gives the lines and the lone-CR answer of a plain count, for any bytes."""
+    from pipeline.read import newlines
+
+    folder = tmp_path_factory.mktemp("lines")
+    (folder / "f.ndjson").write_bytes(data)
+    (folder / "f.ndjson.gz").write_bytes(gzip.compress(data))
+    expected = _lines_by_bytes(data)
+    assert newlines.line_count(folder / "f.ndjson") == expected
+    assert newlines.line_count(folder / "f.ndjson.gz") == expected
+
+
+def test_line_count_of_an_unreadable_file_is_none(tmp_path: Path) -> None:
+    from pipeline.read import newlines
+
+    assert newlines.line_count(tmp_path / "missing.ndjson") is None
+    (tmp_path / "bad.ndjson.gz").write_bytes(b"not gzip")
+    assert newlines.line_count(tmp_path / "bad.ndjson.gz") is None
+
+
 def _adapted(folder: Path) -> dict:
     """Every row the FHIR adapters present (``_adapted_<kind>`` in its own order), the
     quarantine and the counts, by load_format."""
@@ -396,6 +436,155 @@ def test_reading_with_the_adapter_gives_the_rows_read_first_then_adapted(
     assert first.pop("fused") == set()
     assert fused == first
     assert fused["labs"] and fused["diagnoses"] and fused["patients"]
+
+
+def _order(i: int, **fields) -> dict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": f"mr-{i}",
+        "status": "active",
+        "subject": {"reference": f"Patient/p{i % 3 + 1}"},
+        "authoredOn": "2026-10-01",
+        **fields,
+    }
+
+
+_MEDICATIONS = [
+    {
+        "resourceType": "Medication",
+        "id": "m-b12",
+        "code": {
+            "coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314231"},
+                {"system": "http://www.whocc.no/atc", "code": "B03BA01"},
+            ],
+            "text": "Cyanocobalamin 1000 MCG/ML",
+        },
+    },
+    {"resourceType": "Medication", "id": "m-uncoded"},
+    {"resourceType": "Medication", "id": "m-twice"},  # the first read of an id is the one
+    {"resourceType": "Medication", "id": "m-twice", "code": {"text": "read second"}},
+    {"resourceType": "Medication", "id": "m-ppi", "code": {"text": "from the look-up"}},
+]
+_ORDERS = [
+    # (the order, the medication, rxnorm and atc the adapter gives it)
+    (
+        _order(1, medicationReference={"reference": "Medication/m-b12"}),
+        ("Cyanocobalamin 1000 MCG/ML", "314231", "B03BA01"),
+    ),
+    (
+        _order(2, medicationReference={"reference": "urn:uuid:m-b12"}),
+        ("Cyanocobalamin 1000 MCG/ML", "314231", "B03BA01"),
+    ),
+    (
+        _order(3, medicationReference={"reference": "Medication/none", "display": "by display"}),
+        ("by display", None, None),
+    ),
+    (
+        _order(4, medicationReference={"reference": "Medication/m-uncoded", "display": "uncoded"}),
+        ("uncoded", None, None),
+    ),
+    (
+        _order(5, medicationReference={"reference": "Medication/m-twice", "display": "twice"}),
+        ("twice", None, None),
+    ),
+    (
+        _order(
+            6,
+            medicationReference={"reference": "#c1"},
+            contained=[
+                {
+                    "resourceType": "Medication",
+                    "id": "c1",
+                    "code": {
+                        "coding": [{"system": "http://www.whocc.no/atc", "code": "A02BC02"}],
+                        "text": "pantoprazole",
+                    },
+                }
+            ],
+        ),
+        ("pantoprazole", None, "A02BC02"),
+    ),
+    (
+        _order(7, medicationReference={"reference": "#gone", "display": "no contained"}),
+        ("no contained", None, None),
+    ),
+    (
+        _order(8, medicationReference={"reference": "#m-b12"}),
+        (None, None, None),
+    ),  # '#': never looked up
+    (
+        _order(
+            9,
+            medicationReference={"reference": "Medication/m-ppi"},
+            contained=[
+                {"resourceType": "Medication", "id": "m-ppi", "code": {"text": "contained first"}}
+            ],
+        ),
+        ("contained first", None, None),
+    ),
+    (
+        _order(
+            10,
+            medicationCodeableConcept={
+                "coding": [{"system": "http://www.whocc.no/atc", "code": "A10BA02"}]
+            },
+            medicationReference={"reference": "Medication/m-b12"},
+        ),
+        (None, None, "A10BA02"),
+    ),
+    (
+        _order(11, status="cancelled", medicationReference={"reference": "Medication/m-b12"}),
+        ("Cyanocobalamin 1000 MCG/ML", "314231", "B03BA01"),
+    ),
+    (_order(12), (None, None, None)),
+]
+
+
+@pytest.mark.parametrize("case", ["clean", "two-files", "broken-order", "statement-among-requests"])
+def test_orders_read_with_their_first_part_give_the_rows_read_first_then_adapted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """MedicationRequests read with medication_orders.sql in one statement, then given the
+    drug of the Medication they reference (medications.sql), give the rows the two parts give
+    from the orders read first (``_FUSED`` emptied): a Medication look-up by reference, a
+    contained one, a missing or uncoded Medication, an id read twice. A broken line, or a
+    MedicationStatement among the requests, reads the file the first way."""
+    from pipeline.read import adapters
+
+    patients = [
+        {"resourceType": "Patient", "id": f"p{i}", "gender": "female", "birthDate": "1950-01-01"}
+        for i in range(1, 4)
+    ]
+    orders: list = [o for o, _ in _ORDERS]
+    if case == "broken-order":
+        orders.insert(4, "{broken")
+    if case == "statement-among-requests":
+        orders.insert(2, {**orders[0], "resourceType": "MedicationStatement", "id": "ms-1"})
+    _write(tmp_path / "Patient.ndjson", patients)
+    if case == "two-files":
+        _write(tmp_path / "Medication.1.ndjson", _MEDICATIONS[:3])
+        _write(tmp_path / "Medication.2.ndjson", _MEDICATIONS[3:])
+        _write(tmp_path / "MedicationRequest.1.ndjson", orders[:6])
+        _write(tmp_path / "MedicationRequest.2.ndjson", orders[6:])
+    else:
+        _write(tmp_path / "Medication.ndjson", _MEDICATIONS)
+        _write(tmp_path / "MedicationRequest.ndjson", orders)
+    fused = _adapted(tmp_path)
+    made = fused.pop("fused")
+    assert ("medication_orders" in made) == (case in ("clean", "two-files"))
+    monkeypatch.setattr(adapters, "_FUSED", {})
+    first = _adapted(tmp_path)
+    assert first.pop("fused") == set()
+    assert fused == first
+    # _adapted_medications: _rid, source_file, row_number, patient_id, start_date, medication,
+    # rxnorm, atc, ...: each order's drug, in file order
+    expected = [drug for _, drug in _ORDERS]
+    if case == "statement-among-requests":
+        expected.insert(2, expected[0])
+    assert [row[5:8] for row in sorted(fused["medications"])] == expected
+    broken = [(q[1], q[2]) for q in fused["quarantine"]]
+    assert broken == ([("MedicationRequest.ndjson", 5)] if case == "broken-order" else [])
 
 
 def test_a_run_says_when_a_file_was_read_line_by_line(tmp_path: Path) -> None:

@@ -1,132 +1,46 @@
 -- FHIR adapter: MedicationRequests and MedicationStatements as the canonical medications
--- (docs/inputs.md, "FHIR R4"). Grain: one row per order or statement; _left_out names why one
--- is not presented (entered-in-error, cancelled, draft, not-taken), _note which period rule
--- dated it (both counted for run.json).
--- The drug: medicationCodeableConcept, else the Medication it references (contained '#id', or a
--- Medication resource 'Medication/id' or 'urn:uuid:id' anywhere in the export).
--- The period, first that applies (counts.sql counts each):
---   1. dosageInstruction.timing.repeat.boundsPeriod (statements: effectivePeriod); a start
---      without an end is ongoing as the source says (open-ended, like an empty end_date);
---   2. dispenseRequest.validityPeriod;
---   3. the start plus expectedSupplyDuration (days or weeks) times (1 + numberOfRepeatsAllowed);
---   4. authoredOn (statements: effectiveDateTime, dateAsserted) as the start, ending
---      settings.open_order_days later (rules file): an order that says nothing of its length is
---      never taken as running to the as-of date, and each such order is counted.
-with parsed as (
-    -- r: the order or statement read with sql/adapters/fhir/structures/medication_order.json
-    select _file_id, source_file, row_number, resource_type, r
-    from fhir_medication_order
-    where resource_type in ('MedicationRequest', 'MedicationStatement')
+-- (docs/inputs.md, "FHIR R4"). Grain: one row per order or statement: medication_orders.sql's
+-- rows (each mapped from the resource alone), the drug of an order that names none itself
+-- taken from the Medication resource it references ('Medication/id' or 'urn:uuid:id', anywhere
+-- in the export; the first read of an id). An order whose Medication is missing, or has no
+-- code, keeps the reference's display as its medication, and no RxNorm or ATC code.
+-- (A separate step so that the first part keeps its rows in the order read: a join keeps none.)
+with orders as (
+    -- medication_orders.sql's rows, each with _rid, source_file and row_number
+    select * from _adapted_medication_orders
 ),
 
 medication_resources as (
     -- r: the Medication read with sql/adapters/fhir/structures/medication.json
-    select r.id as id, r.code as code
+    select
+        r.id as id,
+        first_text(r.code.text, r.code.coding[1].display) as medication,
+        fhir_code(r.code.coding, ['http://www.nlm.nih.gov/research/umls/rxnorm']) as rxnorm,
+        fhir_code(r.code.coding, ['http://www.whocc.no/atc']) as atc
     from fhir_medication
     where resource_type = 'Medication'
     qualify row_number() over (partition by r.id order by _file_id, row_number) = 1
 ),
 
-kept as (
-    select
-        *,
-        r.medicationReference.reference as med_ref,
-        fhir_ref_id(r.medicationReference.reference) as med_ref_id,
-        case
-            when r.status in ('entered-in-error', 'cancelled', 'draft', 'not-taken')
-                then resource_type || ' ' || r.status
-        end as _left_out
-    from parsed
-),
-
-with_drug as (
-    select
-        kept.*,
-        coalesce(
-            r.medicationCodeableConcept,
-            list_filter(r.contained, lambda c: c.resourceType = 'Medication'
-                and c.id = med_ref_id)[1].code,
-            medication_resources.code
-        ) as drug,
-        coalesce(r.dosageInstruction, r.dosage)[1] as dosage
-    from kept
-    left join medication_resources
-        on medication_resources.id = kept.med_ref_id
-        and not starts_with(kept.med_ref, '#')
-),
-
-timed as (
-    -- each field of the period rules read once (the rules below test and use them)
-    select
-        with_drug.*,
-        first_text(dosage.timing.repeat.boundsPeriod.start, r.effectivePeriod.start) as period_start,
-        first_text(dosage.timing.repeat.boundsPeriod.end, r.effectivePeriod.end) as period_end,
-        first_text(r.dispenseRequest.validityPeriod.start, r.dispenseRequest.validityPeriod.end)
-            as validity_any,
-        try_cast(r.dispenseRequest.expectedSupplyDuration.value as double) as supply_value,
-        lower(coalesce(r.dispenseRequest.expectedSupplyDuration.code,
-            r.dispenseRequest.expectedSupplyDuration.unit)) as supply_unit,
-        first_text(first_text(r.authoredOn, r.effectiveDateTime), r.dateAsserted) as authored
-    from with_drug
-),
-
-periods as (
-    select
-        timed.*,
-        case
-            when period_start is not null then 'period'
-            when validity_any is not null then 'validity'
-            when supply_value > 0 and supply_unit in ('d', 'day', 'days', 'wk', 'week', 'weeks')
-                then 'supply'
-            else 'default'
-        end as period_from
-    from timed
-),
-
-dated as (
-    select
-        periods.*,
-        local_datetime(case period_from
-            when 'period' then period_start
-            when 'validity' then first_text(r.dispenseRequest.validityPeriod.start, authored)
-            else authored
-        end) as start_text,
-        supply_value
-            * case when supply_unit in ('wk', 'week', 'weeks') then 7 else 1 end
-            * (1 + coalesce(try_cast(r.dispenseRequest.numberOfRepeatsAllowed as integer), 0)) as supply_days
-    from periods
-),
-
 final as (
     select
-        _file_id,
-        source_file,
-        row_number,
-        fhir_patient_id(r.subject.reference) as patient_id,
-        first_text(first_text(drug.text, drug.coding[1].display), r.medicationReference.display) as medication,
-        fhir_code(drug.coding, ['http://www.nlm.nih.gov/research/umls/rxnorm']) as rxnorm,
-        fhir_code(drug.coding, ['http://www.whocc.no/atc']) as atc,
-        start_text as start_date,
-        case period_from
-            when 'period' then local_datetime(period_end)
-            when 'validity' then local_datetime(r.dispenseRequest.validityPeriod.end)
-            when 'supply' then strftime(try_cast(iso_timestamp(start_text) as date) + to_days(supply_days::integer), '%Y-%m-%d')
-            else strftime(try_cast(iso_timestamp(start_text) as date)
-                + to_days(getvariable('settings.open_order_days')::integer), '%Y-%m-%d')
-        end as end_date,
-        first_text(first_text(dosage.route.text, dosage.route.coding[1].display), dosage.route.coding[1].code) as route,
-        _left_out,
-        case period_from
-            when 'period' then case
-                when period_end is null
-                    then 'orders ongoing by their period (a start, no end: open-ended)'
-                else 'orders dated by their period (boundsPeriod, effectivePeriod)'
-            end
-            when 'validity' then 'orders dated by dispenseRequest.validityPeriod'
-            when 'supply' then 'orders dated by expectedSupplyDuration x (1 + repeats)'
-            else 'orders with a start only, counted for settings.open_order_days'
-        end as _note
-    from dated
+        orders.* exclude (_medication_id) replace (
+            case
+                when medication_resources.id is null then orders.medication
+                -- the Medication's text or first display, else the reference's display
+                else first_text(medication_resources.medication, orders.medication)
+            end as medication,
+            case
+                when medication_resources.id is null then orders.rxnorm
+                else medication_resources.rxnorm
+            end as rxnorm,
+            case
+                when medication_resources.id is null then orders.atc
+                else medication_resources.atc
+            end as atc
+        )
+    from orders
+    left join medication_resources on medication_resources.id = orders._medication_id
 )
 
 select * from final
