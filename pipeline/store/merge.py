@@ -75,12 +75,24 @@ CODED = {"labs": ("lab_rows", "staged_lab_codings")}
 # works on the rows as stored. Every coded kind is one (CODED).
 WRITTEN_ONCE = ("labs",)
 _THIS_RUN = "getvariable('run.id')"  # SQL: this run's id
-# The stored lab results tonight's corrections replaced, as the kept lab state needs them
-# (pipeline/store/state.py, ``removals``): the patient, and the old row's analyte, time, file
-# and line (what tells whether it was the patient's kept latest result), with the _rid of the
-# row that replaced it. Written by the merge from what its match of the keys read anyway (no
-# second read of the stored rows); the state drops it when it has used it.
-REPLACED_LAB_ROWS = "lab_rows_replaced"
+# What the merge lists of each stored row a correction supersedes (``_superseded_<kind>``): its
+# _rid, and for the labs what the kept lab state needs (pipeline/store/state.py, ``removals``):
+# the _rid of the row that replaced it, the patient, and the old row's analyte, time, file and
+# line (what tells whether it was the patient's kept latest result), from what the match of the
+# keys read anyway (no second read of the stored rows). The labs' list outlives the merge: the
+# state reads it and drops it (forget_replaced).
+_SUPERSEDED = "_superseded_{}"
+_SUPERSEDED_COLUMNS = {
+    "labs": (
+        "old_rid BIGINT, new_rid BIGINT, patient_id VARCHAR, analyte VARCHAR, "
+        "collected_at TIMESTAMP, source_file VARCHAR, row_number BIGINT"
+    )
+}
+# the same columns from _settle's match (_matched)
+_SUPERSEDED_FROM_MATCH = {
+    "labs": "old_rid, new_rid, patient_id, old_analyte, old_collected_at, old_source_file, "
+    "old_row_number"
+}
 
 
 # What a coding holds, besides its id (sql/registry/tables.sql lab_codings).
@@ -254,16 +266,23 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, kind: str, table: str, incomin
 
 def merge(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     """Merge the valid incoming rows of ``kind`` into its kept table, in one pass of writing."""
-    first_fill = kind in WRITTEN_ONCE and stored_rows(con, kind) == 0
+    first_fill = is_first_fill(con, kind)
     counts = merge_batch(con, kind, first_fill=first_fill)
-    if first_fill:
-        counts = MergeCounts.total(kind, [counts, settle_first_fill(con, kind)])
-    finish_merge(con, kind)
-    return counts
+    return MergeCounts.total(kind, [counts, finish_merge(con, kind, first_fill)])
 
 
-def _superseded(kind: str) -> str:
-    return f"_superseded_{kind}"
+def _superseded(con: duckdb.DuckDBPyConnection, kind: str) -> str:
+    """The run's list of the stored rows of ``kind`` its corrections supersede (made if absent)."""
+    name = _SUPERSEDED.format(kind)
+    columns = _SUPERSEDED_COLUMNS.get(kind, "old_rid BIGINT")
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")
+    return name
+
+
+def note_superseded(con: duckdb.DuckDBPyConnection, kind: str, rows: str) -> None:
+    """Add ``rows`` (a query of the columns of :data:`_SUPERSEDED_COLUMNS`) to the run's list of
+    superseded rows of ``kind``."""
+    con.execute(f"INSERT INTO {_superseded(con, kind)} {rows}")
 
 
 def merge_batch(
@@ -434,6 +453,13 @@ def stored_rows(con: duckdb.DuckDBPyConnection, kind: str) -> int:
     return con.execute(f"SELECT count(*) FROM {rows_table(con, table)}").fetchall()[0][0]
 
 
+def is_first_fill(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
+    """Whether this run's merge of ``kind`` is a first fill: a kind of :data:`WRITTEN_ONCE` of
+    which nothing is stored yet, whose keys :func:`settle_first_fill` settles after the last
+    batch."""
+    return kind in WRITTEN_ONCE and stored_rows(con, kind) == 0
+
+
 def settle_first_fill(con: duckdb.DuckDBPyConnection, kind: str) -> MergeCounts:
     """Settle the keys of a first fill (batches of a kind of :data:`WRITTEN_ONCE` stored into
     an empty table, ``first_fill`` of :func:`merge_batch`) once, after its last batch; returns
@@ -499,8 +525,7 @@ def _settle(
     stored before the batch, so no key can meet one and nothing is probed."""
     table, compared = KEPT[kind]
     stored = rows_table(con, table)
-    superseded = _superseded(kind)
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
+    superseded = _superseded(con, kind)
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in compared) or "false"
     # for the labs, what the corrections log and the lab state need of both rows, read by this
     # match (a join of the log's rows by _rid afterwards read every stored row again: 0.67 s
@@ -568,12 +593,8 @@ def _settle(
                 FROM _matched WHERE changed
                 """
             )
-            note_replaced(
-                con,
-                "SELECT old_rid, new_rid, patient_id, old_analyte, old_collected_at, "
-                "old_source_file, old_row_number FROM _matched WHERE changed",
-            )
-        con.execute(f"INSERT INTO {superseded} SELECT old_rid FROM _matched WHERE changed")
+        columns = _SUPERSEDED_FROM_MATCH.get(kind, "old_rid")
+        note_superseded(con, kind, f"SELECT {columns} FROM _matched WHERE changed")
     return counts
 
 
@@ -598,32 +619,18 @@ _LOGGED = (
 )
 
 
-def _replaced_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {REPLACED_LAB_ROWS} (old_rid BIGINT, new_rid BIGINT, "
-        "patient_id VARCHAR, analyte VARCHAR, collected_at TIMESTAMP, source_file VARCHAR, "
-        "row_number BIGINT)"
-    )
-
-
-def note_replaced(con: duckdb.DuckDBPyConnection, rows: str) -> None:
-    """Add ``rows`` (a query of old_rid, new_rid, patient_id and the old row's analyte,
-    collected_at, source_file, row_number) to :data:`REPLACED_LAB_ROWS`."""
-    _replaced_table(con)
-    con.execute(f"INSERT INTO {REPLACED_LAB_ROWS} {rows}")
+_LAB_SUPERSEDED = _SUPERSEDED.format("labs")  # the labs' list, kept after the merge for the state
 
 
 def replaced_lab_rows(con: duckdb.DuckDBPyConnection) -> str | None:
-    """SQL of the stored lab results tonight's merge replaced (:data:`REPLACED_LAB_ROWS`), None
-    when it replaced none (or when the rows were replaced otherwise: a sharded run's
-    combine)."""
-    return (
-        f"SELECT * FROM temp.{REPLACED_LAB_ROWS}" if is_temp_table(con, REPLACED_LAB_ROWS) else None
-    )
+    """SQL of the stored lab results tonight's merge superseded (:data:`_SUPERSEDED_COLUMNS`),
+    None when no merge of labs ran on this connection since :func:`forget_replaced` (or when
+    the rows were replaced otherwise: a sharded run's combine)."""
+    return f"SELECT * FROM temp.{_LAB_SUPERSEDED}" if is_temp_table(con, _LAB_SUPERSEDED) else None
 
 
 def forget_replaced(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP TABLE IF EXISTS temp.{REPLACED_LAB_ROWS}")
+    con.execute(f"DROP TABLE IF EXISTS temp.{_LAB_SUPERSEDED}")
 
 
 def _take_back_earlier_copies(
@@ -639,11 +646,6 @@ def _take_back_earlier_copies(
             "record_key IN (SELECT record_key::VARCHAR FROM _matched "
             "WHERE earlier_rid IS NOT NULL AND old_rid IS NOT NULL)"
         )
-        _replaced_table(con)
-        con.execute(
-            f"DELETE FROM {REPLACED_LAB_ROWS} WHERE old_rid IN "
-            "(SELECT old_rid FROM _matched WHERE earlier_rid IS NOT NULL)"
-        )
     con.execute(
         f"DELETE FROM {superseded} WHERE old_rid IN "
         "(SELECT old_rid FROM _matched WHERE earlier_rid IS NOT NULL)"
@@ -654,15 +656,22 @@ def _take_back_earlier_copies(
     )
 
 
-def finish_merge(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    """End the merge of ``kind`` after its last batch: the stored rows this run corrected go."""
-    superseded = _superseded(kind)
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {superseded} (old_rid BIGINT)")
+def finish_merge(
+    con: duckdb.DuckDBPyConnection, kind: str, first_fill: bool = False
+) -> MergeCounts:
+    """End the merge of ``kind`` after its last batch: a first fill's keys are settled
+    (:func:`settle_first_fill`), and the stored rows this run corrected go. Returns what that
+    changes in the batches' counts. The labs' list of superseded rows stays for the lab state
+    (:func:`replaced_lab_rows`)."""
+    settled = settle_first_fill(con, kind) if first_fill else MergeCounts(kind)
+    superseded = _superseded(con, kind)
     stored = rows_table(con, KEPT[kind][0])
     ((replaced,),) = con.execute(f"SELECT count(*) FROM {superseded}").fetchall()
     if replaced and table_exists(con, stored):  # (none: no scan of the stored rows' ids)
         delete_stored(con, stored, f"_rid IN (SELECT old_rid FROM {superseded})")
-    con.execute(f"DROP TABLE {superseded}")
+    if superseded != _LAB_SUPERSEDED:
+        con.execute(f"DROP TABLE {superseded}")
+    return settled
 
 
 def delete_stored(con: duckdb.DuckDBPyConnection, stored: str, where: str) -> None:

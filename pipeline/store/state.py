@@ -43,7 +43,7 @@ import duckdb
 from pipeline.resources import read_sql
 from pipeline.sqltext import literal_files, memory_limit_bytes, path_literal
 from pipeline.store.catalog import table_columns, table_exists
-from pipeline.store.merge import forget_replaced, replaced_lab_rows, rows_table
+from pipeline.store.merge import forget_replaced, replaced_lab_rows, stored_rows
 from pipeline.store.validate import SCRATCH_PREFIX, remove_stale_scratch
 
 STATE_SQL = "state/lab_latest.sql"
@@ -104,11 +104,6 @@ def state_sha256() -> str:
     return hashlib.sha256(_sql().encode("utf-8")).hexdigest()
 
 
-def _stored_rows(con: duckdb.DuckDBPyConnection) -> int:
-    # the rows' own table, not the view lab_results: a count needs no join with the codings
-    return con.execute(f"SELECT count(*) FROM {rows_table(con, 'lab_results')}").fetchone()[0]
-
-
 def _why_build(con: duckdb.DuckDBPyConnection, check_rows: bool) -> str | None:
     """Why the kept state must be built from the whole history, or None when it is current.
 
@@ -131,7 +126,7 @@ def _why_build(con: duckdb.DuckDBPyConnection, check_rows: bool) -> str | None:
             f"(SELECT count(*) FROM ({CORRECTED_TONIGHT}))"
         ).fetchall()
         expected = (row[1] or 0) + tonight - corrected
-        if row[1] is None or _stored_rows(con) != expected:
+        if row[1] is None or stored_rows(con, "labs") != expected:
             return "lab_results changed outside a run"
     return None
 
@@ -141,7 +136,7 @@ def _record(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "INSERT OR REPLACE INTO store_state "
         "VALUES (?, ?, getvariable('run.id'), now()::TIMESTAMP, ?)",
-        [STATE_TABLE, state_sha256(), _stored_rows(con)],
+        [STATE_TABLE, state_sha256(), stored_rows(con, "labs")],
     )
 
 
@@ -212,7 +207,7 @@ def _build_into(
     (docs/benchmarks.md). Files, not a temporary table: a table holds its memory until the
     run's transaction ends, dropped or not."""
     if parts is None:
-        parts = build_parts(con, _stored_rows(con))
+        parts = build_parts(con, stored_rows(con, "labs"))
     table = create.split()[-1]
     if parts == 1:
         _source(con, f"SELECT * FROM lab_results WHERE {rows_where}")

@@ -30,14 +30,7 @@ from pipeline.read.ingest import FILES_SUFFIX, carry_identifiers, files_batch_vi
 from pipeline.resources import read_sql
 from pipeline.sqltext import ident, memory_limit_bytes, path_literal
 from pipeline.store.catalog import is_temp_view
-from pipeline.store.merge import (
-    WRITTEN_ONCE,
-    finish_merge,
-    merge,
-    merge_batch,
-    settle_first_fill,
-    stored_rows,
-)
+from pipeline.store.merge import WRITTEN_ONCE, finish_merge, is_first_fill, merge, merge_batch
 from schemas.extracts import MODELS, schema_for, validation_columns
 
 BATCH_ROWS = 1_000_000
@@ -393,7 +386,7 @@ def stage_validate_merge(
     counts: list[MergeCounts] = []
     # nothing of the kind stored yet (a first run): the batches are only stored, and the run's
     # keys settled once after the last (merge.settle_first_fill)
-    first_fill = kind in WRITTEN_ONCE and stored_rows(con, kind) == 0
+    first_fill = is_first_fill(con, kind)
     remove_stale_scratch(scratch_dir)
     folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_dir))
     try:
@@ -421,7 +414,5 @@ def stage_validate_merge(
     finally:
         files_batch_view(con, kind, None)
         shutil.rmtree(folder, ignore_errors=True)
-    if first_fill:
-        counts.append(settle_first_fill(con, kind))
-    finish_merge(con, kind)
+    counts.append(finish_merge(con, kind, first_fill))
     return ValidationResult.total(kind, results), MergeCounts.total(kind, counts)

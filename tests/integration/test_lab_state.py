@@ -27,7 +27,7 @@ from pipeline.demo.generate import generate_population
 from pipeline.resources import read_sql
 from pipeline.runner import RunConfig, run_screening
 from pipeline.store import state
-from pipeline.store.merge import LAB_RESULTS_VIEW, delete_stored, forget_replaced, note_replaced
+from pipeline.store.merge import LAB_RESULTS_VIEW, delete_stored, forget_replaced, note_superseded
 from pipeline.store.validate import SCRATCH_PREFIX
 
 DEMO_AS_OF = date(2026, 11, 24)  # the demo's as-of date: its first night
@@ -307,8 +307,9 @@ def test_updating_the_patients_of_a_night_equals_building_from_scratch(nights_li
             ).fetchone()
             old_rid, key, patient, analyte, at, result_id = stored
             rid += 1
-            note_replaced(  # as the merge notes it, from what its match read
+            note_superseded(  # as the merge notes it, from what its match read
                 con,
+                "labs",
                 f"SELECT _rid, {rid}, patient_id, analyte, collected_at, source_file, "
                 f"row_number FROM lab_results WHERE _rid = {old_rid}",
             )
@@ -355,8 +356,9 @@ def test_only_a_latest_result_not_replaced_in_place_has_its_history_read() -> No
         (9, 4, "moved", 4, "4"),
         (10, 5, "no id", 5, None),  # now 400: the other result at that time is the latest
     ]:
-        note_replaced(
+        note_superseded(
             con,
+            "labs",
             f"SELECT _rid, {rid}, patient_id, analyte, collected_at, source_file, row_number "
             f"FROM lab_results WHERE _rid = {old}",
         )

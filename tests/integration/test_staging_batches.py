@@ -170,6 +170,34 @@ def test_a_first_night_in_batches_keeps_the_last_copy_of_each_key(tmp_path: Path
     assert logged == 0
 
 
+def test_the_merge_lists_what_each_correction_replaced_for_the_lab_state(tmp_path: Path) -> None:
+    """After night 2's merge (batched or not) the lab state finds its corrections in the merge's
+    list of superseded rows: r3 and r5 are corrected in place (same result id, analyte and
+    time), so no patient's history is to be read again (state.removals)."""
+    from pipeline.store import state
+
+    for batch_rows in (1, None):
+        folder = tmp_path / str(batch_rows)
+        db = folder / "b12.duckdb"
+        night1 = _night(folder / "night1", {"patients.csv": PATIENTS, "labs.csv": NIGHT1_LABS})
+        run_screening(RunConfig(night1, folder / "out", NIGHT1, db, memory_limit=None))
+        night2 = _night(folder / "night2", NIGHT2_FILES)
+        run = ScreeningRun(
+            RunConfig(
+                night2, folder / "out", NIGHT2, db, memory_limit=None, staging_batch_rows=batch_rows
+            )
+        )
+        try:
+            run.prepare()
+            run.ingest()
+            run.validate()
+            history, replaced = state.removals(run.con)
+            assert run.con.execute(history).fetchall() == []
+            assert sorted(run.con.execute(replaced).fetchall()) == [("p2", "b12"), ("p3", "b12")]
+        finally:
+            run.close()
+
+
 def _validated(db: Path, extracts: Path, batch_rows: int | None) -> dict:
     """Night 2's prepare, ingest and validate stages on ``db``: what they stored, logged,
     quarantined and counted (seen inside the run's transaction, then rolled back)."""
@@ -216,6 +244,28 @@ def _labs(rows) -> str:
     return HEADER + "".join(f"{p},{d},2132-9,,{v},pg/mL,{r}\n" for p, d, v, r in rows)
 
 
+def _lab_files(files) -> dict[str, str]:
+    """A night's lab files, each different (a file seen before is skipped whole, never
+    staged)."""
+    return {
+        f"labs_{k}.csv": _labs(rows) + f"p1,2026-11-14,2132-9,,500,pg/mL,f{k}\n"
+        for k, rows in enumerate(files, start=1)
+    }
+
+
+def _batched_and_whole(tmp: Path, night: Path, base: Path | None = None) -> bool:
+    """Whether validating ``night`` a file per batch and all at once, each into a copy of the
+    database ``base`` (None: a new one), stores, logs, quarantines and counts the same."""
+    outcomes = []
+    for name, batch_rows in (("batched", 1), ("whole", None)):
+        db = tmp / name / "b12.duckdb"
+        db.parent.mkdir()
+        if base is not None:
+            shutil.copy(base, db)
+        outcomes.append(_validated(db, night, batch_rows))
+    return outcomes[0] == outcomes[1]
+
+
 @settings(
     max_examples=25,
     deadline=None,
@@ -229,21 +279,8 @@ def test_any_batches_give_the_outcome_of_one(tmp_path_factory, first, files) -> 
     base.parent.mkdir()
     night1 = _night(tmp / "night1", {"patients.csv": PATIENTS, "labs.csv": _labs(first)})
     run_screening(RunConfig(night1, tmp / "base" / "out", NIGHT1, base, memory_limit=None))
-    # each file different (a file seen before is skipped whole, never staged)
-    night2 = _night(
-        tmp / "night2",
-        {
-            f"labs_{k}.csv": _labs(rows) + f"p1,2026-11-14,2132-9,,500,pg/mL,f{k}\n"
-            for k, rows in enumerate(files, start=1)
-        },
-    )
-    outcomes = []
-    for name, batch_rows in (("batched", 1), ("whole", None)):
-        db = tmp / name / "b12.duckdb"
-        db.parent.mkdir()
-        shutil.copy(base, db)
-        outcomes.append(_validated(db, night2, batch_rows))
-    assert outcomes[0] == outcomes[1]
+    night2 = _night(tmp / "night2", _lab_files(files))
+    assert _batched_and_whole(tmp, night2, base) is True
 
 
 @settings(
@@ -255,20 +292,8 @@ def test_any_batches_give_the_outcome_of_one(tmp_path_factory, first, files) -> 
 def test_any_first_night_in_batches_gives_the_outcome_of_one(tmp_path_factory, files) -> None:
     """Random first nights (nothing stored) of repeated and invalid rows across files."""
     tmp = tmp_path_factory.mktemp("first")
-    night = _night(
-        tmp / "night",
-        {"patients.csv": PATIENTS}
-        | {
-            f"labs_{k}.csv": _labs(rows) + f"p1,2026-11-14,2132-9,,500,pg/mL,f{k}\n"
-            for k, rows in enumerate(files, start=1)
-        },
-    )
-    outcomes = []
-    for name, batch_rows in (("batched", 1), ("whole", None)):
-        db = tmp / name / "b12.duckdb"
-        db.parent.mkdir()
-        outcomes.append(_validated(db, night, batch_rows))
-    assert outcomes[0] == outcomes[1]
+    night = _night(tmp / "night", {"patients.csv": PATIENTS} | _lab_files(files))
+    assert _batched_and_whole(tmp, night) is True
 
 
 MEDICATIONS = (
