@@ -6,7 +6,7 @@ patient was last tested (tested_within), whether an MMA, CBC or B12 came on or a
 (b12_indeterminate, monitoring_overdue), when the latest result came (resolved). Each is
 answered by the latest result per patient and analyte, so that is what the database keeps
 (``lab_latest``, built by sql/state/lab_latest.sql) and what a night updates, for the patients
-with rows tonight only: a patient with new rows needs their kept state and tonight's rows, and
+with rows tonight only: an analyte with new rows needs its kept latest and tonight's rows, and
 only a patient whose kept latest result a correction replaced, other than in place (the same
 result at the same time or later: :func:`removals`), has their history read again. The
 screening reads the per-run view ``latest_results`` and never the whole history.
@@ -50,7 +50,7 @@ STATE_SQL = "state/lab_latest.sql"
 STATE_TABLE = "lab_latest"
 RUN_VIEW = "latest_results"
 _SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
-_PATIENTS = "_state_patients"
+_PAIRS = "_state_pairs"  # the (patient_id, analyte) of tonight's new rows, outside the rereads
 _REREAD = "_state_reread"
 _REMOVED = "_state_replaced"  # the kept latest results tonight's corrections replaced (removals)
 # Tonight's rows: every row the merge wrote carries this run's id (a new row, and the new value
@@ -326,45 +326,55 @@ def update(
     that leave the comparison (after a merge, both from :func:`removals`); returns how many
     patients.
 
-    A patient with new rows only needs no history: their latest result is the latest of their
-    kept state and tonight's rows. Only the patients in ``reread`` have their history read
-    again."""
+    A patient with new rows only needs no history, and only the analytes of those rows: the
+    latest result of such an analyte is the later of the kept one and tonight's, and the kept
+    latest of every other analyte stays as it is. (Recomputing all of the patient's analytes
+    read some fifteen kept rows for each new one: 2.7 s of a night at 50M rows.) Only the
+    patients in ``reread`` have their history read again, every analyte of theirs."""
     reread_sql = f"SELECT patient_id FROM ({reread})" if reread else "SELECT NULL::VARCHAR"
-    new_sql = f"SELECT patient_id FROM ({new_rows})" if new_rows else "SELECT NULL::VARCHAR"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_REREAD} AS SELECT DISTINCT patient_id "
         f"FROM ({reread_sql}) AS r (patient_id) WHERE patient_id IS NOT NULL"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_PATIENTS} AS SELECT DISTINCT patient_id "
-        f"FROM ({new_sql}) AS n (patient_id) WHERE patient_id IS NOT NULL "
-        f"UNION SELECT patient_id FROM {_REREAD}"
+    pairs_sql = (
+        f"SELECT DISTINCT patient_id, analyte FROM ({new_rows}) AS n "
+        f"ANTI JOIN {_REREAD} USING (patient_id) WHERE n.analyte IS NOT NULL"
+        if new_rows
+        else "SELECT NULL::VARCHAR AS patient_id, NULL::VARCHAR AS analyte WHERE false"
     )
-    (patients,) = con.execute(f"SELECT count(*) FROM {_PATIENTS}").fetchone()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_PAIRS} AS {pairs_sql}")
+    ((patients, reread_patients, pairs),) = con.execute(
+        f"SELECT (SELECT count(*) FROM (SELECT patient_id FROM {_PAIRS} "
+        f"UNION SELECT patient_id FROM {_REREAD})), "
+        f"(SELECT count(*) FROM {_REREAD}), (SELECT count(*) FROM {_PAIRS})"
+    ).fetchall()
     if patients:
-        ((reread_patients,),) = con.execute(f"SELECT count(*) FROM {_REREAD}").fetchall()
         sources = []
         if reread_patients:  # (none: no scan of the history at all)
             sources.append(f"SELECT * FROM lab_results SEMI JOIN {_REREAD} USING (patient_id)")
-        if new_rows:
-            kept_only = (
-                f"(SELECT patient_id FROM {_PATIENTS} EXCEPT SELECT patient_id FROM {_REREAD})"
-            )
-            kept = f"SELECT * FROM {STATE_TABLE} SEMI JOIN {kept_only} USING (patient_id)"
+        if pairs:
+            kept = f"SELECT * FROM {STATE_TABLE} SEMI JOIN {_PAIRS} USING (patient_id, analyte)"
             if replaced:
                 kept += f" ANTI JOIN ({replaced}) USING (patient_id, analyte)"
             sources += [
                 kept,
-                f"SELECT * FROM ({new_rows}) SEMI JOIN {kept_only} USING (patient_id)",
+                f"SELECT * FROM ({new_rows}) SEMI JOIN {_PAIRS} USING (patient_id, analyte)",
             ]
         _source(con, " UNION ALL BY NAME ".join(f"({q})" for q in sources))
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_rows AS {_sql()}")
-        con.execute(
-            f"DELETE FROM {STATE_TABLE} WHERE patient_id IN (SELECT patient_id FROM {_PATIENTS})"
-        )
+        if reread_patients:
+            con.execute(
+                f"DELETE FROM {STATE_TABLE} WHERE patient_id IN (SELECT patient_id FROM {_REREAD})"
+            )
+        if pairs:
+            con.execute(
+                f"DELETE FROM {STATE_TABLE} USING {_PAIRS} "
+                f"WHERE {STATE_TABLE}.patient_id = {_PAIRS}.patient_id "
+                f"AND {STATE_TABLE}.analyte = {_PAIRS}.analyte"
+            )
         con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM _state_rows")
         con.execute("DROP TABLE _state_rows")
-    con.execute(f"DROP TABLE {_PATIENTS}; DROP TABLE {_REREAD}; DROP TABLE IF EXISTS {_REMOVED}")
+    con.execute(f"DROP TABLE {_PAIRS}; DROP TABLE {_REREAD}; DROP TABLE IF EXISTS {_REMOVED}")
     return patients
 
 
