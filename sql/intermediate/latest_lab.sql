@@ -12,8 +12,8 @@ CREATE OR REPLACE TEMP MACRO latest_lab(wanted) AS TABLE
         collected_at as observed_at,
         lab_evidence(
             label, censor, value_canonical, canonical_unit, collected_at,
-            value_reported, unit_reported,
-            shown_decimals(value_reported, unit_reported, canonical_unit, report_decimals)
+            value_reported, unit_reported, in_canonical_unit,
+            shown_decimals(value_reported, in_canonical_unit, report_decimals)
         ) as evidence,
         source_file,
         row_number

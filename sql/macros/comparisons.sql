@@ -25,13 +25,14 @@ END;
 -- file: report_decimals), the date, and what the lab reported when it was in another unit. A
 -- value reported in the canonical unit keeps the decimals it was reported with when it has more
 -- (179.5 pg/mL stays 179.5, so the text never crosses the limit the rule compared): the caller
--- passes shown_decimals(...) (sql/macros/parsing.sql). The rules compare the unrounded value.
-CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, reported_value, reported_unit, decimals) AS
+-- passes shown_decimals(...) (sql/macros/parsing.sql), and whether the result was reported in
+-- the canonical unit (in_canonical_unit, as there). The rules compare the unrounded value.
+CREATE OR REPLACE TEMP MACRO lab_evidence(label, censor, v, unit, taken_at, reported_value, reported_unit, in_canonical_unit, decimals) AS
     label || ' ' || coalesce(censor, '')
     || format('{:.{}f}', round(v::DOUBLE, decimals::INTEGER), decimals::INTEGER) || ' ' || unit
     || ' on ' || strftime(taken_at, '%Y-%m-%d')
     || CASE
-        WHEN unit_key(reported_unit) IS DISTINCT FROM unit_key(unit)
+        WHEN NOT in_canonical_unit
         THEN ' (reported ' || trim(reported_value::VARCHAR) || ' ' || coalesce(trim(reported_unit), '') || ')'
         ELSE ''
     END;

@@ -77,8 +77,10 @@ CREATE OR REPLACE TEMP MACRO text_key(v) AS nullif(lower(trim(regexp_replace(v::
 
 -- The decimals to show a lab value with: the analyte's reporting decimals, or more when the
 -- value was reported in the canonical unit with more (sql/macros/comparisons.sql lab_evidence).
-CREATE OR REPLACE TEMP MACRO shown_decimals(reported_value, reported_unit, unit, decimals) AS CASE
-    WHEN unit_key(reported_unit) IS NOT DISTINCT FROM unit_key(unit)
+-- in_canonical_unit: unit_key(reported unit) IS NOT DISTINCT FROM unit_key(canonical unit),
+-- worked out once per pair of units by the caller (sql/intermediate/int_latest_labs.sql).
+CREATE OR REPLACE TEMP MACRO shown_decimals(reported_value, in_canonical_unit, decimals) AS CASE
+    WHEN in_canonical_unit
         THEN greatest(decimals::INTEGER,
             coalesce(length(regexp_extract(trim(reported_value::VARCHAR), '\.(\d+)$', 1)), 0))
     ELSE decimals::INTEGER
