@@ -26,6 +26,7 @@ import re
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -242,7 +243,25 @@ def splice(path: Path, sheets: Mapping[str, tuple[Iterator[str], str]]) -> None:
             head = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{ref}"/>', head, count=1)
             with out.open(info.filename, "w") as fh:
                 fh.write(head.encode("utf-8"))
-                for chunk in rows:
-                    fh.write(chunk.encode("utf-8"))
+                for chunk in _ahead(rows):
+                    fh.write(chunk)
                 fh.write(("</sheetData>" + tail).encode("utf-8"))
     shutil.move(built, path)
+
+
+def _ahead(chunks: Iterator[str]) -> Iterator[bytes]:
+    """``chunks`` encoded, each built in a second thread while the caller compresses the one
+    before: polars builds the XML and zlib compresses it without holding the interpreter, so
+    the two overlap (at 400k rows, 1.7 s of compression beside 3.1 s of building). One chunk
+    is built ahead at most; an error in building is raised here, at its chunk."""
+    done = object()
+
+    def build() -> bytes | object:
+        chunk = next(chunks, done)
+        return done if chunk is done else chunk.encode("utf-8")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="b12screen-sheet") as pool:
+        pending = pool.submit(build)
+        while (chunk := pending.result()) is not done:
+            pending = pool.submit(build)
+            yield chunk
