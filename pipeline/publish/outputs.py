@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -217,6 +218,29 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
     )
     copy_csv(con, QUARANTINE_SQL, folder / "quarantine.csv", stamp)
     copy_csv(con, "SELECT * FROM run_resolved", folder / "resolved.csv", stamp)
+    as_of = prepared.as_of
+    doc = audit.audit_document(
+        con,
+        as_of,
+        as_of,
+        run_id=prepared.run_id,
+        trend_start=as_of - timedelta(days=rules.spec.report.trend_days),
+    )
+    # The audit's charts (matplotlib, about a second of Python) are drawn in a second thread
+    # while the worklist files are written, which is mostly polars, zlib and DuckDB, none of
+    # which holds the interpreter.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="b12screen-charts") as pool:
+        charts = pool.submit(audit.audit_charts, doc)
+        _write_worklists(con, prepared, stamp, folder)
+        svg = charts.result()
+    audit.write_audit(doc, folder, stamp=stamp.row(), svg=svg)
+
+
+def _write_worklists(
+    con: duckdb.DuckDBPyConnection, prepared: Prepared, stamp: Stamp, folder: Path
+) -> None:
+    """worklist.csv, worklist_<list>.csv for each audience list, and worklist.xlsx."""
+    rules = prepared.rules
     worklist = worklist_frame(con, stamp, rules.spec.identifiers)
     render.neutral_frame(worklist).write_csv(folder / "worklist.csv")
     sheets: dict[str, pl.DataFrame] = {}
@@ -246,15 +270,6 @@ def write_all(con: duckdb.DuckDBPyConnection, prepared: Prepared, folder: Path) 
         ("Patients on the worklist", worklist.height),
     ]
     _write_xlsx(sheets, folder / "worklist.xlsx", stamp, about, lists)
-    as_of = prepared.as_of
-    doc = audit.audit_document(
-        con,
-        as_of,
-        as_of,
-        run_id=prepared.run_id,
-        trend_start=as_of - timedelta(days=rules.spec.report.trend_days),
-    )
-    audit.write_audit(doc, folder, stamp=stamp.row())
 
 
 def copy_csv(

@@ -375,21 +375,28 @@ def _date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def render_html(doc: dict) -> str:
+def render_html(doc: dict, svg: Mapping[str, str] | None = None) -> str:
+    """audit.html; ``svg``: the document's charts, made already (:func:`audit_charts`)."""
     return (
         render.template_env()
         .get_template("audit.html.j2")
-        .render(doc=doc, t=doc["tables"], svg=audit_charts(doc))
+        .render(doc=doc, t=doc["tables"], svg=audit_charts(doc) if svg is None else svg)
     )
 
 
-def write_audit(doc: dict, folder: Path, *, stamp: Mapping[str, Any] | None = None) -> None:
+def write_audit(
+    doc: dict,
+    folder: Path,
+    *,
+    stamp: Mapping[str, Any] | None = None,
+    svg: Mapping[str, str] | None = None,
+) -> None:
     """audit.html, audit.json and audit/<table>.csv into ``folder``, a folder being built
     aside (the run's and the report's); the caller moves it into place.
 
     ``stamp`` (a run's: rules_version, run_id, as_of) ends every row of a CSV table whose rows
     do not name their own run already (the runs, inputs and trend tables have run_id and as_of
-    columns of their own).
+    columns of their own). ``svg``: the charts, if the caller made them already.
     """
     (folder / "audit.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", "utf-8")
     (folder / "audit").mkdir()
@@ -397,4 +404,4 @@ def write_audit(doc: dict, folder: Path, *, stamp: Mapping[str, Any] | None = No
         if stamp and not any(key in row for row in rows for key in stamp):
             rows = [{**row, **stamp} for row in rows]
         (folder / "audit" / f"{name}.csv").write_text(render.csv_of_dicts(rows), encoding="utf-8")
-    (folder / "audit.html").write_text(render_html(doc), encoding="utf-8")
+    (folder / "audit.html").write_text(render_html(doc, svg), encoding="utf-8")
