@@ -50,6 +50,7 @@ STATE_SQL = "state/lab_latest.sql"
 STATE_TABLE = "lab_latest"
 RUN_VIEW = "latest_results"
 _SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
+_KEPT = "_state_kept"  # the kept rows of those pairs, with their rowids
 _PAIRS = "_state_pairs"  # the (patient_id, analyte) of tonight's new rows, outside the rereads
 _REREAD = "_state_reread"
 _REMOVED = "_state_replaced"  # the kept latest results tonight's corrections replaced (removals)
@@ -353,7 +354,13 @@ def update(
         if reread_patients:  # (none: no scan of the history at all)
             sources.append(f"SELECT * FROM lab_results SEMI JOIN {_REREAD} USING (patient_id)")
         if pairs:
-            kept = f"SELECT * FROM {STATE_TABLE} SEMI JOIN {_PAIRS} USING (patient_id, analyte)"
+            # the pairs' kept rows, read once, with where they are: the delete below goes
+            # by rowid (which a run's transaction keeps), not by a second join of the state
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_KEPT} AS SELECT {STATE_TABLE}.rowid AS _row, "
+                f"{STATE_TABLE}.* FROM {STATE_TABLE} SEMI JOIN {_PAIRS} USING (patient_id, analyte)"
+            )
+            kept = f"SELECT * EXCLUDE (_row) FROM {_KEPT}"
             if replaced:
                 kept += f" ANTI JOIN ({replaced}) USING (patient_id, analyte)"
             sources += [
@@ -367,11 +374,8 @@ def update(
                 f"DELETE FROM {STATE_TABLE} WHERE patient_id IN (SELECT patient_id FROM {_REREAD})"
             )
         if pairs:
-            con.execute(
-                f"DELETE FROM {STATE_TABLE} USING {_PAIRS} "
-                f"WHERE {STATE_TABLE}.patient_id = {_PAIRS}.patient_id "
-                f"AND {STATE_TABLE}.analyte = {_PAIRS}.analyte"
-            )
+            con.execute(f"DELETE FROM {STATE_TABLE} WHERE rowid IN (SELECT _row FROM {_KEPT})")
+            con.execute(f"DROP TABLE {_KEPT}")
         con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM _state_rows")
         con.execute("DROP TABLE _state_rows")
     con.execute(f"DROP TABLE {_PAIRS}; DROP TABLE {_REREAD}; DROP TABLE IF EXISTS {_REMOVED}")
