@@ -50,8 +50,8 @@ STATE_SQL = "state/lab_latest.sql"
 STATE_TABLE = "lab_latest"
 RUN_VIEW = "latest_results"
 _SOURCE = "state_lab_source"  # the rows the state SQL reads (a temporary view)
-_KEPT = "_state_kept"  # the kept rows of those pairs, with their rowids
 _PAIRS = "_state_pairs"  # the (patient_id, analyte) of tonight's new rows, outside the rereads
+_KEPT = "_state_kept"  # the kept rows of those pairs, with their rowids
 _REREAD = "_state_reread"
 _REMOVED = "_state_replaced"  # the kept latest results tonight's corrections replaced (removals)
 # Tonight's rows: every row the merge wrote carries this run's id (a new row, and the new value
