@@ -88,10 +88,29 @@ _SUPERSEDED_COLUMNS = {
         "collected_at TIMESTAMP, source_file VARCHAR, row_number BIGINT"
     )
 }
-# the same columns from _settle's match (_matched)
+# What _settle's match keeps of the new row (column -> name) and of the old one, for the labs.
+_LOGGED = (
+    {
+        "patient_id": "patient_id",
+        "analyte": "analyte",
+        "collected_at": "collected_at",
+        "value_reported": "new_value",
+        "unit_reported": "new_unit",
+        "source_file": "new_source_file",
+    },
+    {
+        "value_reported": "old_value",
+        "unit_reported": "old_unit",
+        "source_file": "old_source_file",
+        "analyte": "old_analyte",
+        "collected_at": "old_collected_at",
+        "row_number": "old_row_number",
+    },
+)
+# the list's columns from _settle's match (_matched): the old row's, by the names _LOGGED gives
 _SUPERSEDED_FROM_MATCH = {
-    "labs": "old_rid, new_rid, patient_id, old_analyte, old_collected_at, old_source_file, "
-    "old_row_number"
+    "labs": "old_rid, new_rid, patient_id, "
+    + ", ".join(_LOGGED[1][c] for c in ("analyte", "collected_at", "source_file", "row_number"))
 }
 
 
@@ -596,27 +615,6 @@ def _settle(
         columns = _SUPERSEDED_FROM_MATCH.get(kind, "old_rid")
         note_superseded(con, kind, f"SELECT {columns} FROM _matched WHERE changed")
     return counts
-
-
-# What _settle's match keeps of the new row (column -> name) and of the old one, for the labs.
-_LOGGED = (
-    {
-        "patient_id": "patient_id",
-        "analyte": "analyte",
-        "collected_at": "collected_at",
-        "value_reported": "new_value",
-        "unit_reported": "new_unit",
-        "source_file": "new_source_file",
-    },
-    {
-        "value_reported": "old_value",
-        "unit_reported": "old_unit",
-        "source_file": "old_source_file",
-        "analyte": "old_analyte",
-        "collected_at": "old_collected_at",
-        "row_number": "old_row_number",
-    },
-)
 
 
 _LAB_SUPERSEDED = _SUPERSEDED.format("labs")  # the labs' list, kept after the merge for the state
