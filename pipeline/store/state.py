@@ -84,6 +84,7 @@ class StateRefresh:
     patients: int
     rows: int
     from_history: bool
+    reordered: bool = False  # written again in runs of one analyte (recluster)
 
     def note(self) -> str:
         if self.action == "built":
@@ -92,6 +93,8 @@ class StateRefresh:
             kept = f"lab state updated for {self.patients:,} patient(s) with new rows"
         else:
             kept = "lab state unchanged (no new lab rows)"
+        if self.reordered:
+            kept += "; stored again in order of analyte"
         if self.from_history:
             kept += "; as-of date before the latest stored result: screened from the history"
         return kept
@@ -189,6 +192,59 @@ def _split_sizes(con: duckdb.DuckDBPyConnection, parts: int) -> tuple[int, int]:
     )
 
 
+# The kept state is stored in runs of one analyte (ordered by analyte when it is written), so
+# that a question about one analyte reads only that analyte's rows: every criterion, and
+# tested_within, asks about one analyte, and DuckDB skips a stretch of rows whose smallest and
+# largest analyte (its zone map) rule it out. Stored in the order the state SQL made it, every
+# stretch held every analyte, and each of the twelve reads decompressed every column of every
+# row (docs/benchmarks.md, session 17). A night appends its rows, in order too, at the end;
+# once the one-analyte reads together read more than REORDER_READS times the table's rows
+# (read_amplification), the refresh writes the table again in order: a state from an earlier
+# version on its first night, or one after many nights' appends and deletes.
+REORDER_READS = 2.0
+
+
+def _clustered(query: str) -> str:
+    return f"SELECT * FROM ({query}) ORDER BY analyte"
+
+
+def read_amplification(con: duckdb.DuckDBPyConnection, table: str = STATE_TABLE) -> float:
+    """How many times its rows reading each analyte of ``table`` once by itself reads, going by
+    the smallest and largest analyte of each stored stretch (column segment) of the committed
+    table: about 1 when stored in runs of one analyte, the number of analytes in no order.
+    The analytes are the lab codings' (the state's rows are coded by them), not a scan."""
+    ((reads, rows),) = con.execute(
+        """
+        WITH segments AS (
+            SELECT stats.min::VARCHAR AS low, stats.max::VARCHAR AS high, count
+            FROM pragma_storage_info(?)
+            WHERE column_name = 'analyte' AND segment_type <> 'VALIDITY'
+        ),
+        analytes AS (SELECT DISTINCT analyte FROM lab_codings WHERE analyte IS NOT NULL)
+        SELECT
+            (SELECT coalesce(sum(count), 0) FROM segments INNER JOIN analytes
+                ON analytes.analyte BETWEEN segments.low AND segments.high),
+            (SELECT coalesce(sum(count), 0) FROM segments)
+        """,
+        [table],
+    ).fetchall()
+    return reads / rows if rows else 1.0
+
+
+def recluster(con: duckdb.DuckDBPyConnection, reads: float = REORDER_READS) -> bool:
+    """Write the kept state again in runs of one analyte when reading each analyte by itself
+    reads more than ``reads`` times its rows (:func:`read_amplification`); returns whether it
+    did. The rows are the same, only where they are stored changes."""
+    if read_amplification(con) <= reads:
+        return False
+    scratch = f"_{STATE_TABLE}_ordered"
+    con.execute(f"DROP TABLE IF EXISTS main.{scratch}")
+    con.execute(f"CREATE TABLE main.{scratch} AS {_clustered(f'FROM main.{STATE_TABLE}')}")
+    con.execute(f"DROP TABLE main.{STATE_TABLE}")
+    con.execute(f"ALTER TABLE main.{scratch} RENAME TO {STATE_TABLE}")
+    return True
+
+
 def _build_into(
     con: duckdb.DuckDBPyConnection,
     create: str,
@@ -212,7 +268,7 @@ def _build_into(
     table = create.split()[-1]
     if parts == 1:
         _source(con, f"SELECT * FROM lab_results WHERE {rows_where}")
-        con.execute(f"{create} AS {_sql()}")
+        con.execute(f"{create} AS {_clustered(_sql())}")
         return
     remove_stale_scratch(scratch_dir)  # a killed run's parts (one run holds the database)
     folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}state-", dir=scratch_dir))
@@ -245,10 +301,10 @@ def _build_into(
                     "hive_partitioning = false) AS part INNER JOIN lab_codings USING (coding_id)",
                 )
                 if not created:
-                    con.execute(f"{create} AS {_sql()}")
+                    con.execute(f"{create} AS {_clustered(_sql())}")
                     created = True
                 else:
-                    con.execute(f"INSERT INTO {table} BY NAME {_sql()}")
+                    con.execute(f"INSERT INTO {table} BY NAME {_clustered(_sql())}")
         if not created:  # no rows at all
             _source(con, "SELECT * FROM lab_results WHERE false")
             con.execute(f"{create} AS {_sql()}")
@@ -376,7 +432,7 @@ def update(
         if pairs:
             con.execute(f"DELETE FROM {STATE_TABLE} WHERE rowid IN (SELECT _row FROM {_KEPT})")
             con.execute(f"DROP TABLE {_KEPT}")
-        con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM _state_rows")
+        con.execute(f"INSERT INTO {STATE_TABLE} BY NAME {_clustered('SELECT * FROM _state_rows')}")
         con.execute("DROP TABLE _state_rows")
     con.execute(f"DROP TABLE {_PAIRS}; DROP TABLE {_REREAD}; DROP TABLE IF EXISTS {_REMOVED}")
     return patients
@@ -396,6 +452,7 @@ def refresh(
     ``scratch_dir`` (the database's folder; None: the system's temporary folder)."""
     reason = _why_build(con, check_rows=reread is None)
     patients = rows = 0
+    reordered = False
     if reason is not None:
         rows = build(con, scratch_dir=scratch_dir)
         action = "built"
@@ -406,6 +463,7 @@ def refresh(
         else:
             patients = update(con, reread, None)
         action = "updated" if patients else "unchanged"
+        reordered = bool(patients) and recluster(con)
         _record(con)
     (latest,) = con.execute(f"SELECT max(collected_at)::DATE FROM {STATE_TABLE}").fetchone()
     from_history = latest is not None and latest > as_of
@@ -422,4 +480,4 @@ def refresh(
         con.execute(f"CREATE TEMP VIEW {RUN_VIEW} AS SELECT * FROM {STATE_TABLE}")
     con.execute(f"DROP VIEW IF EXISTS {_SOURCE}")
     forget_replaced(con)
-    return StateRefresh(action, reason or "", patients, rows, from_history)
+    return StateRefresh(action, reason or "", patients, rows, from_history, reordered)

@@ -463,3 +463,87 @@ def test_the_split_into_parts_writes_in_pieces_the_memory_limit_holds() -> None:
         assert 2 * (5 * row_group + flush) * 100 < 120 * 1000**2
     finally:
         con.close()
+
+
+def _stored_out_of_order(con: duckdb.DuckDBPyConnection, table: str = "lab_latest") -> int:
+    """How many of ``table``'s rows, in the order they are stored (rowid), come after a row of
+    a later analyte: 0 when it is stored in runs of one analyte."""
+    return con.execute(
+        f"SELECT count(*) FROM (SELECT analyte < lag(analyte) OVER (ORDER BY rowid) AS back "
+        f"FROM {table}) WHERE back"
+    ).fetchone()[0]
+
+
+def test_the_kept_state_is_stored_in_runs_of_one_analyte(nights: dict, tmp_path: Path) -> None:
+    """Built at once or in parts, the state is stored by analyte (in parts: by analyte within
+    each part), so a criterion's read of one analyte skips the others' rows."""
+    db = tmp_path / "kept.duckdb"
+    shutil.copy(nights["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("SET VARIABLE \"run.id\" = 'order'")
+        con.execute("BEGIN")
+        state.build(con, parts=1)
+        assert _stored_out_of_order(con) == 0
+        (analytes,) = con.execute("SELECT count(DISTINCT analyte) FROM lab_latest").fetchone()
+        assert analytes > 5
+        state.build(con, parts=3)
+        # each of the three parts is one run of every analyte in order: two steps back at most
+        assert 0 < _stored_out_of_order(con) <= 2
+        con.execute("ROLLBACK")
+    finally:
+        con.close()
+
+
+def test_a_state_in_no_order_is_written_again_in_order_with_the_same_rows() -> None:
+    """recluster writes the table again by analyte once reading each analyte reads more than
+    REORDER_READS times the table, and leaves a table in order alone; the rows stay the same."""
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "CREATE TABLE lab_latest AS SELECT 'P' || (range // 6) AS patient_id, "
+            "['wbc', 'anc', 'mcv', 'b12', 'hgb', 'folate'][range % 6 + 1] AS analyte, "
+            "range::DOUBLE AS value_canonical FROM range(600000)"
+        )
+        con.execute(
+            "CREATE TABLE lab_codings AS SELECT DISTINCT analyte FROM lab_latest "
+            "UNION ALL SELECT NULL"  # a spelling coded to no analyte
+        )
+        con.execute("CREATE TABLE before AS FROM lab_latest")
+        assert state.read_amplification(con) > 5.9  # six analytes: each read reads all
+        assert state.recluster(con) is True
+        assert _stored_out_of_order(con) == 0
+        assert state.read_amplification(con) < 1.5
+        assert _same_rows(con, "lab_latest", "before") == (0, 0, 600000)
+        assert state.recluster(con) is False
+        # a bound above what the reads in no order cost leaves the table as it is
+        con.execute("CREATE OR REPLACE TABLE lab_latest AS FROM before")
+        assert state.recluster(con, reads=6.0) is False
+        assert _stored_out_of_order(con) > 0
+    finally:
+        con.close()
+
+
+def test_a_refresh_reorders_a_state_stored_out_of_order_and_says_so(
+    nights: dict, tmp_path: Path
+) -> None:
+    """A kept state whose rows are no longer in runs of one analyte (here shuffled by hand) is
+    written again in order by the next refresh that updates it, and equals the history's."""
+    db = tmp_path / "kept.duckdb"
+    shutil.copy(nights["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CREATE TABLE shuffled AS SELECT * FROM lab_latest ORDER BY hash(rowid)")
+        con.execute("DROP TABLE lab_latest")
+        con.execute("ALTER TABLE shuffled RENAME TO lab_latest")
+        assert _stored_out_of_order(con) > 0
+        con.execute("SET VARIABLE \"run.id\" = 'reorder'")
+        con.execute("BEGIN")
+        done = state.refresh(con, NIGHTS[3], reread="SELECT patient_id FROM lab_results LIMIT 5")
+        assert (done.action, done.reordered) == ("updated", True)
+        assert "stored again in order of analyte" in done.note()
+        assert _stored_out_of_order(con) == 0
+        assert _same_rows(con, "lab_latest", _rebuilt(con))[:2] == (0, 0)
+        con.execute("ROLLBACK")
+    finally:
+        con.close()
