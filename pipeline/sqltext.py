@@ -70,6 +70,20 @@ def memory_limit_bytes(con) -> int | None:
 
 
 @contextlib.contextmanager
+def optimizer_disabled(con, name: str) -> Iterator[None]:
+    """Run the ``with`` block with DuckDB's optimizer pass ``name`` (a name in
+    ``duckdb_optimizers()``) disabled as well as any already disabled; the setting is
+    restored after, also when the block fails."""
+    ((was,),) = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()
+    names = [n.strip() for n in str(was).split(",") if n.strip()]
+    con.execute(f"SET disabled_optimizers = {literal(','.join([*names, name]))}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_optimizers = {literal(str(was))}")
+
+
+@contextlib.contextmanager
 def literal_files(paths: Sequence[Path]) -> Iterator[list[str]]:
     """SQL literals naming each of ``paths`` such that DuckDB opens exactly that file.
 

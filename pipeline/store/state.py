@@ -41,7 +41,12 @@ from pathlib import Path
 import duckdb
 
 from pipeline.resources import read_sql
-from pipeline.sqltext import literal_files, memory_limit_bytes, path_literal
+from pipeline.sqltext import (
+    literal_files,
+    memory_limit_bytes,
+    optimizer_disabled,
+    path_literal,
+)
 from pipeline.store.catalog import table_columns, table_exists
 from pipeline.store.merge import forget_replaced, replaced_lab_rows, stored_rows
 from pipeline.store.validate import SCRATCH_PREFIX, remove_stale_scratch
@@ -102,6 +107,20 @@ class StateRefresh:
 
 def _sql() -> str:
     return read_sql(STATE_SQL)
+
+
+# The state SQL reads its source twice (the latest time of each group, then the rows at that
+# time) and asks DuckDB not to hold it (`not materialized`). DuckDB 2.0's common-subplan pass
+# finds the two reads anyway and materialises the source once for both: at 50M rows the whole
+# history with its 13 columns (8.4 GB) was held and spilled (9.9 GB written), 57 s of a 62 s
+# build; with the pass off, 18.7 s and nothing spilled (docs/benchmarks.md, session 18).
+_NOT_HELD = "common_subplan"
+
+
+def _run_state_sql(con: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """Run a statement that reads the state SQL, its source read twice and never held."""
+    with optimizer_disabled(con, _NOT_HELD):
+        con.execute(statement)
 
 
 def state_sha256() -> str:
@@ -268,7 +287,7 @@ def _build_into(
     table = create.split()[-1]
     if parts == 1:
         _source(con, f"SELECT * FROM lab_results WHERE {rows_where}")
-        con.execute(f"{create} AS {_clustered(_sql())}")
+        _run_state_sql(con, f"{create} AS {_clustered(_sql())}")
         return
     remove_stale_scratch(scratch_dir)  # a killed run's parts (one run holds the database)
     folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}state-", dir=scratch_dir))
@@ -301,10 +320,10 @@ def _build_into(
                     "hive_partitioning = false) AS part INNER JOIN lab_codings USING (coding_id)",
                 )
                 if not created:
-                    con.execute(f"{create} AS {_clustered(_sql())}")
+                    _run_state_sql(con, f"{create} AS {_clustered(_sql())}")
                     created = True
                 else:
-                    con.execute(f"INSERT INTO {table} BY NAME {_clustered(_sql())}")
+                    _run_state_sql(con, f"INSERT INTO {table} BY NAME {_clustered(_sql())}")
         if not created:  # no rows at all
             _source(con, "SELECT * FROM lab_results WHERE false")
             con.execute(f"{create} AS {_sql()}")
@@ -424,7 +443,7 @@ def update(
                 f"SELECT * FROM ({new_rows}) SEMI JOIN {_PAIRS} USING (patient_id, analyte)",
             ]
         _source(con, " UNION ALL BY NAME ".join(f"({q})" for q in sources))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_rows AS {_sql()}")
+        _run_state_sql(con, f"CREATE OR REPLACE TEMP TABLE _state_rows AS {_sql()}")
         if reread_patients:
             con.execute(
                 f"DELETE FROM {STATE_TABLE} WHERE patient_id IN (SELECT patient_id FROM {_REREAD})"
